@@ -1,0 +1,40 @@
+# Two commands on a fresh clone: `make demo` runs the main job, `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+UV := $(VENV)/bin/uv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint format typecheck check bench clean
+
+$(BIN)/durable-agent: pyproject.toml uv.lock
+	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==0.13.9)
+	$(UV) sync --frozen --inexact --python $(BIN)/python
+	@touch $@
+
+install: $(BIN)/durable-agent
+
+demo: install
+	$(BIN)/durable-agent demo
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: install
+	$(UV) sync --frozen --inexact --group bench --python $(BIN)/python
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .durable-agent

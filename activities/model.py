@@ -1,0 +1,76 @@
+"""The model activity: one provider call per workflow turn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from durable_agent._agent import ScriptedModel
+from durable_agent._model_io import ModelRequest, ModelResponse
+
+from .providers import ModelProvider, split_model
+from .providers.scripted import ScriptedProvider
+
+
+def _openai_responses() -> ModelProvider:
+    from .providers.openai_responses import OpenAIResponsesProvider
+
+    return OpenAIResponsesProvider()
+
+
+def _openai_chat() -> ModelProvider:
+    from .providers.openai_chat import OpenAIChatProvider
+
+    return OpenAIChatProvider()
+
+
+def _anthropic() -> ModelProvider:
+    from .providers.anthropic_messages import AnthropicProvider
+
+    return AnthropicProvider()
+
+
+# Imported on first use: a worker that only runs Anthropic models never loads the OpenAI SDK.
+PROVIDER_FACTORIES: dict[str, Callable[[], ModelProvider]] = {
+    "openai": _openai_responses,
+    "openai-chat": _openai_chat,
+    "anthropic": _anthropic,
+}
+
+
+class ModelActivities:
+    """Holds the providers (and their HTTP clients) for the worker's lifetime."""
+
+    def __init__(
+        self,
+        scripted: Mapping[str, ScriptedModel] | None = None,
+        providers: Mapping[str, ModelProvider] | None = None,
+    ) -> None:
+        self._providers: dict[str, ModelProvider] = {
+            "scripted": ScriptedProvider(dict(scripted or {}))
+        }
+        self._providers.update(providers or {})
+
+    def provider(self, prefix: str) -> ModelProvider:
+        provider = self._providers.get(prefix)
+        if provider is None:
+            factory = PROVIDER_FACTORIES.get(prefix)
+            if factory is None:
+                known = ", ".join(sorted({*self._providers, *PROVIDER_FACTORIES}))
+                raise ApplicationError(
+                    f"unknown model provider {prefix!r} (known: {known})",
+                    type="InvalidModel",
+                    non_retryable=True,
+                )
+            provider = self._providers[prefix] = factory()
+        return provider
+
+    @activity.defn(name="model.complete")
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        try:
+            prefix, name = split_model(request.model)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
+        return await self.provider(prefix).complete(request, name)

@@ -1,0 +1,33 @@
+"""The offline provider: answers from `ScriptedModel`s registered with the worker."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+from durable_agent._agent import ScriptedModel
+from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent._messages import Usage
+
+
+class ScriptedProvider:
+    def __init__(self, models: dict[str, ScriptedModel]) -> None:
+        self._models = models
+
+    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+        model = self._models.get(model_name)
+        if model is None:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise ApplicationError(
+                f"no scripted model {model_name!r} on this worker (known: {known})",
+                type="UnknownModel",
+                non_retryable=True,
+            )
+        try:
+            message = model.reply(request)
+        except IndexError as exc:
+            raise ApplicationError(str(exc), type="ScriptExhausted", non_retryable=True) from None
+        prompt_chars = sum(len(m.model_dump_json()) for m in request.messages)
+        reply_chars = len(message.model_dump_json())
+        # A rough 4-characters-a-token estimate keeps usage figures meaningful offline.
+        usage = Usage(requests=1, input_tokens=prompt_chars // 4, output_tokens=reply_chars // 4)
+        return ModelResponse(message=message, usage=usage, model=model.model_string)

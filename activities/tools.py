@@ -1,0 +1,44 @@
+"""Tool activities: one activity type per tool (`tool.<name>`), so the UI shows which ran."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from temporalio import activity
+
+from durable_agent._tool import Tool, ToolArgumentsError, ToolContext
+from durable_agent._workflow_io import ToolInvocation, ToolOutcome
+
+
+def tool_activity(tool: Tool) -> Callable[[ToolInvocation], Any]:
+    """An activity that runs `tool`. Exceptions propagate so Temporal retries them; bad
+    arguments do not, since a retry would fail the same way: they go back to the model."""
+
+    async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
+        info = activity.info()
+        context = ToolContext(
+            workflow_id=info.workflow_id or "",
+            run_id=info.workflow_run_id or "",
+            tool_call_id=invocation.tool_call_id,
+            tool_name=tool.name,
+            agent=invocation.agent,
+            attempt=info.attempt,
+        )
+        try:
+            content = await tool.invoke(invocation.arguments, context)
+        except ToolArgumentsError as exc:
+            return ToolOutcome(content=str(exc), is_error=True, events=context.events)
+        return ToolOutcome(content=content, events=context.events)
+
+    return activity.defn(name=tool.activity_name)(run_tool)
+
+
+def tool_activities(tools: Iterable[Tool]) -> list[Callable[..., Any]]:
+    """One activity per distinct tool; two different tools with one name is a setup error."""
+    by_name: dict[str, Tool] = {}
+    for tool in tools:
+        other = by_name.setdefault(tool.name, tool)
+        if other is not tool:
+            raise ValueError(f"two different tools are named {tool.name!r}")
+    return [tool_activity(t) for t in by_name.values() if t.fn is not None]

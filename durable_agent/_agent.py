@@ -1,0 +1,142 @@
+"""Agents: a name, a model, instructions, tools and the agents (or people) it may hand off to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+from ._messages import AssistantMessage
+from ._model_io import ModelRequest, ModelSettings, ToolSpec
+from ._tool import Tool, ToolKind, tool
+
+
+@dataclass(eq=False)
+class ScriptedModel:
+    """An offline, deterministic model for demos and tests.
+
+    `script` is either a list of replies, where reply *n* answers the conversation's *n*-th model
+    call (counted by the assistant messages already in it, so retries and replays get the same
+    answer), or a function of the request. A reply is a string or an `AssistantMessage`.
+    """
+
+    name: str
+    script: Sequence[str | AssistantMessage] | Callable[[ModelRequest], str | AssistantMessage]
+
+    @property
+    def model_string(self) -> str:
+        return f"scripted:{self.name}"
+
+    def reply(self, request: ModelRequest) -> AssistantMessage:
+        if callable(self.script):
+            answer = self.script(request)
+        else:
+            turn = sum(1 for m in request.messages if m.role == "assistant")
+            if turn >= len(self.script):
+                raise IndexError(f"scripted model {self.name!r} has no reply for turn {turn}")
+            answer = self.script[turn]
+        if isinstance(answer, str):
+            return AssistantMessage(content=answer)
+        return answer.model_copy()
+
+
+@dataclass(eq=False)
+class Handoff:
+    """A transfer the model can make. With `agent=None` control passes to a person or the
+    application: the run pauses until a `user_message` or `tool_result` signal answers."""
+
+    name: str
+    agent: Agent | None = None
+    description: str = ""
+
+    @property
+    def tool_name(self) -> str:
+        return "transfer_to_" + re.sub(r"[^A-Za-z0-9_-]", "_", self.name)[:52]
+
+    def spec(self) -> ToolSpec:
+        description = self.description or (
+            f"Hand the conversation over to {self.name}."
+            if self.agent is not None
+            else f"Hand the conversation over to {self.name} (a person or the application)."
+        )
+        return ToolSpec(
+            name=self.tool_name,
+            description=description,
+            parameters={
+                "type": "object",
+                "properties": {"reason": {"type": "string", "description": "Why you hand over."}},
+            },
+        )
+
+
+def person(name: str, description: str = "") -> Handoff:
+    """A handoff to a person or the application, answered by a signal."""
+    return Handoff(name=name, agent=None, description=description)
+
+
+@dataclass(eq=False)
+class Agent:
+    """What the workflow runs. Data and functions: the workflow reads it, activities call it."""
+
+    name: str
+    model: str | ScriptedModel
+    instructions: str = ""
+    tools: Sequence[Tool | Callable[..., Any]] = ()
+    handoffs: Sequence[Agent | Handoff] = ()
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    max_turns: int = 50
+    model_timeout: timedelta = timedelta(minutes=2)
+    model_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=1))
+    )
+
+    def __post_init__(self) -> None:
+        self.tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
+        self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
+        names = [t.name for t in self.tools] + [h.tool_name for h in self.handoff_list]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")
+
+    @property
+    def tool_list(self) -> list[Tool]:
+        return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def handoff_list(self) -> list[Handoff]:
+        return [h for h in self.handoffs if isinstance(h, Handoff)]
+
+    @property
+    def model_string(self) -> str:
+        return self.model.model_string if isinstance(self.model, ScriptedModel) else self.model
+
+    def tool_specs(self) -> list[ToolSpec]:
+        return [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
+
+    def find_tool(self, name: str) -> Tool | Handoff | None:
+        for t in self.tool_list:
+            if t.name == name:
+                return t
+        for h in self.handoff_list:
+            if h.tool_name == name:
+                return h
+        return None
+
+    def reachable(self) -> list[Agent]:
+        """This agent and every agent reachable by handoffs, each once."""
+        seen: dict[str, Agent] = {}
+        stack: list[Agent] = [self]
+        while stack:
+            agent = stack.pop()
+            if agent.name in seen:
+                continue
+            seen[agent.name] = agent
+            stack.extend(h.agent for h in agent.handoff_list if h.agent is not None)
+        return list(seen.values())
+
+
+__all__ = ["Agent", "Handoff", "ScriptedModel", "ToolKind", "person"]

@@ -1,0 +1,100 @@
+"""The provider-neutral conversation: plain pydantic data, never callables.
+
+A conversation is an ordered list of items. Messages (system, user, assistant, tool) are what a
+model sees; status events share the same stream so that readers see one timeline, but
+`prompt_messages` drops them before anything reaches a model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Data(BaseModel):
+    """Base for everything that crosses Temporal: unknown fields are refused, not dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCall(_Data):
+    """One call the model asked for. `arguments` is the JSON text exactly as the model sent it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class SystemMessage(_Data):
+    role: Literal["system"] = "system"
+    content: str
+
+
+class UserMessage(_Data):
+    role: Literal["user"] = "user"
+    content: str
+    name: str | None = None
+
+
+class AssistantMessage(_Data):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    agent: str | None = None
+    """Which agent produced it: after a handoff several agents share one conversation."""
+
+
+class ToolMessage(_Data):
+    """The single result of one tool call, paired by `tool_call_id`."""
+
+    role: Literal["tool"] = "tool"
+    tool_call_id: str
+    name: str | None = None
+    content: str
+    is_error: bool = False
+
+
+EventSource: TypeAlias = Literal["agent", "llm", "tool"]
+
+
+class StatusEvent(_Data):
+    """Something that happened during the run; shown to readers, never sent to a model."""
+
+    role: Literal["event"] = "event"
+    source: EventSource
+    kind: str
+    at: datetime | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+Message: TypeAlias = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
+Item: TypeAlias = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage | StatusEvent,
+    Field(discriminator="role"),
+]
+
+
+class Usage(_Data):
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+def prompt_messages(items: list[Item]) -> list[Message]:
+    """The messages a model may see: status events are dropped."""
+    return [item for item in items if not isinstance(item, StatusEvent)]

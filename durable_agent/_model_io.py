@@ -1,0 +1,47 @@
+"""What the workflow sends to a model activity and what it gets back."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ._messages import AssistantMessage, Message, Usage, _Data
+
+
+class ToolSpec(_Data):
+    """A tool as a model sees it: derived from the function, never written by hand."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+class ModelSettings(_Data):
+    """Sampling settings passed to the provider when set; `extra` goes through untouched."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    tool_choice: Literal["auto", "required", "none"] | None = None
+    parallel_tool_calls: bool | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelRequest(_Data):
+    """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
+
+    model: str
+    instructions: str | None = None
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    settings: ModelSettings = Field(default_factory=ModelSettings)
+
+
+class ModelResponse(_Data):
+    message: AssistantMessage
+    usage: Usage = Field(default_factory=Usage)
+    model: str | None = None
+    """The model name the provider reported, which may differ from the one asked for."""

@@ -1,0 +1,299 @@
+"""Tools: one typed function and its docstring; the JSON schema is derived, never written twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, cast, get_type_hints, overload
+
+import pydantic
+from temporalio.common import RetryPolicy
+
+from ._messages import StatusEvent
+from ._model_io import ToolSpec
+
+
+class ToolKind(StrEnum):
+    """How a tool call is answered; the workflow's loop branches on this."""
+
+    INVOCABLE = "invocable"
+    """An activity runs the function and its return value is the result."""
+    EXTERNAL = "external"
+    """No body: the call waits for a `tool_result` signal."""
+    LONG_RUNNING = "long_running"
+    """An activity starts the work, then the call waits for a `tool_result` signal."""
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may know about its call. `tool_call_id` is an idempotency key."""
+
+    workflow_id: str
+    run_id: str
+    tool_call_id: str
+    tool_name: str
+    agent: str
+    attempt: int = 1
+    events: list[StatusEvent] = field(default_factory=list)
+
+    def progress(self, message: str, **data: Any) -> None:
+        """Record a progress event in the run's conversation stream (never sent to the model)."""
+        self.events.append(
+            StatusEvent(source="tool", kind="tool_progress", data={"message": message, **data})
+        )
+
+
+_current_context: contextvars.ContextVar[ToolContext] = contextvars.ContextVar("tool_context")
+
+
+def tool_context() -> ToolContext:
+    """The context of the tool call being executed, for tools that do not take it as a parameter."""
+    try:
+        return _current_context.get()
+    except LookupError:
+        raise RuntimeError("tool_context() is only available while a tool runs") from None
+
+
+class ToolArgumentsError(ValueError):
+    """The model's arguments are not valid JSON or do not match the schema."""
+
+
+@dataclass(eq=False)
+class Tool:
+    """A tool an agent can call. Build it with `@tool`, `@long_running_tool` or `@external_tool`."""
+
+    name: str
+    description: str
+    args_model: type[pydantic.BaseModel]
+    fn: Callable[..., Any] | None
+    kind: ToolKind = ToolKind.INVOCABLE
+    requires_approval: bool = False
+    timeout: timedelta = timedelta(minutes=5)
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(maximum_attempts=3))
+    deadline: timedelta | None = None
+    """How long a waiting call (result signal or approval) may wait; `None` waits for ever."""
+    fail_on_deadline: bool = False
+    """Fail the run when the deadline passes instead of telling the model the call timed out."""
+    context_param: str | None = None
+
+    @property
+    def activity_name(self) -> str:
+        """The activity type shown in the Temporal UI: a wire contract, keep it stable."""
+        return f"tool.{self.name}"
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(
+            name=self.name, description=self.description, parameters=_schema(self.args_model)
+        )
+
+    def parse_arguments(self, arguments: str) -> dict[str, Any]:
+        """Validate the model's JSON arguments; raise `ToolArgumentsError` with a readable reason."""
+        try:
+            raw = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise ToolArgumentsError(f"arguments are not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise ToolArgumentsError("arguments must be a JSON object")
+        try:
+            parsed = self.args_model.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+                for err in exc.errors(include_url=False)
+            )
+            raise ToolArgumentsError(f"invalid arguments: {problems}") from None
+        return {name: getattr(parsed, name) for name in type(parsed).model_fields}
+
+    async def invoke(self, arguments: str, context: ToolContext) -> str:
+        """Run the function with validated arguments and render its result as text."""
+        if self.fn is None:
+            raise RuntimeError(f"tool {self.name!r} has no body: its result arrives by signal")
+        kwargs = self.parse_arguments(arguments)
+        if self.context_param:
+            kwargs[self.context_param] = context
+        token = _current_context.set(context)
+        try:
+            if inspect.iscoroutinefunction(self.fn):
+                result = await self.fn(**kwargs)
+            else:
+                # Sync tools run in a thread (the context variable goes with them) so that
+                # a blocking tool does not stall the worker's event loop.
+                result = await asyncio.to_thread(self.fn, **kwargs)
+        finally:
+            _current_context.reset(token)
+        return render_result(result)
+
+
+def render_result(value: Any) -> str:
+    """Tool results reach the model as text: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return pydantic.TypeAdapter(type(value)).dump_json(value).decode()
+
+
+def _schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    return schema
+
+
+_ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Google-style docstring -> (summary, {param: description})."""
+    summary_lines: list[str] = []
+    params: dict[str, str] = {}
+    in_args = False
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Parameters:"):
+            in_args = True
+            continue
+        if in_args:
+            match = _ARG_LINE.match(line)
+            if match:
+                params[match.group(1)] = match.group(2).strip()
+            elif stripped.endswith(":") and not line.startswith(" "):
+                in_args = False
+            continue
+        summary_lines.append(stripped)
+    return "\n".join(summary_lines).strip(), params
+
+
+def _build_tool(fn: Callable[..., Any], kind: ToolKind, name: str | None, **options: Any) -> Tool:
+    tool_name = name or fn.__name__
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool_name):
+        raise ValueError(f"tool name {tool_name!r} must match [A-Za-z0-9_-]{{1,64}}")
+    doc = inspect.getdoc(fn) or ""
+    description, param_docs = _split_docstring(doc)
+    hints = get_type_hints(fn)
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    for param in inspect.signature(fn).parameters.values():
+        annotation = hints.get(param.name, Any)
+        if annotation is ToolContext:
+            context_param = param.name
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"tool {tool_name!r}: *args and **kwargs cannot be described to a model")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (
+            annotation,
+            pydantic.Field(default, description=param_docs.get(param.name)),
+        )
+    args_model = pydantic.create_model(  # type: ignore[call-overload]
+        f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
+    )
+    return Tool(
+        name=tool_name,
+        description=description or options.pop("description", "") or tool_name,
+        args_model=cast(type[pydantic.BaseModel], args_model),
+        fn=None if kind is ToolKind.EXTERNAL else fn,
+        kind=kind,
+        context_param=context_param,
+        **{k: v for k, v in options.items() if k != "description"},
+    )
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    requires_approval: bool = False,
+    timeout: timedelta = ...,
+    retry: RetryPolicy | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    requires_approval: bool = False,
+    timeout: timedelta = timedelta(minutes=5),
+    retry: RetryPolicy | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a sync or async function a tool, run as an activity per call.
+
+    Args:
+        name: Tool name shown to the model; defaults to the function name.
+        requires_approval: Wait for an `approval` signal before running.
+        timeout: Start-to-close timeout of one attempt.
+        retry: Temporal retry policy; after the last attempt the error goes to the model.
+        deadline: How long to wait for an approval before the call times out.
+        fail_on_deadline: Fail the run, rather than tell the model, when the deadline passes.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return _build_tool(
+            f,
+            ToolKind.INVOCABLE,
+            name,
+            requires_approval=requires_approval,
+            timeout=timeout,
+            retry=retry or RetryPolicy(maximum_attempts=3),
+            deadline=deadline,
+            fail_on_deadline=fail_on_deadline,
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def long_running_tool(
+    *,
+    name: str | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+    requires_approval: bool = False,
+    timeout: timedelta = timedelta(minutes=5),
+    retry: RetryPolicy | None = None,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """A tool whose function only starts the work (for example enqueues a job keyed by the
+    tool_call_id); the call then waits, durably, for its `tool_result` signal."""
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return _build_tool(
+            f,
+            ToolKind.LONG_RUNNING,
+            name,
+            deadline=deadline,
+            fail_on_deadline=fail_on_deadline,
+            requires_approval=requires_approval,
+            timeout=timeout,
+            retry=retry or RetryPolicy(maximum_attempts=3),
+        )
+
+    return wrap
+
+
+def external_tool(
+    *,
+    name: str | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """A tool declared by its signature only: its body never runs, its result is signalled in."""
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return _build_tool(
+            f, ToolKind.EXTERNAL, name, deadline=deadline, fail_on_deadline=fail_on_deadline
+        )
+
+    return wrap

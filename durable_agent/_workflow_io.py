@@ -1,0 +1,178 @@
+"""Everything `AgentWorkflow` takes and gives: input, output, signals, updates, queries.
+
+These shapes are a wire contract: people send them with the `temporal` CLI. Add optional fields,
+never rename or remove one while runs are open. `durable-agent schema` prints their JSON Schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ._messages import EventSource, Item, Message, StatusEvent, Usage, _Data
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    WAITING_FOR_TOOLS = "waiting_for_tools"
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    WAITING_FOR_USER = "waiting_for_user"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+PendingKind = Literal["external", "long_running", "approval", "handoff"]
+
+
+class PendingCall(_Data):
+    """A tool call that waits for something from outside the workflow."""
+
+    tool_call_id: str
+    name: str
+    arguments: str
+    kind: PendingKind
+    agent: str
+    since: datetime
+    deadline: datetime | None = None
+
+
+class Snapshot(_Data):
+    """The whole state of a conversation: what continue-as-new carries and `export` writes."""
+
+    version: Literal[1] = 1
+    agent: str
+    items: list[Item] = Field(default_factory=list)
+    pending: list[PendingCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    turns: int = 0
+    inbox: list[Message] = Field(default_factory=list)
+    """Messages received but not yet placed (they wait for a safe point)."""
+    early_results: dict[str, ToolResultSignal] = Field(default_factory=dict)
+    """Results signalled before their call was pending, applied when it is."""
+
+
+class AgentRunInput(_Data):
+    """Start a run: `{"agent": "support", "prompt": "..."}` or with `messages`."""
+
+    agent: str
+    prompt: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    max_turns: int | None = Field(default=None, ge=1)
+    conversation: bool = False
+    """Keep the run open after a final answer and wait for the next `user_message`."""
+    snapshot: Snapshot | None = None
+    """Resume from a snapshot (continue-as-new, `durable-agent start --from`)."""
+
+    @model_validator(mode="after")
+    def _has_something_to_say(self) -> AgentRunInput:
+        if self.prompt is None and not self.messages and self.snapshot is None:
+            raise ValueError("give 'prompt', 'messages' or 'snapshot'")
+        return self
+
+
+class AgentRunResult(_Data):
+    final_text: str | None
+    messages: list[Message]
+    usage: Usage
+    turns: int
+    agent: str
+    """The agent that gave the final answer (after handoffs it may not be the first one)."""
+
+
+class ToolResultSignal(_Data):
+    """Signal `tool_result`: the result of a waiting tool call."""
+
+    tool_call_id: str
+    content: Any
+    is_error: bool = False
+
+    def content_text(self) -> str:
+        from ._tool import render_result
+
+        return render_result(self.content)
+
+
+class ApprovalSignal(_Data):
+    """Signal `approval`: approve or reject a tool call that needs approval."""
+
+    tool_call_id: str
+    approved: bool
+    reason: str | None = None
+
+
+class UserMessageSignal(_Data):
+    """Signal `user_message`: a message from a person or the application."""
+
+    content: str
+    name: str | None = None
+
+
+class SubmitResult(_Data):
+    """What an update answers when it accepts a submission."""
+
+    accepted: bool = True
+    detail: str = ""
+
+
+class StatusInfo(_Data):
+    """Query `status`."""
+
+    state: RunState
+    agent: str
+    turn: int
+    usage: Usage
+    pending: int
+    messages: int
+
+
+class HistoryQuery(_Data):
+    """Query `history`: messages always; events only from the chosen sources."""
+
+    events: list[EventSource] = Field(default_factory=list)
+    since: int = Field(default=0, ge=0)
+    """Index into the full stream (messages and events) to start from, for followers."""
+
+
+class HistoryPage(_Data):
+    items: list[Item]
+    next: int
+    """Pass as `since` to get only what is new."""
+    done: bool
+
+
+class ToolInvocation(_Data):
+    """Input of a tool activity."""
+
+    tool_call_id: str
+    name: str
+    arguments: str
+    agent: str
+
+
+class ToolOutcome(_Data):
+    """Output of a tool activity: the text for the model and any progress events."""
+
+    content: str
+    is_error: bool = False
+    events: list[StatusEvent] = Field(default_factory=list)
+
+
+def dump_json_schemas() -> dict[str, Any]:
+    """JSON Schemas of everything a `temporal` CLI user sends or reads."""
+    shapes: dict[str, type[_Data]] = {
+        "input": AgentRunInput,
+        "output": AgentRunResult,
+        "signal.tool_result": ToolResultSignal,
+        "signal.approval": ApprovalSignal,
+        "signal.user_message": UserMessageSignal,
+        "query.status": StatusInfo,
+        "query.pending_tool_calls": PendingCall,
+        "query.history.input": HistoryQuery,
+        "query.history": HistoryPage,
+        "snapshot": Snapshot,
+    }
+    return {name: model.model_json_schema() for name, model in shapes.items()}
+Snapshot.model_rebuild()

@@ -1,0 +1,76 @@
+"""Real Temporal servers for the tests: time-skipping for the loop, the dev server end to end."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from durable_agent import Agent
+from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
+
+BIN = Path(sys.executable).parent
+
+
+def binary(name: str) -> str:
+    found = BIN / name
+    if found.exists():
+        return str(found)
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not installed: run `make install`")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await ensure_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "history.transferProcessorMaxPollRPS=1000",
+        ],
+    )
+    yield env
+    await env.shutdown()
+
+
+@asynccontextmanager
+async def serving(client: Client, *agents: Agent, **options: object) -> AsyncIterator[Worker]:
+    """A worker on a fresh task queue; every workflow task replays (no cache) to catch
+    non-determinism early."""
+    options.setdefault("max_cached_workflows", 0)
+    worker = create_worker(client, agents, task_queue=f"tq-{uuid.uuid4()}", **options)  # type: ignore[arg-type]
+    async with worker:
+        yield worker
+
+
+def new_id() -> str:
+    return f"wf-{uuid.uuid4()}"
+
+
+def names(items: Iterable[object]) -> list[str]:
+    return [type(i).__name__ for i in items]
