@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Data(BaseModel):
@@ -44,6 +44,12 @@ class AssistantMessage(_Data):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     agent: str | None = None
     """Which agent produced it: after a handoff several agents share one conversation."""
+
+    @field_validator("tool_calls", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        # OpenAI sends `"tool_calls": null`, and the `temporal` CLI prints empty lists as null.
+        return [] if value is None else value
 
 
 class ToolMessage(_Data):

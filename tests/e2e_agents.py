@@ -1,0 +1,76 @@
+"""Agents served by worker *processes* in the end-to-end tests (`--agents tests.e2e_agents:agents`).
+
+Side effects are appended to the file named by E2E_LOG so the test process can count them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.common import RetryPolicy
+
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    ScriptedModel,
+    ToolCall,
+    ToolContext,
+    long_running_tool,
+    tool,
+)
+
+
+def _log(kind: str, ctx: ToolContext) -> None:
+    path = Path(os.environ["E2E_LOG"])
+    with path.open("a") as f:
+        f.write(json.dumps({"kind": kind, "id": ctx.tool_call_id, "wf": ctx.workflow_id}) + "\n")
+
+
+@tool(timeout=timedelta(seconds=4), retry=RetryPolicy(initial_interval=timedelta(milliseconds=100)))
+def slow_step(step: int, ctx: ToolContext) -> str:
+    """A step that takes a while.
+
+    Args:
+        step: Which step.
+    """
+    _log("slow_step_started", ctx)
+    time.sleep(1.5)
+    _log("slow_step_done", ctx)
+    return f"step {step} done"
+
+
+@long_running_tool()
+def start_job(name: str, ctx: ToolContext) -> str:
+    """Start a long job; its result arrives later by signal.
+
+    Args:
+        name: The job.
+    """
+    _log("job_started", ctx)
+    return "started"
+
+
+def _calls(turn: int, name: str, args: dict[str, object]) -> AssistantMessage:
+    return AssistantMessage(tool_calls=[ToolCall(id=f"{name}-{turn}", name=name, arguments=json.dumps(args))])
+
+
+stepper = Agent(
+    "stepper",
+    model=ScriptedModel(
+        "stepper",
+        [_calls(0, "slow_step", {"step": 1}), _calls(1, "slow_step", {"step": 2}), "all steps done"],
+    ),
+    tools=[slow_step],
+)
+
+jobber = Agent(
+    "jobber",
+    model=ScriptedModel("jobber", [_calls(0, "start_job", {"name": "report"}), "the job finished"]),
+    tools=[start_job],
+)
+
+agents = [stepper, jobber]

@@ -1,0 +1,96 @@
+"""Worker and CLI subprocesses for the end-to-end tests: what a user runs, as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from durable_agent.devserver import start_dev_args
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def start_worker(address: str, task_queue: str, log_file: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "E2E_LOG": str(log_file)}
+    return subprocess.Popen(
+        [str(BIN / "durable-agent"), "worker", "--agents", "tests.e2e_agents:agents",
+         "--address", address, "--task-queue", task_queue],
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    process.send_signal(sig)
+    process.wait(timeout=30)
+
+
+def temporal(address: str, *args: str) -> Any:
+    """Run the real `temporal` CLI and parse its JSON output."""
+    out = subprocess.run(
+        [str(BIN / "temporal"), *args, "--address", address, "-o", "json"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
+    """Poll `check` until true; bounded so a broken run fails instead of hanging."""
+    for _ in range(int(seconds / 0.1)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def log_lines(log_file: Path) -> list[dict[str, str]]:
+    if not log_file.exists():
+        return []
+    return [json.loads(line) for line in log_file.read_text().splitlines() if line]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevServer:
+    """`durable-agent`'s dev server settings in a process of its own, restartable on its state
+    file, to prove runs survive a server restart."""
+
+    def __init__(self, db_file: Path) -> None:
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self.argv = [*start_dev_args(db_file, port, free_port(), "127.0.0.1"), "--headless"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        host, port = self.address.split(":")
+
+        async def accepting() -> bool:
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                return False
+            writer.close()
+            return True
+
+        await eventually(accepting)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
