@@ -1,5 +1,5 @@
 # Two commands on a fresh clone: `make demo` runs the main job, `make test` runs every test.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin

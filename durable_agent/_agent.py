@@ -91,13 +91,15 @@ class Agent:
     max_turns: int = 50
     model_timeout: timedelta = timedelta(minutes=2)
     model_retry: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=1))
+        default_factory=lambda: RetryPolicy(
+            maximum_attempts=8, maximum_interval=timedelta(minutes=1)
+        )
     )
 
     def __post_init__(self) -> None:
         self.tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
-        names = [t.name for t in self.tools] + [h.tool_name for h in self.handoff_list]
+        names = [t.name for t in self.tool_list] + [h.tool_name for h in self.handoff_list]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")

@@ -94,7 +94,7 @@ class Tool:
         )
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
-        """Validate the model's JSON arguments; raise `ToolArgumentsError` with a readable reason."""
+        """Validate the model's JSON arguments; `ToolArgumentsError` says why they are bad."""
         try:
             raw = json.loads(arguments or "{}")
         except json.JSONDecodeError as exc:
@@ -187,13 +187,15 @@ def _build_tool(fn: Callable[..., Any], kind: ToolKind, name: str | None, **opti
             context_param = param.name
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(f"tool {tool_name!r}: *args and **kwargs cannot be described to a model")
+            raise TypeError(
+                f"tool {tool_name!r}: *args and **kwargs cannot be described to a model"
+            )
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (
             annotation,
             pydantic.Field(default, description=param_docs.get(param.name)),
         )
-    args_model = pydantic.create_model(  # type: ignore[call-overload]
+    args_model = pydantic.create_model(
         f"{tool_name}_arguments", __config__=pydantic.ConfigDict(extra="forbid"), **fields
     )
     return Tool(

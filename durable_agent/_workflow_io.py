@@ -175,4 +175,6 @@ def dump_json_schemas() -> dict[str, Any]:
         "snapshot": Snapshot,
     }
     return {name: model.model_json_schema() for name, model in shapes.items()}
+
+
 Snapshot.model_rebuild()

@@ -80,15 +80,21 @@ async def cmd_dev(args: argparse.Namespace) -> None:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     argv = start_dev_args(db, args.port, args.ui_port, args.ip)
-    print(f"Temporal dev server on {args.ip}:{args.port}, UI http://{args.ip}:{args.ui_port}"
-          + (f", state in {db}" if db else ", in memory"), flush=True)
+    print(
+        f"Temporal dev server on {args.ip}:{args.port}, UI http://{args.ip}:{args.ui_port}"
+        + (f", state in {db}" if db else ", in memory"),
+        flush=True,
+    )
     os.execv(argv[0], argv)
 
 
 async def cmd_run(args: argparse.Namespace) -> None:
     client = await _client(args)
     handle = await client.start(
-        args.agent, args.prompt, workflow_id=args.workflow_id, max_turns=args.max_turns,
+        args.agent,
+        args.prompt,
+        workflow_id=args.workflow_id,
+        max_turns=args.max_turns,
         conversation=args.conversation,
     )
     if args.detach:
@@ -97,17 +103,22 @@ async def cmd_run(args: argparse.Namespace) -> None:
     print(f"workflow {handle.id}", file=sys.stderr)
     await _follow(client, handle.id, args.events)
     result = await handle.result()
-    print(f"\n{result.turns} turns, {result.usage.input_tokens} tokens in, "
-          f"{result.usage.output_tokens} out", file=sys.stderr)
+    print(
+        f"\n{result.turns} turns, {result.usage.input_tokens} tokens in, "
+        f"{result.usage.output_tokens} out",
+        file=sys.stderr,
+    )
 
 
 async def cmd_start(args: argparse.Namespace) -> None:
-    snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())
+    snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())  # noqa: ASYNC240
     if args.until is not None:
         snapshot = snapshot_prefix(snapshot, args.until)
     client = await _client(args)
     handle = await client.start(
-        snapshot.agent, workflow_id=args.workflow_id, snapshot=snapshot,
+        snapshot.agent,
+        workflow_id=args.workflow_id,
+        snapshot=snapshot,
         conversation=args.conversation,
     )
     print(handle.id)
@@ -126,8 +137,12 @@ def snapshot_prefix(snapshot: Snapshot, count: int) -> Snapshot:
         items.append(item)
     kept = {c.tool_call_id for c in snapshot.pending}
     return snapshot.model_copy(
-        update={"items": items, "pending": [p for p in snapshot.pending if p.tool_call_id in kept],
-                "inbox": [], "early_results": {}}
+        update={
+            "items": items,
+            "pending": [p for p in snapshot.pending if p.tool_call_id in kept],
+            "inbox": [],
+            "early_results": {},
+        }
     )
 
 
@@ -164,8 +179,11 @@ async def cmd_pending(args: argparse.Namespace) -> None:
 
 async def cmd_resolve(args: argparse.Namespace) -> None:
     client = await _client(args)
-    _print_json(await client.resolve(args.workflow_id, args.tool_call_id,
-                                     _content(args.content), is_error=args.error))
+    _print_json(
+        await client.resolve(
+            args.workflow_id, args.tool_call_id, _content(args.content), is_error=args.error
+        )
+    )
 
 
 async def cmd_approve(args: argparse.Namespace) -> None:
@@ -203,11 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, handler: Any, help: str, connects: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Any, help: str, connects: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
         if connects:
-            p.add_argument("--address", help="host:port (default: TEMPORAL_ADDRESS or localhost:7233)")
+            p.add_argument(
+                "--address", help="host:port (default: TEMPORAL_ADDRESS or localhost:7233)"
+            )
             p.add_argument("--namespace", help="default: TEMPORAL_NAMESPACE or 'default'")
             p.add_argument("--profile", help="profile of Temporal's config file")
             p.add_argument("--api-key", help="default: TEMPORAL_API_KEY")
@@ -278,8 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("DURABLE_AGENT_LOG", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("DURABLE_AGENT_LOG", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         asyncio.run(args.handler(args))
     except KeyboardInterrupt:

@@ -77,24 +77,26 @@ class AgentClient:
         return await self.handle(workflow_id).result()
 
     async def status(self, workflow_id: str) -> StatusInfo:
-        return await self.handle(workflow_id).query("status", result_type=StatusInfo)
+        status: StatusInfo = await self.handle(workflow_id).query("status", result_type=StatusInfo)
+        return status
 
     async def pending(self, workflow_id: str) -> list[PendingCall]:
-        return await self.handle(workflow_id).query(
+        pending: list[PendingCall] = await self.handle(workflow_id).query(
             "pending_tool_calls", result_type=list[PendingCall]
         )
+        return pending
 
     async def snapshot(self, workflow_id: str) -> Snapshot:
-        return await self.handle(workflow_id).query("snapshot", result_type=Snapshot)
+        snapshot: Snapshot = await self.handle(workflow_id).query("snapshot", result_type=Snapshot)
+        return snapshot
 
     async def history(
         self, workflow_id: str, events: Sequence[EventSource] = (), since: int = 0
     ) -> HistoryPage:
-        return await self.handle(workflow_id).query(
-            "history",
-            HistoryQuery(events=list(events), since=since),
-            result_type=HistoryPage,
+        page: HistoryPage = await self.handle(workflow_id).query(
+            "history", HistoryQuery(events=list(events), since=since), result_type=HistoryPage
         )
+        return page
 
     async def resolve(
         self, workflow_id: str, tool_call_id: str, content: Any, *, is_error: bool = False
@@ -114,9 +116,10 @@ class AgentClient:
         return await self._update(workflow_id, "submit_user_message", signal)
 
     async def _update(self, workflow_id: str, name: str, payload: Any) -> SubmitResult:
-        return await self.handle(workflow_id).execute_update(
+        result: SubmitResult = await self.handle(workflow_id).execute_update(
             name, payload, result_type=SubmitResult
         )
+        return result
 
     def list(self, query: str | None = None) -> AsyncIterator[WorkflowExecution]:
         base = f"WorkflowType = '{WORKFLOW_TYPE}'"

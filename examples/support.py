@@ -78,7 +78,11 @@ def _offline(request: ModelRequest) -> AssistantMessage:
         return AssistantMessage(
             content="Let me look at your order and our stock.",
             tool_calls=[
-                ToolCall(id=f"call_{turn}_0", name="lookup_order", arguments=json.dumps({"order_id": order_id})),
+                ToolCall(
+                    id=f"call_{turn}_0",
+                    name="lookup_order",
+                    arguments=json.dumps({"order_id": order_id}),
+                ),
                 ToolCall(id=f"call_{turn}_1", name="check_inventory", arguments='{"sku": "ESP-9"}'),
             ],
         )
@@ -87,7 +91,9 @@ def _offline(request: ModelRequest) -> AssistantMessage:
         args = {"order_id": order_id, "amount": order["total"]}
         return AssistantMessage(
             content="I am asking the back office for a refund.",
-            tool_calls=[ToolCall(id=f"call_{turn}_0", name="request_refund", arguments=json.dumps(args))],
+            tool_calls=[
+                ToolCall(id=f"call_{turn}_0", name="request_refund", arguments=json.dumps(args))
+            ],
         )
     refund = results["request_refund"]
     if refund.is_error:

@@ -55,14 +55,20 @@ def start_job(name: str, ctx: ToolContext) -> str:
 
 
 def _calls(turn: int, name: str, args: dict[str, object]) -> AssistantMessage:
-    return AssistantMessage(tool_calls=[ToolCall(id=f"{name}-{turn}", name=name, arguments=json.dumps(args))])
+    return AssistantMessage(
+        tool_calls=[ToolCall(id=f"{name}-{turn}", name=name, arguments=json.dumps(args))]
+    )
 
 
 stepper = Agent(
     "stepper",
     model=ScriptedModel(
         "stepper",
-        [_calls(0, "slow_step", {"step": 1}), _calls(1, "slow_step", {"step": 2}), "all steps done"],
+        [
+            _calls(0, "slow_step", {"step": 1}),
+            _calls(1, "slow_step", {"step": 2}),
+            "all steps done",
+        ],
     ),
     tools=[slow_step],
 )

@@ -22,8 +22,16 @@ BIN = Path(sys.executable).parent
 def start_worker(address: str, task_queue: str, log_file: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "E2E_LOG": str(log_file)}
     return subprocess.Popen(
-        [str(BIN / "durable-agent"), "worker", "--agents", "tests.e2e_agents:agents",
-         "--address", address, "--task-queue", task_queue],
+        [
+            str(BIN / "durable-agent"),
+            "worker",
+            "--agents",
+            "tests.e2e_agents:agents",
+            "--address",
+            address,
+            "--task-queue",
+            task_queue,
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -38,7 +46,10 @@ def temporal(address: str, *args: str) -> Any:
     """Run the real `temporal` CLI and parse its JSON output."""
     out = subprocess.run(
         [str(BIN / "temporal"), *args, "--address", address, "-o", "json"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return json.loads(out.stdout) if out.stdout.strip() else None
 
@@ -75,7 +86,7 @@ class DevServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: ASYNC220 - a background server, not awaited
             self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         host, port = self.address.split(":")

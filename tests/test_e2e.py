@@ -28,13 +28,26 @@ def assert_paired(result: AgentRunResult) -> None:
     assert results == calls
 
 
-async def test_cli_start_signal_while_no_worker_runs(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_cli_start_signal_while_no_worker_runs(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     address, queue, wf = address_of(dev_env), f"e2e-{uuid.uuid4()}", f"wf-{uuid.uuid4()}"
     log = tmp_path / "log.jsonl"
     worker = start_worker(address, queue, log)
     try:
-        temporal(address, "workflow", "start", "--type", "AgentWorkflow", "--task-queue", queue,
-                 "--workflow-id", wf, "--input", json.dumps({"agent": "jobber", "prompt": "go"}))
+        temporal(
+            address,
+            "workflow",
+            "start",
+            "--type",
+            "AgentWorkflow",
+            "--task-queue",
+            queue,
+            "--workflow-id",
+            wf,
+            "--input",
+            json.dumps({"agent": "jobber", "prompt": "go"}),
+        )
         client = AgentClient(dev_env.client, queue)
 
         async def waiting() -> bool:
@@ -46,8 +59,17 @@ async def test_cli_start_signal_while_no_worker_runs(dev_env: WorkflowEnvironmen
         stop(worker)
     assert pending.kind == "long_running"
     assert [line["id"] for line in log_lines(log)] == [pending.tool_call_id]
-    temporal(address, "workflow", "signal", "--workflow-id", wf, "--name", "tool_result",
-             "--input", json.dumps({"tool_call_id": pending.tool_call_id, "content": "report ready"}))
+    temporal(
+        address,
+        "workflow",
+        "signal",
+        "--workflow-id",
+        wf,
+        "--name",
+        "tool_result",
+        "--input",
+        json.dumps({"tool_call_id": pending.tool_call_id, "content": "report ready"}),
+    )
     worker = start_worker(address, queue, log)
     try:
         out = temporal(address, "workflow", "result", "--workflow-id", wf)
@@ -57,11 +79,16 @@ async def test_cli_start_signal_while_no_worker_runs(dev_env: WorkflowEnvironmen
     assert result.final_text == "the job finished"
     assert_paired(result)
     [tool_message] = [m for m in result.messages if isinstance(m, ToolMessage)]
-    assert (tool_message.tool_call_id, tool_message.content) == (pending.tool_call_id, "report ready")
+    assert (tool_message.tool_call_id, tool_message.content) == (
+        pending.tool_call_id,
+        "report ready",
+    )
     assert len(log_lines(log)) == 1, "the long-running tool's body ran once"
 
 
-async def test_worker_killed_mid_tool_another_finishes(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+async def test_worker_killed_mid_tool_another_finishes(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
     address, queue = address_of(dev_env), f"e2e-{uuid.uuid4()}"
     log = tmp_path / "log.jsonl"
     worker = start_worker(address, queue, log)
@@ -107,9 +134,17 @@ async def test_dev_server_restarted_while_a_call_waits(tmp_path: Path) -> None:
         server.stop()
         await server.start()
         [call_id] = [line["id"] for line in log_lines(log)]
-        temporal(server.address, "workflow", "signal", "--workflow-id", handle.id,
-                 "--name", "tool_result",
-                 "--input", json.dumps({"tool_call_id": call_id, "content": "survived"}))
+        temporal(
+            server.address,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "tool_result",
+            "--input",
+            json.dumps({"tool_call_id": call_id, "content": "survived"}),
+        )
         worker = start_worker(server.address, queue, log)
         try:
             client = AgentClient(await connect(server.address), queue)

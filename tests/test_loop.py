@@ -34,7 +34,9 @@ def calls(*specs: tuple[str, str, str]) -> AssistantMessage:
     return AssistantMessage(tool_calls=[ToolCall(id=i, name=n, arguments=a) for i, n, a in specs])
 
 
-async def test_parallel_tool_calls_are_answered_in_call_order(time_env: WorkflowEnvironment) -> None:
+async def test_parallel_tool_calls_are_answered_in_call_order(
+    time_env: WorkflowEnvironment,
+) -> None:
     model = ScriptedModel(
         "adder",
         [

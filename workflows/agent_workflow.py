@@ -166,7 +166,7 @@ class AgentWorkflow:
         )
         started = workflow.now()
         try:
-            response = await workflow.execute_activity(
+            response: ModelResponse = await workflow.execute_activity(
                 MODEL_ACTIVITY,
                 request,
                 result_type=ModelResponse,
@@ -283,7 +283,7 @@ class AgentWorkflow:
     async def _run_activity(self, call: ToolCall, tool: Tool) -> ToolOutcome:
         self._event("tool", "tool_started", tool=tool.name, tool_call_id=call.id)
         try:
-            outcome = await workflow.execute_activity(
+            outcome: ToolOutcome = await workflow.execute_activity(
                 tool.activity_name,
                 ToolInvocation(
                     tool_call_id=call.id,
