@@ -12,6 +12,7 @@ from durable_agent._model_io import ModelRequest, ModelResponse
 
 from .providers import ModelProvider, split_model
 from .providers.scripted import ScriptedProvider
+from .transcripts import TranscriptCache
 
 
 def _openai_responses() -> ModelProvider:
@@ -52,6 +53,7 @@ class ModelActivities:
             "scripted": ScriptedProvider(dict(scripted or {}))
         }
         self._providers.update(providers or {})
+        self.transcripts = TranscriptCache()
 
     def provider(self, prefix: str) -> ModelProvider:
         provider = self._providers.get(prefix)
@@ -73,4 +75,8 @@ class ModelActivities:
             prefix, name = split_model(request.model)
         except ValueError as exc:
             raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
-        return await self.provider(prefix).complete(request, name)
+        provider = self.provider(prefix)
+        full = await self.transcripts.full_request(request)
+        response = await provider.complete(full, name)
+        self.transcripts.remember(request, full, response.message)
+        return response

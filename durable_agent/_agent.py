@@ -89,6 +89,8 @@ class Agent:
     handoffs: Sequence[Agent | Handoff] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
     max_turns: int = 50
+    local_model: bool = False
+    """Call the model as a local activity (fast mode), for local model servers; see README."""
     model_timeout: timedelta = timedelta(minutes=2)
     model_retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(

@@ -82,6 +82,8 @@ class Tool:
     fail_on_deadline: bool = False
     """Fail the run when the deadline passes instead of telling the model the call timed out."""
     context_param: str | None = None
+    local: bool = False
+    """Run as a local activity: much faster, but see README "fast mode" for the trade-offs."""
 
     @property
     def activity_name(self) -> str:
@@ -220,6 +222,7 @@ def tool(
     retry: RetryPolicy | None = None,
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
+    local: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -231,6 +234,7 @@ def tool(
     retry: RetryPolicy | None = None,
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
+    local: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a sync or async function a tool, run as an activity per call.
 
@@ -241,6 +245,7 @@ def tool(
         retry: Temporal retry policy; after the last attempt the error goes to the model.
         deadline: How long to wait for an approval before the call times out.
         fail_on_deadline: Fail the run, rather than tell the model, when the deadline passes.
+        local: Run as a local activity (fast mode): for quick, idempotent tools only.
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -253,6 +258,7 @@ def tool(
             retry=retry or RetryPolicy(maximum_attempts=3),
             deadline=deadline,
             fail_on_deadline=fail_on_deadline,
+            local=local,
         )
 
     return wrap(fn) if fn is not None else wrap

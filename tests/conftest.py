@@ -63,7 +63,8 @@ async def serving(client: Client, *agents: Agent, **options: object) -> AsyncIte
     """A worker on a fresh task queue; every workflow task replays (no cache) to catch
     non-determinism early."""
     options.setdefault("max_cached_workflows", 0)
-    worker = create_worker(client, agents, task_queue=f"tq-{uuid.uuid4()}", **options)  # type: ignore[arg-type]
+    options.setdefault("task_queue", f"tq-{uuid.uuid4()}")
+    worker = create_worker(client, agents, **options)  # type: ignore[arg-type]
     async with worker:
         yield worker
 

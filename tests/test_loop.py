@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import (
@@ -9,11 +11,14 @@ from durable_agent import (
     AgentRunInput,
     AgentRunResult,
     AssistantMessage,
+    ModelRequest,
     ScriptedModel,
     ToolCall,
     ToolMessage,
+    external_tool,
     tool,
 )
+from durable_agent.client import AgentClient
 from workflows.agent_workflow import AgentWorkflow
 
 from .conftest import new_id, serving
@@ -58,3 +63,44 @@ async def test_parallel_tool_calls_are_answered_in_call_order(
     assert [(m.tool_call_id, m.content) for m in tool_messages] == [("c1", "3"), ("c2", "7")]
     assert result.turns == 2
     assert result.usage.requests == 2
+
+
+async def test_model_sees_the_whole_conversation_across_a_worker_restart(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Model calls carry only new messages; the provider still gets the whole conversation,
+    from the activity's cache or, on a new worker, from the workflow's `transcript` query."""
+    seen: list[list[str]] = []
+    replies = [
+        calls(("c1", "add", '{"a": 1, "b": 2}')),
+        calls(("c2", "wait_for_it", "{}")),
+        "done",
+    ]
+
+    def script(request: ModelRequest) -> AssistantMessage:
+        seen.append([m.role for m in request.messages])
+        reply = replies[len(seen) - 1]
+        return reply if isinstance(reply, AssistantMessage) else AssistantMessage(content=reply)
+
+    @external_tool()
+    def wait_for_it() -> str:
+        """Wait for it."""
+        raise NotImplementedError
+
+    agent = Agent("restarts", model=ScriptedModel("restarts", script), tools=[add, wait_for_it])
+    async with serving(time_env.client, agent) as worker:
+        client = AgentClient(time_env.client, worker.task_queue)
+        handle = await client.start("restarts", "go")
+        for _ in range(200):
+            if await client.pending(handle.id):
+                break
+            await asyncio.sleep(0.05)
+    async with serving(time_env.client, agent, task_queue=worker.task_queue):
+        await client.resolve(handle.id, "c2", "here it is")
+        result = await handle.result()
+    assert result.final_text == "done"
+    assert seen == [
+        ["user"],
+        ["user", "assistant", "tool"],
+        ["user", "assistant", "tool", "assistant", "tool"],
+    ]

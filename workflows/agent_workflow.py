@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
         prompt_messages,
     )
-    from durable_agent._model_io import ModelRequest, ModelResponse
+    from durable_agent._model_io import ModelRequest, ModelResponse, TranscriptRef
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent._workflow_io import (
         AgentRunInput,
@@ -92,7 +92,8 @@ class AgentWorkflow:
         self._inbox: list[Message] = []
         self._early: dict[str, ToolResultSignal] = {}
         self._handoff_to: str | None = None
-        self._lock = asyncio.Lock()
+        self._sent = 0
+        """How many prompt messages of this run the model activity side already has."""
 
     # ------------------------------------------------------------------ the loop
 
@@ -157,16 +158,26 @@ class AgentWorkflow:
         agent = self._agent()
         self._turns += 1
         self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
+        prompt = prompt_messages(self._items)
+        info = workflow.info()
         request = ModelRequest(
             model=agent.model_string,
             instructions=agent.instructions or None,
-            messages=prompt_messages(self._items),
+            messages=prompt[self._sent :],
+            transcript=TranscriptRef(
+                workflow_id=info.workflow_id, run_id=info.run_id, length=self._sent
+            )
+            if self._sent
+            else None,
             tools=agent.tool_specs(),
             settings=agent.settings,
         )
         started = workflow.now()
+        execute = (
+            workflow.execute_local_activity if agent.local_model else workflow.execute_activity
+        )
         try:
-            response: ModelResponse = await workflow.execute_activity(
+            response: ModelResponse = await execute(
                 MODEL_ACTIVITY,
                 request,
                 result_type=ModelResponse,
@@ -190,6 +201,7 @@ class AgentWorkflow:
             latency_ms=int((workflow.now() - started).total_seconds() * 1000),
         )
         self._items.append(response.message)
+        self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
         return response
 
     async def _resolve_open_calls(self) -> None:
@@ -282,8 +294,9 @@ class AgentWorkflow:
 
     async def _run_activity(self, call: ToolCall, tool: Tool) -> ToolOutcome:
         self._event("tool", "tool_started", tool=tool.name, tool_call_id=call.id)
+        execute = workflow.execute_local_activity if tool.local else workflow.execute_activity
         try:
-            outcome: ToolOutcome = await workflow.execute_activity(
+            outcome: ToolOutcome = await execute(
                 tool.activity_name,
                 ToolInvocation(
                     tool_call_id=call.id,
@@ -489,6 +502,11 @@ class AgentWorkflow:
         ]
         done = self._state in (RunState.COMPLETED, RunState.FAILED)
         return HistoryPage(items=items, next=len(self._items), done=done)
+
+    @workflow.query(name="transcript")
+    def transcript(self, upto: int) -> list[Message]:
+        """The first `upto` prompt messages, for a model activity whose cache missed."""
+        return prompt_messages(self._items)[:upto]
 
     @workflow.query(name="snapshot")
     def snapshot(self) -> Snapshot:
