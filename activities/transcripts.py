@@ -13,7 +13,7 @@ from collections import OrderedDict
 from temporalio import activity
 
 from durable_agent._messages import AssistantMessage, Message
-from durable_agent._model_io import ModelRequest, TranscriptRef
+from durable_agent._model_io import ModelRequest, TranscriptPage, TranscriptQuery, TranscriptRef
 
 _Key = tuple[str, str]
 
@@ -29,34 +29,36 @@ class TranscriptCache:
         ref = request.transcript
         if ref is None:
             return request
-        base = await self._prefix(ref)
+        base = await self.prefix(ref)
         return request.model_copy(update={"messages": base + request.messages, "transcript": None})
 
     def remember(self, request: ModelRequest, full: ModelRequest, reply: AssistantMessage) -> None:
-        """Keep the conversation and the reply the workflow will count as already sent."""
-        ref = request.transcript
-        workflow = activity.info()
-        key = (
-            (ref.workflow_id, ref.run_id)
-            if ref
-            else (workflow.workflow_id or "", workflow.workflow_run_id or "")
-        )
+        """Keep the conversation and the reply, which the workflow counts as already sent."""
+        if request.transcript is None:
+            return
+        key = (request.transcript.workflow_id, request.transcript.conversation_id)
         self._runs[key] = [*full.messages, reply]
         self._runs.move_to_end(key)
         while len(self._runs) > self._max_runs:
             self._runs.popitem(last=False)
 
-    async def _prefix(self, ref: TranscriptRef) -> list[Message]:
-        cached = self._runs.get((ref.workflow_id, ref.run_id))
+    async def prefix(self, ref: TranscriptRef) -> list[Message]:
+        """The conversation's first `ref.length` messages, from the cache or the workflow."""
+        if ref.length == 0:
+            return []
+        cached = self._runs.get((ref.workflow_id, ref.conversation_id))
         if cached is not None and len(cached) >= ref.length:
             return cached[: ref.length]
         self.misses += 1
-        handle = activity.client().get_workflow_handle(ref.workflow_id, run_id=ref.run_id)
-        messages: list[Message] = await handle.query(
-            "transcript", ref.length, result_type=list[Message]
-        )
-        if len(messages) != ref.length:
-            raise RuntimeError(
-                f"transcript query returned {len(messages)} of {ref.length} messages"
+        handle = activity.client().get_workflow_handle(ref.workflow_id)
+        messages: list[Message] = []
+        while len(messages) < ref.length:
+            page: TranscriptPage = await handle.query(
+                "transcript",
+                TranscriptQuery(start=len(messages), end=ref.length),
+                result_type=TranscriptPage,
             )
+            if page.next <= len(messages):
+                raise RuntimeError(f"transcript of {ref.workflow_id} stopped at {page.next}")
+            messages.extend(page.messages)
         return messages

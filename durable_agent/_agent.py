@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
+from ._hooks import Hook, hook
 from ._messages import AssistantMessage
 from ._model_io import ModelRequest, ModelSettings, ToolSpec
 from ._tool import Tool, ToolKind, tool
@@ -87,6 +88,8 @@ class Agent:
     instructions: str = ""
     tools: Sequence[Tool | Callable[..., Any]] = ()
     handoffs: Sequence[Agent | Handoff] = ()
+    hooks: Sequence[Hook | Callable[..., Any]] = ()
+    """Run after every model completion; see `durable_agent.hook`."""
     settings: ModelSettings = field(default_factory=ModelSettings)
     max_turns: int = 50
     local_model: bool = False
@@ -101,6 +104,7 @@ class Agent:
     def __post_init__(self) -> None:
         self.tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
+        self.hooks = [h if isinstance(h, Hook) else hook(h) for h in self.hooks]
         names = [t.name for t in self.tool_list] + [h.tool_name for h in self.handoff_list]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -109,6 +113,10 @@ class Agent:
     @property
     def tool_list(self) -> list[Tool]:
         return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def hook_list(self) -> list[Hook]:
+        return [h for h in self.hooks if isinstance(h, Hook)]
 
     @property
     def handoff_list(self) -> list[Handoff]:

@@ -37,8 +37,23 @@ class TranscriptRef(_Data):
     turns, 9.3 KB at 100)."""
 
     workflow_id: str
-    run_id: str
+    conversation_id: str
+    """Stays the same across continue-as-new; new for every fresh start and fork."""
     length: int
+
+
+class TranscriptQuery(_Data):
+    """Input of the `transcript` query: a page of prompt messages, bounded in bytes so that
+    a long conversation never exceeds a gRPC message."""
+
+    start: int = 0
+    end: int
+    max_bytes: int = 1_000_000
+
+
+class TranscriptPage(_Data):
+    messages: list[Message]
+    next: int
 
 
 class ModelRequest(_Data):

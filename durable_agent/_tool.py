@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,24 @@ class ToolContext:
         self.events.append(
             StatusEvent(source="tool", kind="tool_progress", data={"message": message, **data})
         )
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger whose INFO and higher records also become progress events of this call."""
+        logger = logging.getLogger(f"durable_agent.tools.{self.tool_name}")
+        if not any(isinstance(h, _ProgressHandler) for h in logger.handlers):
+            logger.addHandler(_ProgressHandler())
+            logger.setLevel(logging.INFO)
+        return logger
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns log records of a running tool into progress events; other records pass by."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        context = _current_context.get(None)
+        if context is not None:
+            context.progress(record.getMessage(), level=record.levelname.lower())
 
 
 _current_context: contextvars.ContextVar[ToolContext] = contextvars.ContextVar("tool_context")

@@ -65,6 +65,13 @@ class AgentRunInput(_Data):
     """Keep the run open after a final answer and wait for the next `user_message`."""
     snapshot: Snapshot | None = None
     """Resume from a snapshot (continue-as-new, `durable-agent start --from`)."""
+    conversation_id: str | None = None
+    """Set by continue-as-new only: keeps the model activities' transcript cache valid."""
+    transcript_length: int = 0
+    """Set by continue-as-new only: how many messages the activity side already has."""
+    continue_as_new_at_bytes: int | None = Field(default=None, ge=1)
+    """Continue as new once the run's history is this large (and always when the server
+    suggests it), carrying the whole state over."""
 
     @model_validator(mode="after")
     def _has_something_to_say(self) -> AgentRunInput:

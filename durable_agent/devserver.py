@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from .storage import data_converter
 from .worker import SEARCH_ATTRIBUTES
 
 STATE_DIR = Path(".durable-agent")
@@ -58,7 +58,7 @@ async def start_embedded(
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(db_file) if db_file is not None else None,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
         dev_server_extra_args=dynamic_config_args(),
         ui=ui,

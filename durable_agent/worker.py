@@ -16,13 +16,13 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from . import _registry
 from ._agent import Agent, ScriptedModel
+from .storage import data_converter
 
 DEFAULT_TASK_QUEUE = "durable-agent"
 SEARCH_ATTRIBUTES = ("AgentName", "AgentStatus")
@@ -48,7 +48,7 @@ async def connect(
     if api_key:
         config["api_key"] = api_key
     config["target_host"] = config.get("target_host") or "localhost:7233"
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=data_converter())
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -97,6 +97,7 @@ def create_worker(
     killed, the next task waits that long for the dead worker before another takes it
     (measured: resume after SIGKILL 10.2 s -> 1.2 s).
     """
+    from activities.hooks import hook_activity
     from activities.model import ModelActivities
     from activities.tools import tool_activities
     from workflows.agent_workflow import AgentWorkflow
@@ -107,12 +108,17 @@ def create_worker(
     }
     model_activities = ModelActivities(scripted, providers)
     tools = [t for a in served.values() for t in a.tool_list]
+    hooks = {h.name: h for a in served.values() for h in a.hook_list}
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[AgentWorkflow],
-        activities=[model_activities.complete, *tool_activities(tools)],
+        activities=[
+            model_activities.complete,
+            *tool_activities(tools),
+            *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
+        ],
         **worker_options,
     )
 

@@ -2,9 +2,12 @@
 
 One turn:
 1. At a safe point (no tool call of the last response lacks its result), place messages that
-   arrived meanwhile (signals, hooks) and continue as new if the history has grown large.
-2. Call the model activity with the conversation's real messages (status events never go out).
-3. No tool calls: the run ends, or in a conversation waits for the next user message.
+   arrived meanwhile (signals, hooks), stop if a hook asked to, and continue as new if the
+   history has grown large.
+2. Call the model activity with the messages new since the last call (status events never go
+   out; the activity side keeps the rest), then run the agent's hooks.
+3. No tool calls: if messages are waiting, go to 1; otherwise the run ends, or in a
+   conversation waits for the next user message.
 4. Every tool call of the response is resolved by its own coroutine, all at once: invocable
    tools run as activities; approval tools wait for an `approval` signal first; external and
    long-running tools wait for a `tool_result` signal; a handoff switches agent or waits for a
@@ -30,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
 
     from durable_agent import _registry
     from durable_agent._agent import Agent, Handoff
+    from durable_agent._hooks import Hook, HookInvocation, HookResult
     from durable_agent._messages import (
         AssistantMessage,
         EventSource,
@@ -42,7 +46,13 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
         prompt_messages,
     )
-    from durable_agent._model_io import ModelRequest, ModelResponse, TranscriptRef
+    from durable_agent._model_io import (
+        ModelRequest,
+        ModelResponse,
+        TranscriptPage,
+        TranscriptQuery,
+        TranscriptRef,
+    )
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent._workflow_io import (
         AgentRunInput,
@@ -93,7 +103,11 @@ class AgentWorkflow:
         self._early: dict[str, ToolResultSignal] = {}
         self._handoff_to: str | None = None
         self._sent = 0
+        self._conversation_id = ""
         """How many prompt messages of this run the model activity side already has."""
+        self._stop_reason: str | None = None
+        self._resumed: dict[str, PendingKind] = {}
+        """Calls that were waiting in the snapshot this run started from."""
 
     # ------------------------------------------------------------------ the loop
 
@@ -111,9 +125,20 @@ class AgentWorkflow:
         await self._resolve_open_calls()
         while True:
             self._place_inbox()
-            if self._should_continue_as_new():
+            if self._stop_reason is not None:
+                self._event("agent", "stopped", reason=self._stop_reason)
+                self._set_state(RunState.COMPLETED)
+                return self._result()
+            if self._should_continue_as_new(params):
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(params.model_copy(update={"snapshot": self.snapshot()}))
+                carried = {
+                    "snapshot": self.snapshot(),
+                    "prompt": None,
+                    "messages": [],
+                    "conversation_id": self._conversation_id,
+                    "transcript_length": self._sent,
+                }
+                workflow.continue_as_new(params.model_copy(update=carried))
             if self._turns >= max_turns:
                 self._set_state(RunState.FAILED)
                 raise ApplicationError(
@@ -122,9 +147,12 @@ class AgentWorkflow:
                     non_retryable=True,
                 )
             response = await self._call_model()
+            await self._run_hooks()
             if response.message.tool_calls:
                 await self._resolve_calls(response.message.tool_calls)
                 continue
+            if self._inbox or self._stop_reason is not None:
+                continue  # injected or signalled messages get an answer; a stop is recorded
             if not params.conversation:
                 self._set_state(RunState.COMPLETED)
                 return self._result()
@@ -133,6 +161,8 @@ class AgentWorkflow:
             self._set_state(RunState.RUNNING)
 
     def _start(self, params: AgentRunInput) -> None:
+        self._conversation_id = params.conversation_id or str(workflow.uuid4())
+        self._sent = params.transcript_length if params.conversation_id else 0
         snap = params.snapshot
         if snap is not None:
             self._agent_name = snap.agent
@@ -141,6 +171,7 @@ class AgentWorkflow:
             self._turns = snap.turns
             self._inbox = list(snap.inbox) + self._inbox
             self._early = dict(snap.early_results)
+            self._resumed = {p.tool_call_id: p.kind for p in snap.pending}
             self._event("agent", "resumed", turns=snap.turns, messages=len(snap.items))
         else:
             self._agent_name = params.agent
@@ -159,16 +190,11 @@ class AgentWorkflow:
         self._turns += 1
         self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
         prompt = prompt_messages(self._items)
-        info = workflow.info()
         request = ModelRequest(
             model=agent.model_string,
             instructions=agent.instructions or None,
             messages=prompt[self._sent :],
-            transcript=TranscriptRef(
-                workflow_id=info.workflow_id, run_id=info.run_id, length=self._sent
-            )
-            if self._sent
-            else None,
+            transcript=self._transcript_ref(),
             tools=agent.tool_specs(),
             settings=agent.settings,
         )
@@ -203,6 +229,40 @@ class AgentWorkflow:
         self._items.append(response.message)
         self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
         return response
+
+    async def _run_hooks(self) -> None:
+        """Hooks see the conversation by reference and may inject messages or stop the run."""
+        agent = self._agent()
+        hooks = agent.hook_list
+        if not hooks:
+            return
+        ref = self._transcript_ref()
+
+        async def run(hook: Hook) -> HookResult:
+            execute = workflow.execute_local_activity if hook.local else workflow.execute_activity
+            invocation = HookInvocation(
+                hook=hook.name, agent=agent.name, turn=self._turns, transcript=ref
+            )
+            try:
+                result: HookResult = await execute(
+                    hook.activity_name,
+                    invocation,
+                    result_type=HookResult,
+                    start_to_close_timeout=hook.timeout,
+                    retry_policy=hook.retry,
+                )
+            except ActivityError as exc:
+                self._event("agent", "hook_failed", hook=hook.name, error=_cause(exc))
+                return HookResult()
+            return result
+
+        for hook, result in zip(hooks, await asyncio.gather(*(run(h) for h in hooks)), strict=True):
+            self._inbox.extend(result.inject)
+            if result.stop and self._stop_reason is None:
+                self._stop_reason = result.reason or f"hook {hook.name} asked to stop"
+            self._event(
+                "agent", "hook_ran", hook=hook.name, injected=len(result.inject), stop=result.stop
+            )
 
     async def _resolve_open_calls(self) -> None:
         """After a snapshot, finish the tool calls of the last response that lack results."""
@@ -264,7 +324,9 @@ class AgentWorkflow:
         except ToolArgumentsError as exc:
             self._event("tool", "tool_failed", tool=tool.name, tool_call_id=call.id, error=str(exc))
             return _error(call, f"{exc}. Fix the arguments and call {tool.name} again.")
-        if slot.needs_approval:
+        resumed = self._resumed.pop(call.id, None)
+        already_started = resumed in ("long_running", "external")
+        if slot.needs_approval and not already_started:
             if not await self._wait(slot, "approval", tool.deadline, tool.fail_on_deadline):
                 return _error(call, f"no approval for {tool.name} within {tool.deadline}")
             assert slot.approval is not None
@@ -272,7 +334,7 @@ class AgentWorkflow:
                 reason = f": {slot.approval.reason}" if slot.approval.reason else ""
                 self._event("tool", "tool_rejected", tool=tool.name, tool_call_id=call.id)
                 return _error(call, f"the user rejected this call{reason}")
-        if tool.kind is not ToolKind.EXTERNAL:
+        if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
                 return ToolMessage(
@@ -504,9 +566,18 @@ class AgentWorkflow:
         return HistoryPage(items=items, next=len(self._items), done=done)
 
     @workflow.query(name="transcript")
-    def transcript(self, upto: int) -> list[Message]:
-        """The first `upto` prompt messages, for a model activity whose cache missed."""
-        return prompt_messages(self._items)[:upto]
+    def transcript(self, query: TranscriptQuery) -> TranscriptPage:
+        """Prompt messages for a model or hook activity whose cache missed."""
+        messages = prompt_messages(self._items)[: query.end]
+        page: list[Message] = []
+        size, index = 0, query.start
+        while index < len(messages):
+            size += len(messages[index].model_dump_json())
+            if page and size > query.max_bytes:
+                break
+            page.append(messages[index])
+            index += 1
+        return TranscriptPage(messages=page, next=index)
 
     @workflow.query(name="snapshot")
     def snapshot(self) -> Snapshot:
@@ -525,6 +596,13 @@ class AgentWorkflow:
 
     # ------------------------------------------------------------------ helpers
 
+    def _transcript_ref(self) -> TranscriptRef:
+        return TranscriptRef(
+            workflow_id=workflow.info().workflow_id,
+            conversation_id=self._conversation_id,
+            length=self._sent,
+        )
+
     def _agent(self) -> Agent:
         return _registry.lookup(workflow.info().task_queue, self._agent_name)
 
@@ -534,8 +612,13 @@ class AgentWorkflow:
             self._items.extend(self._inbox)
             self._inbox = []
 
-    def _should_continue_as_new(self) -> bool:
-        return workflow.info().is_continue_as_new_suggested()
+    @staticmethod
+    def _should_continue_as_new(params: AgentRunInput) -> bool:
+        info = workflow.info()
+        limit = params.continue_as_new_at_bytes
+        if limit is not None and info.get_current_history_size() >= limit:
+            return True
+        return info.is_continue_as_new_suggested()
 
     def _refresh_state(self) -> None:
         kinds = {s.pending.kind for s in self._slots.values() if s.pending is not None}

@@ -1,0 +1,96 @@
+"""Large payloads out of history: Temporal's external payload storage with a local driver.
+
+A 100 KB tool output is fine inline, but a long conversation carried over continue-as-new, or a
+final result with every message, passes Temporal's 2 MB payload limit. Payloads above the
+threshold are written to a directory and history keeps a reference. The directory must be
+shared by every worker and client of the namespace (one machine, or a shared volume); across
+machines use Temporal's S3 (`temporalio.contrib.aws`) or GCS (`temporalio.contrib.gcp`)
+drivers with `data_converter(storage=...)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import (
+    DataConverter,
+    ExternalStorage,
+    StorageDriver,
+    StorageDriverClaim,
+    StorageDriverRetrieveContext,
+    StorageDriverStoreContext,
+)
+
+DEFAULT_DIR = Path(".durable-agent/payloads")
+DEFAULT_THRESHOLD = 256 * 1024  # Temporal warns about payloads above 256 KiB
+
+
+class LocalFileDriver(StorageDriver):
+    """Content-addressed files: storing the same payload twice writes it once."""
+
+    def __init__(self, directory: Path | str = DEFAULT_DIR) -> None:
+        self.directory = Path(directory).resolve()
+
+    def name(self) -> str:
+        return "durable-agent-local"
+
+    async def store(
+        self, context: StorageDriverStoreContext, payloads: Sequence[Payload]
+    ) -> list[StorageDriverClaim]:
+        return await asyncio.to_thread(self._store_all, payloads)
+
+    async def retrieve(
+        self, context: StorageDriverRetrieveContext, claims: Sequence[StorageDriverClaim]
+    ) -> list[Payload]:
+        return await asyncio.to_thread(self._retrieve_all, claims)
+
+    def _store_all(self, payloads: Sequence[Payload]) -> list[StorageDriverClaim]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        claims = []
+        for payload in payloads:
+            data = payload.SerializeToString()
+            digest = hashlib.sha256(data).hexdigest()
+            path = self.directory / digest
+            if not path.exists():
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)  # atomic: a reader never sees half a payload
+            claims.append(StorageDriverClaim(claim_data={"sha256": digest}))
+        return claims
+
+    def _retrieve_all(self, claims: Sequence[StorageDriverClaim]) -> list[Payload]:
+        payloads = []
+        for claim in claims:
+            digest = claim.claim_data["sha256"]
+            data = (self.directory / digest).read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ValueError(f"stored payload {digest} is corrupt")
+            payload = Payload()
+            payload.ParseFromString(data)
+            payloads.append(payload)
+        return payloads
+
+
+def default_storage() -> ExternalStorage | None:
+    """From DURABLE_AGENT_PAYLOAD_DIR (default .durable-agent/payloads) and
+    DURABLE_AGENT_PAYLOAD_THRESHOLD (bytes; 0 turns external storage off)."""
+    threshold = int(os.environ.get("DURABLE_AGENT_PAYLOAD_THRESHOLD", DEFAULT_THRESHOLD))
+    if threshold <= 0:
+        return None
+    directory = os.environ.get("DURABLE_AGENT_PAYLOAD_DIR", str(DEFAULT_DIR))
+    return ExternalStorage(drivers=[LocalFileDriver(directory)], payload_size_threshold=threshold)
+
+
+def data_converter(storage: ExternalStorage | None = None) -> DataConverter:
+    """Pydantic JSON payloads, with `storage` (default: `default_storage()`) for large ones."""
+    storage = storage if storage is not None else default_storage()
+    if storage is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, external_storage=storage)
