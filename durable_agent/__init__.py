@@ -1,6 +1,7 @@
 """durable-agent: LLM agents on Temporal that never lose their place."""
 
 from ._agent import Agent, Handoff, ScriptedModel, person
+from ._hooks import Hook, HookContext, HookResult, hook
 from ._messages import (
     AssistantMessage,
     Item,
@@ -45,6 +46,9 @@ __all__ = [
     "ApprovalSignal",
     "AssistantMessage",
     "Handoff",
+    "Hook",
+    "HookContext",
+    "HookResult",
     "HistoryPage",
     "HistoryQuery",
     "Item",
@@ -71,6 +75,7 @@ __all__ = [
     "UserMessage",
     "UserMessageSignal",
     "external_tool",
+    "hook",
     "long_running_tool",
     "person",
     "prompt_messages",

@@ -45,7 +45,7 @@ class AgentClient:
 
     async def start(
         self,
-        agent: str,
+        agent: str | None = None,
         prompt: str | None = None,
         *,
         messages: Sequence[Message] = (),
@@ -53,7 +53,12 @@ class AgentClient:
         conversation: bool = False,
         max_turns: int | None = None,
         snapshot: Snapshot | None = None,
+        continue_as_new_at_bytes: int | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
+        if agent is None:
+            if snapshot is None:
+                raise ValueError("give an agent, or a snapshot to resume")
+            agent = snapshot.agent
         params = AgentRunInput(
             agent=agent,
             prompt=prompt,
@@ -61,6 +66,7 @@ class AgentClient:
             conversation=conversation,
             max_turns=max_turns,
             snapshot=snapshot,
+            continue_as_new_at_bytes=continue_as_new_at_bytes,
         )
         return await self.client.start_workflow(
             WORKFLOW_TYPE,

@@ -75,6 +75,10 @@ with workflow.unsafe.imports_passed_through():
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
 MODEL_ACTIVITY = "model.complete"
+# The server delays the first task of a run continued sooner than 1 s after its start
+# (history.continueAsNewMinInterval); on dev server 1.32 we saw that delayed task never
+# scheduled, so a run stays at least this long before it continues as new.
+MIN_RUN_AGE = timedelta(seconds=2)
 
 
 @dataclass
@@ -615,6 +619,8 @@ class AgentWorkflow:
     @staticmethod
     def _should_continue_as_new(params: AgentRunInput) -> bool:
         info = workflow.info()
+        if workflow.now() - info.start_time < MIN_RUN_AGE:
+            return False
         limit = params.continue_as_new_at_bytes
         if limit is not None and info.get_current_history_size() >= limit:
             return True
@@ -641,8 +647,14 @@ class AgentWorkflow:
 
     def _result(self) -> AgentRunResult:
         messages = prompt_messages(self._items)
-        last = messages[-1] if messages else None
-        final = last.content if isinstance(last, AssistantMessage) else None
+        final = next(
+            (
+                m.content
+                for m in reversed(messages)
+                if isinstance(m, AssistantMessage) and m.content
+            ),
+            None,
+        )
         return AgentRunResult(
             final_text=final,
             messages=messages,
