@@ -135,7 +135,7 @@ class AgentWorkflow:
                 return self._result()
             if self._should_continue_as_new(params):
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                carried = {
+                carried: dict[str, Any] = {
                     "snapshot": self.snapshot(),
                     "prompt": None,
                     "messages": [],
