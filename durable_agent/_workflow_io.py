@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ._messages import EventSource, Item, Message, StatusEvent, Usage, _Data
+from ._messages import AssistantMessage, EventSource, Item, Message, StatusEvent, Usage, _Data
 
 
 class RunState(StrEnum):
@@ -52,6 +52,23 @@ class Snapshot(_Data):
     """Messages received but not yet placed (they wait for a safe point)."""
     early_results: dict[str, ToolResultSignal] = Field(default_factory=dict)
     """Results signalled before their call was pending, applied when it is."""
+
+    def prefix(self, count: int) -> Snapshot:
+        """A fork: the first `count` messages (with the events between them). Calls of the
+        kept messages that lack results will be made, or waited for, again in the new run."""
+        items: list[Item] = []
+        seen = 0
+        for item in self.items:
+            if not isinstance(item, StatusEvent):
+                if seen == count:
+                    break
+                seen += 1
+            items.append(item)
+        called = {c.id for i in items if isinstance(i, AssistantMessage) for c in i.tool_calls}
+        pending = [p for p in self.pending if p.tool_call_id in called]
+        return self.model_copy(
+            update={"items": items, "pending": pending, "inbox": [], "early_results": {}}
+        )
 
 
 class AgentRunInput(_Data):

@@ -113,7 +113,7 @@ async def cmd_run(args: argparse.Namespace) -> None:
 async def cmd_start(args: argparse.Namespace) -> None:
     snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())  # noqa: ASYNC240
     if args.until is not None:
-        snapshot = snapshot_prefix(snapshot, args.until)
+        snapshot = snapshot.prefix(args.until)
     client = await _client(args)
     handle = await client.start(
         snapshot.agent,
@@ -122,28 +122,6 @@ async def cmd_start(args: argparse.Namespace) -> None:
         conversation=args.conversation,
     )
     print(handle.id)
-
-
-def snapshot_prefix(snapshot: Snapshot, count: int) -> Snapshot:
-    """A fork: the first `count` messages (events between them kept), nothing pending after."""
-    from ._messages import StatusEvent
-
-    items, seen = [], 0
-    for item in snapshot.items:
-        if not isinstance(item, StatusEvent):
-            if seen == count:
-                break
-            seen += 1
-        items.append(item)
-    kept = {c.tool_call_id for c in snapshot.pending}
-    return snapshot.model_copy(
-        update={
-            "items": items,
-            "pending": [p for p in snapshot.pending if p.tool_call_id in kept],
-            "inbox": [],
-            "early_results": {},
-        }
-    )
 
 
 async def _follow(client: AgentClient, workflow_id: str, events: Sequence[EventSource]) -> None:
@@ -304,11 +282,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=os.environ.get("DURABLE_AGENT_LOG", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    code = 0
     try:
         asyncio.run(args.handler(args))
     except KeyboardInterrupt:
         pass
     except WorkflowUpdateFailedError as exc:
-        sys.exit(f"refused: {exc.cause or exc}")
+        print(f"refused: {exc.cause or exc}", file=sys.stderr)
+        code = 1
     except RPCError as exc:
-        sys.exit(f"error: {exc.message}")
+        print(f"error: {exc.message}", file=sys.stderr)
+        code = 1
+    # The Temporal client's Rust runtime threads can crash CPython's finalization at exit
+    # (temporalio/sdk-python#300; we saw SIGSEGV in about 1 of 6 short commands): skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

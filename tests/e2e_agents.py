@@ -19,6 +19,7 @@ from durable_agent import (
     ScriptedModel,
     ToolCall,
     ToolContext,
+    external_tool,
     long_running_tool,
     tool,
 )
@@ -79,4 +80,42 @@ jobber = Agent(
     tools=[start_job],
 )
 
-agents = [stepper, jobber]
+
+@tool(requires_approval=True)
+def wire_money(amount: int) -> str:
+    """Wire money (a person approves first).
+
+    Args:
+        amount: Dollars.
+    """
+    return f"wired {amount}"
+
+
+@external_tool()
+def ask_human(question: str) -> str:
+    """Ask a human.
+
+    Args:
+        question: The question.
+    """
+    raise NotImplementedError
+
+
+clerk = Agent(
+    "clerk",
+    model=ScriptedModel(
+        "clerk",
+        [
+            AssistantMessage(
+                tool_calls=[
+                    ToolCall(id="w1", name="wire_money", arguments='{"amount": 5}'),
+                    ToolCall(id="q1", name="ask_human", arguments='{"question": "ok?"}'),
+                ]
+            ),
+            "all handled",
+        ],
+    ),
+    tools=[wire_money, ask_human],
+)
+
+agents = [stepper, jobber, clerk]

@@ -24,7 +24,6 @@ from durable_agent import (
     long_running_tool,
     tool,
 )
-from durable_agent.cli import snapshot_prefix
 from durable_agent.client import AgentClient
 
 from .conftest import serving
@@ -219,7 +218,7 @@ async def test_fork_from_the_first_messages(time_env: WorkflowEnvironment) -> No
             await asyncio.sleep(0.05)
         snapshot = await client.snapshot(first.id)
         await first.terminate("forked")
-        fork = await client.start("fork", snapshot=snapshot_prefix(snapshot, 1))
+        fork = await client.start("fork", snapshot=snapshot.prefix(1))
         result = await fork.result()
     assert [m.role for m in result.messages] == ["user", "assistant"]
     assert result.final_text == "answer to 1 messages"
@@ -238,8 +237,14 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
         """Wait."""
         raise NotImplementedError
 
+    @tool(name="echo")
+    async def slow_echo(text: str) -> str:
+        """Echo, slowly: a run must live 2 s before it may continue as new."""
+        await asyncio.sleep(0.1)
+        return text
+
     agent = Agent(
-        "long", model=ScriptedModel("long", script), tools=[echo, wait_for_it], max_turns=100
+        "long", model=ScriptedModel("long", script), tools=[slow_echo, wait_for_it], max_turns=100
     )
     async with serving(dev_env.client, agent, max_cached_workflows=100) as worker:
         client = AgentClient(dev_env.client, worker.task_queue)
