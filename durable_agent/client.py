@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+from temporalio.service import RPCError
 
 from ._messages import EventSource, Item, Message
 from ._workflow_io import (
@@ -137,10 +138,15 @@ class AgentClient:
         events: Sequence[EventSource] = ("agent", "llm", "tool"),
         poll_interval: float = 0.25,
     ) -> AsyncIterator[Item]:
-        """Yield the run's stream as it grows, until the run ends."""
+        """Yield the run's stream as it grows, until the run ends. Queries need a worker: while
+        none runs (a run waiting for days), keep polling, more slowly."""
         since = 0
         while True:
-            page = await self.history(workflow_id, events, since)
+            try:
+                page = await self.history(workflow_id, events, since)
+            except RPCError:
+                await asyncio.sleep(max(poll_interval, 2.0))
+                continue
             for item in page.items:
                 yield item
             since = page.next
