@@ -1,0 +1,62 @@
+"""Provider HTTP errors as Temporal errors: Temporal owns retries, so the SDKs' are off and
+this decides what is worth retrying."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+_TYPES = {
+    400: "ProviderBadRequest",
+    401: "ProviderAuth",
+    403: "ProviderAuth",
+    404: "ProviderNotFound",
+}
+
+
+def retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """`retry-after-ms`, or `retry-after` in seconds or as an HTTP date."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return timedelta(milliseconds=float(value))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return timedelta(seconds=max(0.0, parsed.timestamp() - time.time()))
+
+
+def status_error(
+    provider: str, status: int, message: str, headers: Mapping[str, str]
+) -> ApplicationError:
+    """408, 409, 429 and 5xx are retried (after Retry-After when given); other 4xx are not:
+    the same request would fail the same way."""
+    retryable = status in (408, 409, 429) or status >= 500
+    if status == 429:
+        kind = "ProviderRateLimited"
+    elif status >= 500 or status in (408, 409):
+        kind = "ProviderUnavailable"
+    else:
+        kind = _TYPES.get(status, "ProviderRejected")
+    return ApplicationError(
+        f"{provider} returned HTTP {status}: {message}",
+        type=kind,
+        non_retryable=not retryable,
+        next_retry_delay=retry_after(headers) if retryable else None,
+    )
+
+
+def connection_error(provider: str, exc: Exception, timed_out: bool) -> ApplicationError:
+    return ApplicationError(
+        f"{provider} {'timed out' if timed_out else 'unreachable'}: {exc}",
+        type="ProviderTimeout" if timed_out else "ProviderUnavailable",
+    )

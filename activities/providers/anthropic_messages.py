@@ -1,0 +1,78 @@
+"""`anthropic:<model>`: the Messages API (ANTHROPIC_BASE_URL honoured by the SDK)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from durable_agent._messages import AssistantMessage, ToolCall, Usage
+from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent.convert import anthropic_tools, to_anthropic
+
+from ._errors import connection_error, status_error
+
+DEFAULT_MAX_TOKENS = 4096  # the Messages API requires one
+
+
+class AnthropicProvider:
+    def __init__(self, client: anthropic.AsyncAnthropic | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            self._client = anthropic.AsyncAnthropic(max_retries=0)
+        return self._client
+
+    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+        system, messages = to_anthropic(request.messages)
+        system = "\n\n".join(s for s in (request.instructions, system) if s) or None
+        s = request.settings
+        kwargs: dict[str, Any] = {
+            "model": model_name,
+            "messages": messages,
+            "max_tokens": s.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            kwargs["system"] = system
+        if request.tools:
+            kwargs["tools"] = anthropic_tools(request.tools)
+            choice = {"auto": "auto", "required": "any", "none": "none"}.get(s.tool_choice or "")
+            if choice or s.parallel_tool_calls is False:
+                kwargs["tool_choice"] = {"type": choice or "auto"}
+                if s.parallel_tool_calls is False:
+                    kwargs["tool_choice"]["disable_parallel_tool_use"] = True
+        # This SDK no longer has sampling parameters in its signature; servers that accept them
+        # still get them in the body.
+        sampling = {"temperature": s.temperature, "top_p": s.top_p}
+        extra_body = {k: v for k, v in sampling.items() if v is not None}
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        kwargs.update(s.extra)
+        try:
+            response = await self.client.messages.create(**kwargs)
+        except anthropic.APIStatusError as exc:
+            raise status_error(
+                "Anthropic", exc.status_code, exc.message, dict(exc.response.headers)
+            ) from exc
+        except anthropic.APIConnectionError as exc:
+            timed_out = isinstance(exc, anthropic.APITimeoutError)
+            raise connection_error("Anthropic", exc, timed_out) from exc
+        texts = [b.text for b in response.content if b.type == "text"]
+        calls = [
+            ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input))
+            for b in response.content
+            if b.type == "tool_use"
+        ]
+        usage = Usage(
+            requests=1,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+        )
+        return ModelResponse(
+            message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),
+            usage=usage,
+            model=response.model,
+        )

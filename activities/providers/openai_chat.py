@@ -1,0 +1,57 @@
+"""`openai-chat:<model>`: Chat Completions, for OpenAI and any compatible server
+(OPENAI_BASE_URL: vLLM, Ollama, LiteLLM, OpenRouter, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from durable_agent._messages import AssistantMessage, ToolCall, Usage
+from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent.convert import openai_chat_tools, to_openai_chat
+
+from ._openai import OpenAIClientHolder, raise_provider_error
+
+
+class OpenAIChatProvider(OpenAIClientHolder):
+    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+        kwargs: dict[str, Any] = {
+            "model": model_name,
+            "messages": to_openai_chat(request.messages, request.instructions),
+        }
+        if request.tools:
+            kwargs["tools"] = openai_chat_tools(request.tools)
+        s = request.settings
+        for key, value in (
+            ("temperature", s.temperature),
+            ("top_p", s.top_p),
+            ("max_completion_tokens", s.max_tokens),
+            ("tool_choice", s.tool_choice if request.tools else None),
+            ("parallel_tool_calls", s.parallel_tool_calls if request.tools else None),
+        ):
+            if value is not None:
+                kwargs[key] = value
+        kwargs.update(s.extra)
+        try:
+            response = await self.client.chat.completions.create(**kwargs)
+        except openai.APIError as exc:
+            raise_provider_error("OpenAI Chat Completions", exc)
+        message = response.choices[0].message
+        calls = [
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+            for c in message.tool_calls or []
+            if c.type == "function"
+        ]
+        usage = Usage(requests=1)
+        if response.usage is not None:
+            usage = Usage(
+                requests=1,
+                input_tokens=response.usage.prompt_tokens,
+                output_tokens=response.usage.completion_tokens,
+            )
+        return ModelResponse(
+            message=AssistantMessage(content=message.content, tool_calls=calls),
+            usage=usage,
+            model=response.model,
+        )
