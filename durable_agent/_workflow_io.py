@@ -158,13 +158,18 @@ class HistoryQuery(_Data):
     events: list[EventSource] = Field(default_factory=list)
     since: int = Field(default=0, ge=0)
     """Index into the full stream (messages and events) to start from, for followers."""
+    max_bytes: int = Field(default=2_000_000, ge=1)
+    """Page size, so that a long conversation never exceeds a gRPC message (4 MB)."""
 
 
 class HistoryPage(_Data):
     items: list[Item]
     next: int
-    """Pass as `since` to get only what is new."""
+    """Pass as `since` to get the next page, or only what is new."""
+    more: bool = False
+    """The page stopped at `max_bytes`: ask again from `next` at once."""
     done: bool
+    """The run has ended and this page reaches the end of its stream."""
 
 
 class ToolInvocation(_Data):

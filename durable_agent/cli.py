@@ -17,7 +17,7 @@ from typing import Any
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from ._messages import EventSource
+from ._messages import EventSource, Item
 from ._render import render
 from ._workflow_io import Snapshot, dump_json_schemas
 from .client import AgentClient
@@ -134,11 +134,17 @@ async def cmd_watch(args: argparse.Namespace) -> None:
 
 
 async def cmd_history(args: argparse.Namespace) -> None:
-    page = await (await _client(args)).history(args.workflow_id, args.events)
+    client = await _client(args)
+    items: list[Item] = []
+    page = await client.history(args.workflow_id, args.events)
+    items += page.items
+    while page.more:
+        page = await client.history(args.workflow_id, args.events, since=page.next)
+        items += page.items
     if args.json:
-        _print_json([i.model_dump(mode="json") for i in page.items])
+        _print_json([i.model_dump(mode="json") for i in items])
     else:
-        for item in page.items:
+        for item in items:
             print(render(item))
 
 

@@ -140,7 +140,7 @@ class AgentClient:
     ) -> AsyncIterator[Item]:
         """Yield the run's stream as it grows, until the run ends. Queries need a worker: while
         none runs (a run waiting for days), keep polling, more slowly."""
-        since = 0
+        since, ended = 0, False
         while True:
             try:
                 page = await self.history(workflow_id, events, since)
@@ -150,12 +150,12 @@ class AgentClient:
             for item in page.items:
                 yield item
             since = page.next
-            if page.done:
+            if page.done or (ended and not page.more):
                 return
+            if page.more:
+                continue
             description = await self.handle(workflow_id).describe()
             if description.status is not None and description.status.name != "RUNNING":
-                tail = await self.history(workflow_id, events, since)
-                for item in tail.items:
-                    yield item
-                return
+                ended = True  # one more read picks up what the last task added
+                continue
             await asyncio.sleep(poll_interval)

@@ -65,6 +65,11 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
             await handle.signal("user_message", {"content": note})
             await asyncio.sleep(0.8)
         result = await asyncio.wait_for(handle.result(), timeout=240)
+        pages = 0
+        page = await agents.history(handle.id)
+        while page.more:  # 30 MB of conversation, read in pages under the gRPC limit
+            pages += 1
+            page = await agents.history(handle.id, since=page.next)
         runs = [e async for e in client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert result.final_text == "read them all"
     assert result.turns == TURNS
@@ -74,4 +79,5 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
     user = [m.content for m in result.messages if isinstance(m, UserMessage)]
     assert user == ["read", *notes], "every signal applied exactly once, in order"
     assert len(runs) > 3, "the conversation continued as new along the way"
+    assert pages > 10
     assert any(tmp_path.iterdir()), "large payloads went to external storage"  # noqa: ASYNC240

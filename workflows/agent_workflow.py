@@ -561,13 +561,19 @@ class AgentWorkflow:
     def history(self, query: HistoryQuery | None = None) -> HistoryPage:
         query = query or HistoryQuery()
         sources = set(query.events)
-        items = [
-            item
-            for item in self._items[query.since :]
-            if not isinstance(item, StatusEvent) or item.source in sources
-        ]
-        done = self._state in (RunState.COMPLETED, RunState.FAILED)
-        return HistoryPage(items=items, next=len(self._items), done=done)
+        items: list[Item] = []
+        size, index = 0, query.since
+        while index < len(self._items):
+            item = self._items[index]
+            if not isinstance(item, StatusEvent) or item.source in sources:
+                size += len(item.model_dump_json())
+                if items and size > query.max_bytes:
+                    break
+                items.append(item)
+            index += 1
+        more = index < len(self._items)
+        ended = self._state in (RunState.COMPLETED, RunState.FAILED)
+        return HistoryPage(items=items, next=index, more=more, done=ended and not more)
 
     @workflow.query(name="transcript")
     def transcript(self, query: TranscriptQuery) -> TranscriptPage:
