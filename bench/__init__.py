@@ -1,0 +1,1 @@
+"""The cost of durability, measured: `python -m bench` (or `make bench`)."""

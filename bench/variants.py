@@ -1,0 +1,68 @@
+"""Each Temporal variant behind one small interface: a worker for a queue and a way to start."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from durable_agent.client import AgentClient
+from durable_agent.worker import create_worker
+
+from . import bare, durable
+from .fake import prompt
+
+Start = Callable[[str, str, int, int], Awaitable[WorkflowHandle[Any, Any]]]
+
+
+@dataclass
+class Variant:
+    name: str
+    client: Client
+    worker: Callable[[str], Worker]
+    start: Start
+
+
+def bare_variant(client: Client) -> Variant:
+    def worker(queue: str) -> Worker:
+        return Worker(
+            client, task_queue=queue, workflows=[bare.BareLoop], activities=[bare.bare_model, bare.bare_tool]
+        )
+
+    async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            bare.BareLoop.run, args=[turns, size], id=wid, task_queue=queue
+        )
+
+    return Variant("bare", client, worker, start)
+
+
+def durable_variant(client: Client, fast: bool) -> Variant:
+    agent = durable.agent(fast)
+
+    def worker(queue: str) -> Worker:
+        return create_worker(client, [agent], task_queue=queue)
+
+    async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
+        return await AgentClient(client, queue).start(agent.name, prompt(turns, size), workflow_id=wid)
+
+    return Variant("durable-agent fast" if fast else "durable-agent", client, worker, start)
+
+
+async def anchor_variant(target: str) -> Variant:
+    from . import anchor
+
+    client = await anchor.connect(target)
+
+    def worker(queue: str) -> Worker:
+        return Worker(client, task_queue=queue, workflows=[anchor.AnchorLoop], activities=[anchor.fetch])
+
+    async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            anchor.AnchorLoop.run, args=[turns, size], id=wid, task_queue=queue
+        )
+
+    return Variant("openai-agents integration", client, worker, start)
