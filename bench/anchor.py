@@ -27,12 +27,16 @@ async def fetch(size: int) -> str:
 class BenchModel(Model):
     """Reads the turn from the input it is given, like a real model would."""
 
-    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
+    async def get_response(
+        self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any
+    ) -> ModelResponse:
         text = json.dumps(input, default=str)
         turns, size = parse(text)
         turn = text.count('"function_call_output"')
         if wants_tool(turn, turns):
-            return ResponseBuilders.tool_call(json.dumps({"size": size}), TOOL_NAME, call_id=f"c{turn}")
+            return ResponseBuilders.tool_call(
+                json.dumps({"size": size}), TOOL_NAME, call_id=f"c{turn}"
+            )
         return ResponseBuilders.output_message("done")
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
@@ -47,7 +51,9 @@ class AnchorLoop:
             name="bench",
             instructions="Fetch until done.",
             tools=[
-                agents_workflow.activity_as_tool(fetch, start_to_close_timeout=timedelta(seconds=30))
+                agents_workflow.activity_as_tool(
+                    fetch, start_to_close_timeout=timedelta(seconds=30)
+                )
             ],
         )
         result = await Runner.run(agent, f"turns={turns} size={size}", max_turns=turns + 1)

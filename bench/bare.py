@@ -41,6 +41,4 @@ class BareLoop:
             result = await workflow.execute_activity(
                 bare_tool, size, start_to_close_timeout=timeout
             )
-            conversation.append(
-                {"role": "tool", "id": reply["tool_call"]["id"], "content": result}
-            )
+            conversation.append({"role": "tool", "id": reply["tool_call"]["id"], "content": result})

@@ -47,4 +47,6 @@ def wait_here() -> str:
 def resume_agent() -> Agent:
     """Waits on an external call, then answers: for resume latency."""
     call = AssistantMessage(tool_calls=[ToolCall(id="w", name="wait_here")])
-    return Agent("bench-resume", model=ScriptedModel("bench-resume", [call, "done"]), tools=[wait_here])
+    return Agent(
+        "bench-resume", model=ScriptedModel("bench-resume", [call, "done"]), tools=[wait_here]
+    )

@@ -68,7 +68,11 @@ async def history_cost(client: Client, workflow_id: str, first_run_id: str | Non
 
 
 async def run_once(
-    variant: Variant, queue: str, turns: int, size: int, timeout: float
+    variant: Variant,
+    queue: str,
+    turns: int,
+    size: int,
+    timeout: float,  # noqa: ASYNC109
 ) -> tuple[float, Cost]:
     wid = _id(variant.name.split()[0])
     started = time.perf_counter()
@@ -101,7 +105,16 @@ class WorkerProcess:
     """`bench.serve` in a subprocess: its peak memory can be read, and it can be killed."""
 
     def __init__(self, variant: str, address: str, queue: str, sticky: float | None = None):
-        argv = [sys.executable, "-m", "bench.serve", variant, "--address", address, "--queue", queue]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.serve",
+            variant,
+            "--address",
+            address,
+            "--queue",
+            queue,
+        ]
         if sticky is not None:
             argv += ["--sticky-seconds", str(sticky)]
         self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -140,4 +153,3 @@ async def resume_latency(client: Client, address: str, sig: int, sticky: float |
         return time.perf_counter() - started
     finally:
         second.stop(15)
-

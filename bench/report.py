@@ -58,79 +58,161 @@ class Report:
 
     def _timing_table(self) -> list[str]:
         turns = sorted({t for v in self.timings.values() for t in v})
-        rows = ["## Per-turn wall time", "", "| variant | " + " | ".join(
-            f"{t} turns: median ms (min–max), x bare" for t in turns) + " |",
-            "|---|" + "---|" * len(turns)]
+        rows = [
+            "## Per-turn wall time",
+            "",
+            "| variant | "
+            + " | ".join(f"{t} turns: median ms (min-max), x bare" for t in turns)
+            + " |",
+            "|---|" + "---|" * len(turns),
+        ]
         for name, by_turns in self.timings.items():
             cells = []
             for t in turns:
                 m = by_turns.get(t)
                 ratio = self._ratio(name, t)
                 cells.append(
-                    f"{m.median * 1000:.1f} ({m.low * 1000:.1f}–{m.high * 1000:.1f}), "
-                    f"{ratio:.2f}x" if m and ratio is not None else (f"{m.median * 1000:.2f}" if m else "–")
+                    f"{m.median * 1000:.1f} ({m.low * 1000:.1f}-{m.high * 1000:.1f}), {ratio:.2f}x"
+                    if m and ratio is not None
+                    else (f"{m.median * 1000:.2f}" if m else "-")
                 )
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
-        return rows + [""]
+        return [*rows, ""]
 
     def _cost_table(self) -> list[str]:
         keys = sorted({k for v in self.costs.values() for k in v}, key=lambda k: (k[1], k[0]))
-        rows = ["## History per turn (all runs of a continue-as-new chain)", "",
-                "| variant | " + " | ".join(f"{t} turns, {s // 1024} KB out" for t, s in keys) + " |",
-                "|---|" + "---|" * len(keys)]
+        rows = [
+            "## History per turn (all runs of a continue-as-new chain)",
+            "",
+            "| variant | " + " | ".join(f"{t} turns, {s // 1024} KB out" for t, s in keys) + " |",
+            "|---|" + "---|" * len(keys),
+        ]
         for name, by_key in self.costs.items():
             cells = []
             for t, s in keys:
                 c = by_key.get((t, s))
                 if isinstance(c, Cost):
-                    cells.append(f"{c.events / t:.1f} ev, {c.bytes / t / 1024:.1f} KB" + (f" ({c.runs} runs)" if c.runs > 1 else ""))
+                    cells.append(
+                        f"{c.events / t:.1f} ev, {c.bytes / t / 1024:.1f} KB"
+                        + (f" ({c.runs} runs)" if c.runs > 1 else "")
+                    )
                 else:
-                    cells.append(c or "–")
+                    cells.append(c or "-")
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
-        return rows + [""]
+        return [*rows, ""]
 
     def _throughput_table(self) -> list[str]:
         ns = sorted({n for v in self.rates.values() for n in v})
-        rows = ["## Throughput and memory", "", "| variant | " + " | ".join(f"{n} concurrent: turns/s" for n in ns) + " | worker peak RSS |",
-                "|---|" + "---|" * (len(ns) + 1)]
+        rows = [
+            "## Throughput and memory",
+            "",
+            "| variant | "
+            + " | ".join(f"{n} concurrent: turns/s" for n in ns)
+            + " | worker peak RSS |",
+            "|---|" + "---|" * (len(ns) + 1),
+        ]
         for name, by_n in self.rates.items():
             rss = self.rss_mb.get(name)
-            rows.append(f"| {name} | " + " | ".join(f"{by_n[n]:.1f}" if n in by_n else "–" for n in ns)
-                        + f" | {f'{rss:.0f} MB' if rss else '–'} |")
-        return rows + [""]
+            rows.append(
+                f"| {name} | "
+                + " | ".join(f"{by_n[n]:.1f}" if n in by_n else "-" for n in ns)
+                + f" | {f'{rss:.0f} MB' if rss else '-'} |"
+            )
+        return [*rows, ""]
 
     def _resume_table(self) -> list[str]:
         if not self.resumes:
             return []
-        rows = ["## Resume latency (signal to completion, new worker)", "", "| case | seconds |", "|---|---|"]
+        rows = [
+            "## Resume latency (signal to completion, new worker)",
+            "",
+            "| case | seconds |",
+            "|---|---|",
+        ]
         rows += [f"| {label} | {s:.2f} |" for label, s in self.resumes.items()]
-        return rows + [""]
+        return [*rows, ""]
 
     def _goals(self) -> list[str]:
         checks: list[tuple[str, bool | None, str]] = []
         for t in sorted(self.timings[DEFAULT]):
             r = self._ratio(DEFAULT, t)
-            checks.append((f"default mode ≤ 1.0x bare per turn at {t} turns", None if r is None else r <= 1.0, f"{r:.2f}x" if r else "–"))
+            checks.append(
+                (
+                    f"default mode ≤ 1.0x bare per turn at {t} turns",
+                    None if r is None else r <= 1.0,
+                    f"{r:.2f}x" if r else "-",
+                )
+            )
             f = self._ratio(FAST, t)
-            checks.append((f"fast mode ≤ 0.3x bare per turn at {t} turns", None if f is None else f <= 0.3, f"{f:.2f}x" if f else "–"))
+            checks.append(
+                (
+                    f"fast mode ≤ 0.3x bare per turn at {t} turns",
+                    None if f is None else f <= 0.3,
+                    f"{f:.2f}x" if f else "-",
+                )
+            )
         top = max((t for (t, s) in self.costs[DEFAULT] if s == 1024), default=None)
-        mine, base = self.costs[DEFAULT].get((top or 0, 1024)), self.costs[BARE].get((top or 0, 1024))
+        mine, base = (
+            self.costs[DEFAULT].get((top or 0, 1024)),
+            self.costs[BARE].get((top or 0, 1024)),
+        )
         if isinstance(mine, Cost) and isinstance(base, Cost) and top:
-            checks.append((f"events per turn ≤ bare's at {top} turns", mine.events <= base.events, f"{mine.events / top:.1f} vs {base.events / top:.1f}"))
+            checks.append(
+                (
+                    f"events per turn ≤ bare's at {top} turns",
+                    mine.events <= base.events,
+                    f"{mine.events / top:.1f} vs {base.events / top:.1f}",
+                )
+            )
         for size in sorted({s for (_, s) in self.costs[DEFAULT]}):
-            per = {t: c.bytes / t for (t, s), c in self.costs[DEFAULT].items() if s == size and isinstance(c, Cost)}
+            per = {
+                t: c.bytes / t
+                for (t, s), c in self.costs[DEFAULT].items()
+                if s == size and isinstance(c, Cost)
+            }
             if len(per) > 1:
                 lo, hi = per[min(per)], per[max(per)]
-                checks.append((f"history bytes per turn flat with {size // 1024} KB outputs ({min(per)}→{max(per)} turns)", hi <= lo * 1.25, f"{lo / 1024:.1f} → {hi / 1024:.1f} KB"))
+                checks.append(
+                    (
+                        f"history bytes per turn flat, {size // 1024} KB outputs, "
+                        f"{min(per)} to {max(per)} turns",
+                        hi <= lo * 1.25,
+                        f"{lo / 1024:.1f} → {hi / 1024:.1f} KB",
+                    )
+                )
         big = self.costs[DEFAULT].get((300, 50 * 1024))
         if big is not None:
-            checks.append(("300-turn run with 50 KB outputs completes", isinstance(big, Cost), "yes" if isinstance(big, Cost) else str(big)))
+            checks.append(
+                (
+                    "300-turn run with 50 KB outputs completes",
+                    isinstance(big, Cost),
+                    "yes" if isinstance(big, Cost) else str(big),
+                )
+            )
         n = max((n for n in self.rates[DEFAULT] if n in self.rates[BARE]), default=None)
         if n:
-            checks.append((f"throughput ≥ bare's at {n} concurrent", self.rates[DEFAULT][n] >= self.rates[BARE][n], f"{self.rates[DEFAULT][n]:.1f} vs {self.rates[BARE][n]:.1f} turns/s"))
-        for label, limit in (("SIGKILL, sticky 1 s (durable-agent default)", 1.5), ("graceful stop (SIGTERM), sticky 1 s", 0.25)):
+            checks.append(
+                (
+                    f"throughput ≥ bare's at {n} concurrent",
+                    self.rates[DEFAULT][n] >= self.rates[BARE][n],
+                    f"{self.rates[DEFAULT][n]:.1f} vs {self.rates[BARE][n]:.1f} turns/s",
+                )
+            )
+        for label, limit in (
+            ("SIGKILL, sticky 1 s (durable-agent default)", 1.5),
+            ("graceful stop (SIGTERM), sticky 1 s", 0.25),
+        ):
             if label in self.resumes:
-                checks.append((f"resume after {label.split(',')[0]} ≤ {limit} s", self.resumes[label] <= limit, f"{self.resumes[label]:.2f} s"))
+                checks.append(
+                    (
+                        f"resume after {label.split(',')[0]} ≤ {limit} s",
+                        self.resumes[label] <= limit,
+                        f"{self.resumes[label]:.2f} s",
+                    )
+                )
         rows = ["## Goals", "", "| goal | met | measured |", "|---|---|---|"]
-        rows += [f"| {g} | {'yes' if ok else ('no' if ok is False else '–')} | {m} |" for g, ok, m in checks]
-        return rows + [""]
+        rows += [
+            f"| {g} | {'yes' if ok else ('no' if ok is False else '-')} | {m} |"
+            for g, ok, m in checks
+        ]
+        return [*rows, ""]

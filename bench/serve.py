@@ -25,8 +25,11 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
     if variant == "bare":
         client = await Client.connect(address)
         worker = Worker(
-            client, task_queue=queue, workflows=[bare.BareLoop],
-            activities=[bare.bare_model, bare.bare_tool], **options,  # type: ignore[arg-type]
+            client,
+            task_queue=queue,
+            workflows=[bare.BareLoop],
+            activities=[bare.bare_model, bare.bare_tool],
+            **options,  # type: ignore[arg-type]
         )
     else:
         agents = {

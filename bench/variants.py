@@ -29,7 +29,10 @@ class Variant:
 def bare_variant(client: Client) -> Variant:
     def worker(queue: str) -> Worker:
         return Worker(
-            client, task_queue=queue, workflows=[bare.BareLoop], activities=[bare.bare_model, bare.bare_tool]
+            client,
+            task_queue=queue,
+            workflows=[bare.BareLoop],
+            activities=[bare.bare_model, bare.bare_tool],
         )
 
     async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
@@ -47,7 +50,9 @@ def durable_variant(client: Client, fast: bool) -> Variant:
         return create_worker(client, [agent], task_queue=queue)
 
     async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
-        return await AgentClient(client, queue).start(agent.name, prompt(turns, size), workflow_id=wid)
+        return await AgentClient(client, queue).start(
+            agent.name, prompt(turns, size), workflow_id=wid
+        )
 
     return Variant("durable-agent fast" if fast else "durable-agent", client, worker, start)
 
@@ -58,7 +63,9 @@ async def anchor_variant(target: str) -> Variant:
     client = await anchor.connect(target)
 
     def worker(queue: str) -> Worker:
-        return Worker(client, task_queue=queue, workflows=[anchor.AnchorLoop], activities=[anchor.fetch])
+        return Worker(
+            client, task_queue=queue, workflows=[anchor.AnchorLoop], activities=[anchor.fetch]
+        )
 
     async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
         return await client.start_workflow(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import openai
+
+from durable_agent._model_io import ModelRequest
 
 from ._errors import connection_error, status_error
 
@@ -21,6 +23,19 @@ class OpenAIClientHolder:
         if self._client is None:
             self._client = openai.AsyncOpenAI(max_retries=0)
         return self._client
+
+
+def settings_kwargs(request: ModelRequest, max_tokens_key: str) -> dict[str, Any]:
+    """The request's settings as keyword arguments; unset ones are left to the server."""
+    s = request.settings
+    chosen = {
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        max_tokens_key: s.max_tokens,
+        "tool_choice": s.tool_choice if request.tools else None,
+        "parallel_tool_calls": s.parallel_tool_calls if request.tools else None,
+    }
+    return {k: v for k, v in chosen.items() if v is not None} | s.extra
 
 
 def raise_provider_error(provider: str, exc: openai.APIError) -> NoReturn:

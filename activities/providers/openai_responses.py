@@ -11,7 +11,7 @@ from durable_agent._messages import AssistantMessage, ToolCall, Usage
 from durable_agent._model_io import ModelRequest, ModelResponse
 from durable_agent.convert import openai_responses_tools, to_openai_responses
 
-from ._openai import OpenAIClientHolder, raise_provider_error
+from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs
 
 
 class OpenAIResponsesProvider(OpenAIClientHolder):
@@ -25,17 +25,7 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
             kwargs["instructions"] = request.instructions
         if request.tools:
             kwargs["tools"] = openai_responses_tools(request.tools)
-        s = request.settings
-        for key, value in (
-            ("temperature", s.temperature),
-            ("top_p", s.top_p),
-            ("max_output_tokens", s.max_tokens),
-            ("tool_choice", s.tool_choice if request.tools else None),
-            ("parallel_tool_calls", s.parallel_tool_calls if request.tools else None),
-        ):
-            if value is not None:
-                kwargs[key] = value
-        kwargs.update(s.extra)
+        kwargs.update(settings_kwargs(request, max_tokens_key="max_output_tokens"))
         try:
             response = await self.client.responses.create(**kwargs)
         except openai.APIError as exc:
