@@ -101,6 +101,8 @@ class Agent:
         )
     )
 
+    _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
@@ -127,7 +129,10 @@ class Agent:
         return self.model.model_string if isinstance(self.model, ScriptedModel) else self.model
 
     def tool_specs(self) -> list[ToolSpec]:
-        return [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
+        """Computed once: JSON-schema generation would otherwise cost every turn."""
+        if self._specs is None:
+            self._specs = [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
+        return self._specs
 
     def find_tool(self, name: str) -> Tool | Handoff | None:
         for t in self.tool_list:

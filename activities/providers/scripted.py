@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._agent import ScriptedModel
-from durable_agent._messages import Usage
+from durable_agent._messages import Message, Usage
 from durable_agent._model_io import ModelRequest, ModelResponse
 
 
@@ -26,8 +26,13 @@ class ScriptedProvider:
             message = model.reply(request)
         except IndexError as exc:
             raise ApplicationError(str(exc), type="ScriptExhausted", non_retryable=True) from None
-        prompt_chars = sum(len(m.model_dump_json()) for m in request.messages)
-        reply_chars = len(message.model_dump_json())
+        prompt_chars = sum(_chars(m) for m in request.messages)
+        reply_chars = _chars(message)
         # A rough 4-characters-a-token estimate keeps usage figures meaningful offline.
         usage = Usage(requests=1, input_tokens=prompt_chars // 4, output_tokens=reply_chars // 4)
         return ModelResponse(message=message, usage=usage, model=model.model_string)
+
+
+def _chars(message: Message) -> int:
+    calls = getattr(message, "tool_calls", ())
+    return len(message.content or "") + sum(len(c.name) + len(c.arguments) for c in calls)
