@@ -79,6 +79,7 @@ MODEL_ACTIVITY = "model.complete"
 # (history.continueAsNewMinInterval); on dev server 1.32 we saw that delayed task never
 # scheduled, so a run stays at least this long before it continues as new.
 MIN_RUN_AGE = timedelta(seconds=2)
+LOCAL_FLUSH_BYTES = 1_000_000
 
 
 @dataclass
@@ -109,6 +110,8 @@ class AgentWorkflow:
         self._sent = 0
         self._conversation_id = ""
         """How many prompt messages of this run the model activity side already has."""
+        self._local_bytes = 0
+        """Local-activity results held in the current workflow task, not yet in history."""
         self._stop_reason: str | None = None
         self._resumed: dict[str, PendingKind] = {}
         """Calls that were waiting in the snapshot this run started from."""
@@ -128,6 +131,7 @@ class AgentWorkflow:
         )
         await self._resolve_open_calls()
         while True:
+            await self._flush_local_results()
             self._place_inbox()
             if self._stop_reason is not None:
                 self._event("agent", "stopped", reason=self._stop_reason)
@@ -222,6 +226,8 @@ class AgentWorkflow:
                 f"model call failed: {_cause(exc)}", type="ModelCallFailed", non_retryable=True
             ) from exc
         self._usage = self._usage + response.usage
+        if agent.local_model:
+            self._local_bytes += len(response.message.model_dump_json())
         response.message.agent = agent.name
         self._event(
             "llm",
@@ -234,6 +240,14 @@ class AgentWorkflow:
         self._items.append(response.message)
         self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
         return response
+
+    async def _flush_local_results(self) -> None:
+        """Local activities that finish at once keep one workflow task open for many turns,
+        and its completion carries every result: past a few MB it exceeds a gRPC message. A
+        short timer ends the task, so its results are written to history."""
+        if self._local_bytes >= LOCAL_FLUSH_BYTES:
+            self._local_bytes = 0
+            await workflow.sleep(timedelta(milliseconds=1))
 
     async def _run_hooks(self) -> None:
         """Hooks see the conversation by reference and may inject messages or stop the run."""
@@ -379,6 +393,8 @@ class AgentWorkflow:
             )
         except ActivityError as exc:
             outcome = ToolOutcome(content=f"tool {tool.name} failed: {_cause(exc)}", is_error=True)
+        if tool.local:
+            self._local_bytes += len(outcome.content)
         self._items.extend(outcome.events)
         kind = "tool_failed" if outcome.is_error else "tool_finished"
         self._event("tool", kind, tool=tool.name, tool_call_id=call.id)
