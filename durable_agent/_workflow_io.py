@@ -11,8 +11,12 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from temporalio.common import SearchAttributeKey
 
 from ._messages import AssistantMessage, EventSource, Item, Message, StatusEvent, Usage, _Data
+
+AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
+AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
 
 
 class RunState(StrEnum):

@@ -12,16 +12,20 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from ._messages import EventSource, Item, Message
 from ._workflow_io import (
+    AGENT_NAME,
+    AGENT_STATUS,
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
     HistoryPage,
     HistoryQuery,
     PendingCall,
+    RunState,
     Snapshot,
     StatusInfo,
     SubmitResult,
@@ -75,6 +79,12 @@ class AgentClient:
             id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}",
             task_queue=self.task_queue,
             result_type=AgentRunResult,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(AGENT_NAME, agent),
+                    SearchAttributePair(AGENT_STATUS, RunState.RUNNING.value),
+                ]
+            ),
         )
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, AgentRunResult]:

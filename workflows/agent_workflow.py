@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -55,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent._workflow_io import (
+        AGENT_NAME,
+        AGENT_STATUS,
         AgentRunInput,
         AgentRunResult,
         ApprovalSignal,
@@ -72,8 +73,6 @@ with workflow.unsafe.imports_passed_through():
         UserMessageSignal,
     )
 
-AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
-AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
 MODEL_ACTIVITY = "model.complete"
 # The server delays the first task of a run continued sooner than 1 s after its start
 # (history.continueAsNewMinInterval); on dev server 1.32 we saw that delayed task never
@@ -126,9 +125,13 @@ class AgentWorkflow:
         self._start(params)
         agent = self._agent()
         max_turns = params.max_turns or agent.max_turns
-        workflow.upsert_search_attributes(
-            [AGENT_NAME.value_set(agent.name), AGENT_STATUS.value_set(self._state.value)]
-        )
+        current = workflow.info().typed_search_attributes
+        if current.get(AGENT_NAME) != agent.name or current.get(AGENT_STATUS) != self._state:
+            # Runs started by AgentClient (or carried over by continue-as-new) have them
+            # already: one history event less a run.
+            workflow.upsert_search_attributes(
+                [AGENT_NAME.value_set(agent.name), AGENT_STATUS.value_set(self._state.value)]
+            )
         await self._resolve_open_calls()
         while True:
             await self._flush_local_results()
