@@ -118,9 +118,9 @@ class AgentWorkflow:
     # ------------------------------------------------------------------ the loop
 
     @workflow.run
-    async def run(self, raw_input: Any) -> AgentRunResult:
-        """Takes `AgentRunInput` as JSON; typed `Any` so that malformed input fails the run
-        with a readable error instead of failing workflow tasks for ever."""
+    async def run(self, *raw_input: Any) -> AgentRunResult:
+        """Takes one `AgentRunInput` as JSON; untyped and variadic so that malformed or missing
+        input fails the run with a readable error instead of failing workflow tasks for ever."""
         params = _parse_input(raw_input)
         self._start(params)
         agent = self._agent()
@@ -463,8 +463,8 @@ class AgentWorkflow:
     # ------------------------------------------------------------------ signals and updates
 
     @workflow.signal(name="tool_result")
-    def tool_result(self, payload: Any) -> None:
-        self._submit(payload, ToolResultSignal, self._check_result, self._apply_result)
+    def tool_result(self, *payloads: Any) -> None:
+        self._submit(payloads, ToolResultSignal, self._check_result, self._apply_result)
 
     @workflow.update(name="submit_tool_result")
     def submit_tool_result(self, payload: Any) -> SubmitResult:
@@ -475,8 +475,8 @@ class AgentWorkflow:
         _raise_if(self._check_result(_parse(payload, ToolResultSignal)))
 
     @workflow.signal(name="approval")
-    def approval(self, payload: Any) -> None:
-        self._submit(payload, ApprovalSignal, self._check_approval, self._apply_approval)
+    def approval(self, *payloads: Any) -> None:
+        self._submit(payloads, ApprovalSignal, self._check_approval, self._apply_approval)
 
     @workflow.update(name="submit_approval")
     def submit_approval(self, payload: Any) -> SubmitResult:
@@ -487,8 +487,8 @@ class AgentWorkflow:
         _raise_if(self._check_approval(_parse(payload, ApprovalSignal)))
 
     @workflow.signal(name="user_message")
-    def user_message(self, payload: Any) -> None:
-        self._submit(payload, UserMessageSignal, lambda _: None, self._apply_user_message)
+    def user_message(self, *payloads: Any) -> None:
+        self._submit(payloads, UserMessageSignal, lambda _: None, self._apply_user_message)
 
     @workflow.update(name="submit_user_message")
     def submit_user_message(self, payload: Any) -> SubmitResult:
@@ -498,10 +498,13 @@ class AgentWorkflow:
     def _validate_user_message(self, payload: Any) -> None:
         _parse(payload, UserMessageSignal)
 
-    def _submit(self, payload: Any, model: Any, check: Any, apply: Any) -> None:
-        """Signals cannot answer: a bad one is recorded in the stream and otherwise ignored."""
+    def _submit(self, payloads: tuple[Any, ...], model: Any, check: Any, apply: Any) -> None:
+        """Signals cannot answer: a bad one is recorded in the stream and otherwise ignored.
+        Handlers take `*payloads` so that a signal with no input or several cannot raise."""
         try:
-            parsed = _parse(payload, model)
+            if len(payloads) != 1:
+                raise ValueError(f"expected one JSON input, got {len(payloads)}")
+            parsed = _parse(payloads[0], model)
         except ValueError as exc:
             self._event("agent", "signal_ignored", signal=model.__name__, reason=str(exc))
             return
@@ -691,11 +694,17 @@ class AgentWorkflow:
         )
 
 
-def _parse_input(raw: Any) -> AgentRunInput:
-    if isinstance(raw, AgentRunInput):
-        return raw
+def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
+    if len(raw) != 1:
+        raise ApplicationError(
+            f"AgentWorkflow takes one input, got {len(raw)}",
+            type="InvalidInput",
+            non_retryable=True,
+        )
+    if isinstance(raw[0], AgentRunInput):
+        return raw[0]
     try:
-        return AgentRunInput.model_validate(raw)
+        return AgentRunInput.model_validate(raw[0])
     except pydantic.ValidationError as exc:
         raise ApplicationError(
             f"malformed AgentWorkflow input: {exc}", type="InvalidInput", non_retryable=True
