@@ -310,7 +310,9 @@ class AgentWorkflow:
         self._set_state(RunState.RUNNING)
         if self._handoff_to is not None:
             previous, self._agent_name, self._handoff_to = self._agent_name, self._handoff_to, None
-            self._event("agent", "handoff", source_agent=previous, target_agent=self._agent_name)
+            self._event(
+                "agent", "handoff", source_agent=previous, target=self._agent_name, to="agent"
+            )
             workflow.upsert_search_attributes([AGENT_NAME.value_set(self._agent_name)])
 
     @staticmethod
@@ -412,7 +414,9 @@ class AgentWorkflow:
             return ToolMessage(
                 tool_call_id=call.id, name=call.name, content=f"Transferred to {handoff.name}."
             )
-        self._event("agent", "handoff", source_agent=self._agent_name, target=handoff.name)
+        self._event(
+            "agent", "handoff", source_agent=self._agent_name, target=handoff.name, to="person"
+        )
         await self._wait(slot, "handoff", None, False)
         assert slot.arrived is not None
         return ToolMessage(
