@@ -565,6 +565,7 @@ class AgentWorkflow:
                 slot.arrived = ToolResultSignal(
                     tool_call_id=slot.call.id, content="Handed over; their reply follows."
                 )
+                self._event("tool", "result_received", tool_call_id=slot.call.id, buffered=False)
                 return SubmitResult(detail="answers the handoff")
         return SubmitResult(detail="queued for the next safe point")
 
