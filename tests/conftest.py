@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from durable_agent import Agent
+from durable_agent import Agent, AssistantMessage, ToolCall, ToolMessage
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
 
 BIN = Path(sys.executable).parent
@@ -67,6 +69,32 @@ async def serving(client: Client, *agents: Agent, **options: object) -> AsyncIte
     worker = create_worker(client, agents, **options)  # type: ignore[arg-type]
     async with worker:
         yield worker
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str = "the condition", seconds: float = 30
+) -> None:
+    """Poll `check` every 50 ms; bounded, so a broken run fails instead of hanging. (Queries do
+    not skip time on the time-skipping server: waiting here is real time.)"""
+    for _ in range(int(seconds / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def calls(*specs: tuple[str, str, str | Mapping[str, object]]) -> AssistantMessage:
+    """A model reply asking for tools: (id, name, arguments as raw text or as a dict)."""
+    return AssistantMessage(
+        tool_calls=[
+            ToolCall(id=i, name=n, arguments=a if isinstance(a, str) else json.dumps(a))
+            for i, n, a in specs
+        ]
+    )
+
+
+def tool_messages(messages: Iterable[object]) -> list[ToolMessage]:
+    return [m for m in messages if isinstance(m, ToolMessage)]
 
 
 def new_id() -> str:

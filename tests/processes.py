@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from durable_agent.devserver import start_dev_args
+
+from .conftest import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -52,15 +53,6 @@ def temporal(address: str, *args: str) -> Any:
         timeout=60,
     )
     return json.loads(out.stdout) if out.stdout.strip() else None
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
-    """Poll `check` until true; bounded so a broken run fails instead of hanging."""
-    for _ in range(int(seconds / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def log_lines(log_file: Path) -> list[dict[str, str]]:

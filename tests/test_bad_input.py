@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,12 +23,10 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import (
     Agent,
     AssistantMessage,
-    Message,
     ModelRequest,
     RunState,
     ScriptedModel,
     StatusEvent,
-    ToolCall,
     ToolContext,
     ToolMessage,
     external_tool,
@@ -37,18 +34,9 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import new_id, serving
+from .conftest import calls, eventually, new_id, serving, tool_messages
 
 # ---------------------------------------------------------------------------- helpers
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, tries: int = 200) -> None:
-    """Poll `check` (queries do not skip time) for at most `tries` x 50 ms."""
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def wait_pending(client: AgentClient, wf: str, *ids: str) -> None:
@@ -99,15 +87,6 @@ async def result_unless_stuck(handle: WorkflowHandle[Any, Any], seconds: float =
                 await result
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             await handle.terminate("stuck")
-
-
-def calls(*specs: tuple[str, str, str]) -> AssistantMessage:
-    """Tool calls with raw argument text, exactly as a (possibly sloppy) model sends it."""
-    return AssistantMessage(tool_calls=[ToolCall(id=i, name=n, arguments=a) for i, n, a in specs])
-
-
-def tool_messages(messages: list[Message]) -> list[ToolMessage]:
-    return [m for m in messages if isinstance(m, ToolMessage)]
 
 
 def refusal(error: pytest.ExceptionInfo[WorkflowUpdateFailedError]) -> str:

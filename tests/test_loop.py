@@ -13,7 +13,6 @@ from durable_agent import (
     AssistantMessage,
     ModelRequest,
     ScriptedModel,
-    ToolCall,
     ToolMessage,
     external_tool,
     tool,
@@ -21,7 +20,7 @@ from durable_agent import (
 from durable_agent.client import AgentClient
 from workflows.agent_workflow import AgentWorkflow
 
-from .conftest import new_id, serving
+from .conftest import calls, new_id, serving
 
 
 @tool
@@ -33,10 +32,6 @@ def add(a: int, b: int) -> int:
         b: The second.
     """
     return a + b
-
-
-def calls(*specs: tuple[str, str, str]) -> AssistantMessage:
-    return AssistantMessage(tool_calls=[ToolCall(id=i, name=n, arguments=a) for i, n, a in specs])
 
 
 async def test_parallel_tool_calls_are_answered_in_call_order(

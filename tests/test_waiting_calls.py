@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -20,15 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import (
     Agent,
     AssistantMessage,
-    Message,
     ModelRequest,
     PendingCall,
     RunState,
     ScriptedModel,
     StatusEvent,
-    ToolCall,
     ToolContext,
-    ToolMessage,
     UserMessage,
     external_tool,
     long_running_tool,
@@ -38,18 +35,9 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import new_id, serving
+from .conftest import calls, eventually, new_id, serving, tool_messages
 
 # ---------------------------------------------------------------------------- helpers
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, tries: int = 200) -> None:
-    """Poll `check` (queries do not skip time) for at most `tries` x 50 ms."""
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def pending_calls(client: AgentClient, wf: str, count: int = 1) -> list[PendingCall]:
@@ -63,16 +51,6 @@ async def pending_calls(client: AgentClient, wf: str, count: int = 1) -> list[Pe
 
     await eventually(check, f"{count} pending call(s) in {wf}")
     return found
-
-
-def calls(*specs: tuple[str, str, dict[str, object]]) -> AssistantMessage:
-    return AssistantMessage(
-        tool_calls=[ToolCall(id=i, name=n, arguments=json.dumps(a)) for i, n, a in specs]
-    )
-
-
-def tool_messages(messages: list[Message]) -> list[ToolMessage]:
-    return [m for m in messages if isinstance(m, ToolMessage)]
 
 
 def events(items: Sequence[object], kind: str) -> list[dict[str, object]]:
