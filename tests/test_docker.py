@@ -105,7 +105,7 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     users = [args for keyword, args in found if keyword == "USER"]
     assert users and users[-1] not in ("root", "0", "0:0")
     last_user = max(i for i, (keyword, _) in enumerate(found) if keyword == "USER")
-    assert all(keyword != "RUN" for keyword, _ in found[last_user:]), "RUN after USER drops root"
+    assert all(keyword != "RUN" for keyword, _ in found[last_user:]), "RUN steps go before USER"
 
 
 def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
