@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NoReturn
 
 import openai
@@ -21,7 +22,9 @@ class OpenAIClientHolder:
     @property
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            self._client = openai.AsyncOpenAI(max_retries=0)
+            # An empty OPENAI_BASE_URL (compose files pass unset variables as "") means unset.
+            base_url = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+            self._client = openai.AsyncOpenAI(base_url=base_url, max_retries=0)
         return self._client
 
 

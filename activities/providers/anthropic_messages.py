@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import anthropic
@@ -23,7 +24,8 @@ class AnthropicProvider:
     @property
     def client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            self._client = anthropic.AsyncAnthropic(max_retries=0)
+            base_url = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+            self._client = anthropic.AsyncAnthropic(base_url=base_url, max_retries=0)
         return self._client
 
     async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
