@@ -7,6 +7,7 @@ a bad argument, a handoff to an agent and to a person) on a dev server and saves
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from durable_agent.client import AgentClient
@@ -19,12 +20,12 @@ from .replay_agents import TASK_QUEUE, agents
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def record() -> Path:
+async def record(name: str) -> Path:
     env = await start_embedded(ui=False)
     try:
         client = AgentClient(env.client, TASK_QUEUE)
         async with create_worker(env.client, agents, task_queue=TASK_QUEUE):
-            handle = await client.start("triage", "help me", workflow_id="replay-everything")
+            handle = await client.start("triage", "help me", workflow_id=f"replay-{name}")
 
             async def waiting_for(n: int) -> bool:
                 return len(await client.pending(handle.id)) == n
@@ -41,10 +42,11 @@ async def record() -> Path:
     finally:
         await env.shutdown()
     HISTORIES.mkdir(exist_ok=True)
-    path = HISTORIES / "everything.json"
+    path = HISTORIES / f"{name}.json"
     path.write_text(history.to_json())
     return path
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record()))
+    # Keep the old files: each one is a run recorded by an older version that must still replay.
+    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "everything")))
