@@ -107,8 +107,8 @@ class AgentWorkflow:
         self._early: dict[str, ToolResultSignal] = {}
         self._handoff_to: str | None = None
         self._sent = 0
-        self._conversation_id = ""
         """How many prompt messages of this run the model activity side already has."""
+        self._conversation_id = ""
         self._local_bytes = 0
         """Local-activity results held in the current workflow task, not yet in history."""
         self._stop_reason: str | None = None
@@ -183,7 +183,8 @@ class AgentWorkflow:
             self._inbox = list(snap.inbox) + self._inbox
             self._early = dict(snap.early_results)
             self._resumed = {p.tool_call_id: p.kind for p in snap.pending}
-            self._event("agent", "resumed", turns=snap.turns, messages=len(snap.items))
+            kind = "continued_as_new" if params.conversation_id else "resumed"
+            self._event("agent", kind, turns=snap.turns, messages=len(snap.items))
         else:
             self._agent_name = params.agent
         try:
