@@ -257,6 +257,7 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
         await handle.signal("user_message", {"content": "second note"})
         result = await handle.result()
         description = await client.handle(handle.id).describe()
+        events = await client.history(handle.id, ["agent"])
     assert result.final_text == "finished"
     assert result.turns == turns + 1
     ids = [m.tool_call_id for m in result.messages if isinstance(m, ToolMessage)]
@@ -266,3 +267,5 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
     [ext] = [m for m in result.messages if isinstance(m, ToolMessage) and m.tool_call_id == "ext"]
     assert ext.content == "arrived"
     assert description.run_id != handle.first_execution_run_id, "the run continued as new"
+    kinds = [e.kind for e in events.items if isinstance(e, StatusEvent)]
+    assert "continued_as_new" in kinds and "resumed" not in kinds
