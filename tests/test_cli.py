@@ -74,6 +74,8 @@ async def test_cli_drives_a_run_with_approval_and_external_result(
 
         history = run("history", wf, "--events", "tool").stdout
         assert "tool:waiting" in history and "wired 5" in history
+        watched = run("watch", wf).stdout  # a finished run: prints everything, then exits
+        assert "tool:tool_finished" in watched and watched.rstrip().endswith("all handled")
         as_json = json.loads(run("history", wf, "--json").stdout)
         assert [i["role"] for i in as_json] == ["user", "assistant", "tool", "tool", "assistant"]
     finally:
@@ -99,3 +101,20 @@ def test_schema_prints_every_shape() -> None:
         "signal.user_message",
     } <= set(schemas)
     assert "tool_call_id" in schemas["signal.tool_result"]["properties"]
+
+
+def test_run_follows_the_conversation_to_the_end(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+    worker = start_worker(address, queue, tmp_path / "log.jsonl")
+    try:
+        done = cli(address, queue, "run", "stepper", "go")
+    finally:
+        stop(worker)
+    lines = done.stdout.splitlines()
+    assert any("-> slow_step" in line for line in lines)
+    assert any("<- slow_step result: step 2 done" in line for line in lines)
+    assert lines[-1].endswith("all steps done")
+    assert "3 turns" in done.stderr
