@@ -46,6 +46,14 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+# How `bench.serve` names each variant whose worker memory is measured in its own process.
+SERVED_AS = {
+    "bare": "bare",
+    "openai-agents integration": "anchor",
+    "durable-agent": "durable",
+    "durable-agent fast": "durable-fast",
+}
+
 QUICK = Plan(
     repeats=1,
     timing_turns=(3,),
@@ -71,7 +79,8 @@ async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> No
                 for v in variants:
                     elapsed, cost = await run_once(v, queues[v.name], turns, 1024, turns * 2.0)
                     samples[v.name].append(elapsed / turns)
-                    report.cost(v.name, turns, 1024, cost)
+                    if v.history:
+                        report.cost(v.name, turns, 1024, cost)
             for v in variants:
                 times = samples[v.name]
                 report.timing(
@@ -84,14 +93,21 @@ async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> No
         for turns in plan.bytes_turns:
             for size in plan.sizes:
                 for v in variants:
-                    if report.has_cost(v.name, turns, size):
+                    if not v.history or report.has_cost(v.name, turns, size):
                         continue
                     try:
                         timeout = max(60.0, turns * 0.5)
                         _, cost = await run_once(v, queues[v.name], turns, size, timeout)
                         report.cost(v.name, turns, size, cost)
                     except Exception as exc:  # a variant that cannot do it is a result
-                        report.failed(v.name, turns, size, type(exc).__name__)
+                        report.failed(v.name, turns, size, _reason(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:80]}" if text else type(exc).__name__
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -106,7 +122,8 @@ async def main(args: argparse.Namespace) -> None:
             floor_timing[turns] = await per_turn_floor(turns, 1024, max(plan.repeats, 5))
             report.timing("floor (asyncio)", turns, floor_timing[turns])
         variants = [
-            bare_variant(env.client),
+            await bare_variant(target),
+            await bare_variant(target, sandboxed=False),
             durable_variant(env.client, False),
             durable_variant(env.client, True),
         ]
@@ -115,18 +132,14 @@ async def main(args: argparse.Namespace) -> None:
                 variants.insert(1, await anchor_variant(target))
             except ImportError as exc:
                 report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
-        chosen = [
-            v for v in variants if only is None or v.name.split()[0] in only or v.name in only
-        ]
+        chosen = [v for v in variants if only is None or v.key in only]
         await measure_all(chosen, plan, report)
         if plan.rss:
-            for name in ("bare", "durable", "durable-fast"):
-                worker = WorkerProcess(name, target, queue := f"rss-{uuid.uuid4().hex[:8]}")
-                v = (
-                    bare_variant(env.client)
-                    if name == "bare"
-                    else durable_variant(env.client, name == "durable-fast")
-                )
+            for v in chosen:
+                served = SERVED_AS.get(v.name)
+                if served is None:
+                    continue
+                worker = WorkerProcess(served, target, queue := f"rss-{uuid.uuid4().hex[:8]}")
                 await throughput(v, queue, 8, plan.throughput_turns)
                 report.rss(v.name, worker.peak_rss_mb())
                 worker.stop(signal.SIGTERM)

@@ -24,7 +24,7 @@ def agent(fast: bool) -> Agent:
     name = "bench-fast" if fast else "bench"
 
     @tool(name=TOOL_NAME, local=fast)
-    def fetch(size: int) -> str:
+    async def fetch(size: int) -> str:
         """Return `size` bytes."""
         return tool_output(size)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,16 +75,48 @@ async def run_once(
     size: int,
     timeout: float,  # noqa: ASYNC109
 ) -> tuple[float, Cost]:
-    wid = _id(variant.name.split()[0])
+    wid = _id(variant.key)
     started = time.perf_counter()
     handle = await variant.start(queue, wid, turns, size)
     try:
-        await asyncio.wait_for(handle.result(), timeout)
+        await _finish(variant.client, wid, handle.result(), timeout)
     except BaseException:
         await handle.terminate("bench: gave up")
         raise
     elapsed = time.perf_counter() - started
     return elapsed, await history_cost(variant.client, wid, handle.first_execution_run_id)
+
+
+class WorkflowTaskFailing(Exception):
+    """The run's workflow task keeps failing (a payload over Temporal's 2 MB limit, say):
+    Temporal retries it for ever, so the run would only end at the bench's timeout."""
+
+
+async def _finish(
+    client: Client,
+    workflow_id: str,
+    result: Awaitable[object],
+    timeout: float,  # noqa: ASYNC109
+) -> None:
+    """Wait for the run's result; give up at `timeout`, or as soon as its workflow task has
+    failed twice in a row."""
+    waiter = asyncio.ensure_future(result)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no result within {timeout:.0f} s")
+            done, _ = await asyncio.wait({waiter}, timeout=min(2.0, left))
+            if done:
+                waiter.result()
+                return
+            described = await client.get_workflow_handle(workflow_id).describe()
+            attempt = described.raw_description.pending_workflow_task.attempt
+            if attempt > 2:
+                raise WorkflowTaskFailing(f"workflow task failed {attempt - 1} times")
+    finally:
+        waiter.cancel()
 
 
 async def throughput(variant: Variant, queue: str, concurrency: int, turns: int) -> float:

@@ -22,7 +22,17 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
     if sticky is not None:
         options["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=sticky)
     worker: Worker
-    if variant == "bare":
+    if variant == "anchor":
+        from . import anchor
+
+        worker = Worker(
+            await anchor.connect(address),
+            task_queue=queue,
+            workflows=[anchor.AnchorLoop],
+            activities=[anchor.fetch],
+            **options,  # type: ignore[arg-type]
+        )
+    elif variant == "bare":
         client = await Client.connect(address)
         worker = Worker(
             client,
@@ -46,7 +56,7 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("variant", choices=["bare", "durable", "durable-fast"])
+    parser.add_argument("variant", choices=["bare", "anchor", "durable", "durable-fast"])
     parser.add_argument("--address", required=True)
     parser.add_argument("--queue", required=True)
     parser.add_argument("--sticky-seconds", type=float)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from durable_agent.client import AgentClient
 from durable_agent.worker import create_worker
@@ -24,15 +24,28 @@ class Variant:
     client: Client
     worker: Callable[[str], Worker]
     start: Start
+    history: bool = True
+    """Measure history size: off for variants whose history is another's."""
+
+    @property
+    def key(self) -> str:
+        """What `--only` matches and workflow ids start with: the name's first word."""
+        return self.name.split()[0].rstrip(",")
 
 
-def bare_variant(client: Client) -> Variant:
+async def bare_variant(target: str, sandboxed: bool = True) -> Variant:
+    """Temporal's defaults throughout: its own client with the default data converter, and
+    (unless told otherwise) the workflow sandbox."""
+    client = await Client.connect(target)
+    runner = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
+
     def worker(queue: str) -> Worker:
         return Worker(
             client,
             task_queue=queue,
             workflows=[bare.BareLoop],
             activities=[bare.bare_model, bare.bare_tool],
+            **runner,  # type: ignore[arg-type]
         )
 
     async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
@@ -40,7 +53,9 @@ def bare_variant(client: Client) -> Variant:
             bare.BareLoop.run, args=[turns, size], id=wid, task_queue=queue
         )
 
-    return Variant("bare", client, worker, start)
+    if sandboxed:
+        return Variant("bare", client, worker, start)
+    return Variant("bare, unsandboxed", client, worker, start, history=False)
 
 
 def durable_variant(client: Client, fast: bool) -> Variant:

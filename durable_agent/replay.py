@@ -19,7 +19,9 @@ def agent_replayer(agents: Iterable[Agent], **replayer_options: Any) -> Replayer
     """A `Replayer` for `AgentWorkflow` that serves `agents`.
 
     The replayer runs workflows on its own task queue (`replay-<build id>`), so the agents are
-    registered under that name rather than the queue the history was recorded on.
+    registered under that name rather than the queue the history was recorded on. It replays
+    in Temporal's sandbox unless `workflow_runner` says otherwise: workers run the workflow
+    unsandboxed, and the sandbox adds a check that it makes no non-deterministic call.
     """
     from workflows.agent_workflow import AgentWorkflow
 

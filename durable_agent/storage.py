@@ -11,14 +11,14 @@ drivers with `data_converter(storage=...)`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import (
     DataConverter,
     ExternalStorage,
@@ -78,6 +78,28 @@ class LocalFileDriver(StorageDriver):
         return payloads
 
 
+class SharedPydanticPayloadConverter(PydanticPayloadConverter):
+    """Pydantic JSON payloads from one shared instance.
+
+    The SDK builds a new payload converter for every copy of the data converter it makes, and
+    with external storage on it copies the data converter for every payload and activity; a
+    fresh converter also starts with an empty TypeAdapter cache. Measured: a tenth of a busy
+    worker's CPU. Sharing one instance keeps that cache warm.
+    """
+
+    _shared: ClassVar[SharedPydanticPayloadConverter | None] = None
+
+    def __new__(cls) -> SharedPydanticPayloadConverter:
+        if cls._shared is None:
+            shared = super().__new__(cls)
+            PydanticPayloadConverter.__init__(shared)
+            cls._shared = shared
+        return cls._shared
+
+    def __init__(self) -> None:
+        """Initialised once, in `__new__`."""
+
+
 def default_storage() -> ExternalStorage | None:
     """From DURABLE_AGENT_PAYLOAD_DIR (default .durable-agent/payloads) and
     DURABLE_AGENT_PAYLOAD_THRESHOLD (bytes; 0 turns external storage off)."""
@@ -91,6 +113,6 @@ def default_storage() -> ExternalStorage | None:
 def data_converter(storage: ExternalStorage | None = None) -> DataConverter:
     """Pydantic JSON payloads, with `storage` (default: `default_storage()`) for large ones."""
     storage = storage if storage is not None else default_storage()
-    if storage is None:
-        return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, external_storage=storage)
+    return DataConverter(
+        payload_converter_class=SharedPydanticPayloadConverter, external_storage=storage
+    )

@@ -18,7 +18,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from . import _registry
 from ._agent import Agent, ScriptedModel
@@ -96,6 +96,13 @@ def create_worker(
     The sticky queue timeout defaults to 1 s instead of Temporal's 10 s: after a worker is
     killed, the next task waits that long for the dead worker before another takes it
     (measured: resume after SIGKILL 10.2 s -> 1.2 s).
+
+    `AgentWorkflow` runs outside Temporal's sandbox by default. The sandbox guards workflow
+    code its authors might make non-deterministic; ours is fixed library code that runs no
+    user code (tools, models and hooks are activities), and CI replays recorded histories
+    both in and out of the sandbox. Outside it, a busy worker spends about a third less CPU
+    a turn (bench/). Pass `workflow_runner=SandboxedWorkflowRunner()` (from
+    `temporalio.worker.workflow_sandbox`) to run it sandboxed.
     """
     from activities.hooks import hook_activity
     from activities.model import ModelActivities
@@ -110,6 +117,7 @@ def create_worker(
     tools = [t for a in served.values() for t in a.tool_list]
     hooks = {h.name: h for a in served.values() for h in a.hook_list}
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
+    worker_options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     return Worker(
         client,
         task_queue=task_queue,

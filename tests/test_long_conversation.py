@@ -22,7 +22,7 @@ from durable_agent import (
 from durable_agent.client import AgentClient
 from durable_agent.storage import LocalFileDriver, data_converter
 
-from .conftest import serving
+from .conftest import eventually, serving
 
 TURNS = 300
 OUTPUT = 100 * 1024
@@ -61,9 +61,11 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
         agents = AgentClient(client, worker.task_queue)
         handle = await agents.start("reader", "read", continue_as_new_at_bytes=4_000_000)
         notes = [f"note {i}" for i in range(12)]
-        for note in notes:  # spread over the run, so some land on continue-as-new boundaries
+        for i, note in enumerate(notes):  # spread over the run's turns and its several runs
+            await eventually(
+                lambda i=i: _past_turn(agents, handle.id, 20 * (i + 1)), f"turn {20 * (i + 1)}"
+            )
             await handle.signal("user_message", {"content": note})
-            await asyncio.sleep(0.8)
         result = await asyncio.wait_for(handle.result(), timeout=240)
         pages = 0
         page = await agents.history(handle.id)
@@ -81,3 +83,7 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
     assert len(runs) > 3, "the conversation continued as new along the way"
     assert pages > 10
     assert any(tmp_path.iterdir()), "large payloads went to external storage"  # noqa: ASYNC240
+
+
+async def _past_turn(agents: AgentClient, workflow_id: str, turn: int) -> bool:
+    return (await agents.status(workflow_id)).turn >= turn

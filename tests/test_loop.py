@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from durable_agent import (
     Agent,
@@ -99,3 +100,19 @@ async def test_model_sees_the_whole_conversation_across_a_worker_restart(
         ["user", "assistant", "tool"],
         ["user", "assistant", "tool", "assistant", "tool"],
     ]
+
+
+async def test_the_loop_also_runs_in_temporals_sandbox(time_env: WorkflowEnvironment) -> None:
+    """Workers run AgentWorkflow unsandboxed by default; users may opt back in."""
+    model = ScriptedModel("sandboxed", [calls(("c1", "add", '{"a": 2, "b": 2}')), "4"])
+    agent = Agent("sandboxed", model=model, tools=[add])
+    async with serving(time_env.client, agent, workflow_runner=SandboxedWorkflowRunner()) as worker:
+        result = await time_env.client.execute_workflow(
+            AgentWorkflow.run,
+            AgentRunInput(agent="sandboxed", prompt="add"),
+            id=new_id(),
+            task_queue=worker.task_queue,
+            result_type=AgentRunResult,
+        )
+    assert result.final_text == "4"
+    assert [m.content for m in result.messages if isinstance(m, ToolMessage)] == ["4"]

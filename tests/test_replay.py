@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from durable_agent import Agent
@@ -25,8 +26,12 @@ def test_there_are_recorded_histories() -> None:
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays(path: Path) -> None:
-    result = await agent_replayer(agents).replay_workflow(load(path))
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
+async def test_recorded_history_replays(path: Path, sandboxed: bool) -> None:
+    """Workers run unsandboxed (as here with False); the sandbox adds a check that the
+    workflow makes no non-deterministic call."""
+    options = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
+    result = await agent_replayer(agents, **options).replay_workflow(load(path))
     assert result.replay_failure is None
 
 
