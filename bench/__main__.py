@@ -46,14 +46,6 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-# How `bench.serve` names each variant whose worker memory is measured in its own process.
-SERVED_AS = {
-    "bare": "bare",
-    "openai-agents integration": "anchor",
-    "durable-agent": "durable",
-    "durable-agent fast": "durable-fast",
-}
-
 QUICK = Plan(
     repeats=1,
     timing_turns=(3,),
@@ -86,10 +78,6 @@ async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> No
                 report.timing(
                     v.name, turns, Timing(statistics.median(times), min(times), max(times))
                 )
-        for n in plan.concurrency:
-            for v in variants:
-                rate = await throughput(v, queues[v.name], n, plan.throughput_turns)
-                report.throughput(v.name, n, rate)
         for turns in plan.bytes_turns:
             for size in plan.sizes:
                 for v in variants:
@@ -101,6 +89,35 @@ async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> No
                         report.cost(v.name, turns, size, cost)
                     except Exception as exc:  # a variant that cannot do it is a result
                         report.failed(v.name, turns, size, _reason(exc))
+
+
+async def measure_throughput(
+    variants: list[Variant], target: str, plan: Plan, report: Report
+) -> None:
+    """Each variant's worker in its own process, as deployed: the load generator's own work
+    does not compete with it, and its peak memory can be read. Repeats go round-robin, each
+    round starting with a different variant."""
+    served = [v for v in variants if v.served_as is not None]
+    workers: dict[str, tuple[WorkerProcess, str]] = {}
+    try:
+        for v in served:
+            queue = f"tp-{uuid.uuid4().hex[:8]}"
+            workers[v.name] = (WorkerProcess(v.served_as or "", target, queue), queue)
+            await throughput(v, queue, 2, 3)  # warm: first runs import and build caches
+        for n in plan.concurrency:
+            rates: dict[str, list[float]] = {v.name: [] for v in served}
+            for r in range(plan.repeats):
+                for v in served[r % len(served) :] + served[: r % len(served)]:
+                    _, queue = workers[v.name]
+                    rates[v.name].append(await throughput(v, queue, n, plan.throughput_turns))
+            for name, samples in rates.items():
+                report.throughput(name, n, statistics.median(samples))
+        if plan.rss:
+            for name, (worker, _) in workers.items():
+                report.rss(name, worker.peak_rss_mb())
+    finally:
+        for worker, _ in workers.values():
+            worker.stop(signal.SIGTERM)
 
 
 def _reason(exc: BaseException) -> str:
@@ -134,15 +151,7 @@ async def main(args: argparse.Namespace) -> None:
                 report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
         chosen = [v for v in variants if only is None or v.key in only]
         await measure_all(chosen, plan, report)
-        if plan.rss:
-            for v in chosen:
-                served = SERVED_AS.get(v.name)
-                if served is None:
-                    continue
-                worker = WorkerProcess(served, target, queue := f"rss-{uuid.uuid4().hex[:8]}")
-                await throughput(v, queue, 8, plan.throughput_turns)
-                report.rss(v.name, worker.peak_rss_mb())
-                worker.stop(signal.SIGTERM)
+        await measure_throughput(chosen, target, plan, report)
         if plan.resume:
             report.resume(
                 "graceful stop (SIGTERM), sticky 1 s",

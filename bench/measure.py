@@ -4,6 +4,7 @@ ratio to the bare loop measured in the same process, minutes apart, on the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -13,7 +14,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from durable_agent.client import AgentClient
 
@@ -81,7 +85,8 @@ async def run_once(
     try:
         await _finish(variant.client, wid, handle.result(), timeout)
     except BaseException:
-        await handle.terminate("bench: gave up")
+        with contextlib.suppress(RPCError):  # it may have ended already (failed, terminated)
+            await handle.terminate("bench: gave up")
         raise
     elapsed = time.perf_counter() - started
     return elapsed, await history_cost(variant.client, wid, handle.first_execution_run_id)
@@ -114,9 +119,24 @@ async def _finish(
             described = await client.get_workflow_handle(workflow_id).describe()
             attempt = described.raw_description.pending_workflow_task.attempt
             if attempt > 2:
-                raise WorkflowTaskFailing(f"workflow task failed {attempt - 1} times")
+                raise WorkflowTaskFailing(await _last_task_failure(client, workflow_id))
     finally:
         waiter.cancel()
+
+
+async def _last_task_failure(client: Client, workflow_id: str) -> str:
+    """The newest workflow task failure's message, read from the end of the history."""
+    response = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=workflow_id),
+            maximum_page_size=20,
+        )
+    )
+    for event in response.history.events:
+        if event.HasField("workflow_task_failed_event_attributes"):
+            return event.workflow_task_failed_event_attributes.failure.message
+    return "workflow task keeps failing"
 
 
 async def throughput(variant: Variant, queue: str, concurrency: int, turns: int) -> float:

@@ -10,15 +10,17 @@ import signal
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from durable_agent.worker import connect, create_worker
 
 from . import bare, durable
 
+VARIANTS = ["bare", "bare-unsandboxed", "anchor", "durable", "durable-fast"]
+
 
 async def serve(variant: str, address: str, queue: str, sticky: float | None) -> None:
-    options = {}
+    options: dict[str, object] = {}
     if sticky is not None:
         options["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=sticky)
     worker: Worker
@@ -32,10 +34,11 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
             activities=[anchor.fetch],
             **options,  # type: ignore[arg-type]
         )
-    elif variant == "bare":
-        client = await Client.connect(address)
+    elif variant in ("bare", "bare-unsandboxed"):
+        if variant == "bare-unsandboxed":
+            options["workflow_runner"] = UnsandboxedWorkflowRunner()
         worker = Worker(
-            client,
+            await Client.connect(address),
             task_queue=queue,
             workflows=[bare.BareLoop],
             activities=[bare.bare_model, bare.bare_tool],
@@ -56,7 +59,9 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("variant", choices=["bare", "anchor", "durable", "durable-fast"])
+    parser.add_argument(
+        "variant", choices=["bare", "bare-unsandboxed", "anchor", "durable", "durable-fast"]
+    )
     parser.add_argument("--address", required=True)
     parser.add_argument("--queue", required=True)
     parser.add_argument("--sticky-seconds", type=float)

@@ -24,6 +24,8 @@ class Variant:
     client: Client
     worker: Callable[[str], Worker]
     start: Start
+    served_as: str | None = None
+    """Its name for `bench.serve`, which runs its worker in a process of its own."""
     history: bool = True
     """Measure history size: off for variants whose history is another's."""
 
@@ -54,8 +56,8 @@ async def bare_variant(target: str, sandboxed: bool = True) -> Variant:
         )
 
     if sandboxed:
-        return Variant("bare", client, worker, start)
-    return Variant("bare, unsandboxed", client, worker, start, history=False)
+        return Variant("bare", client, worker, start, "bare")
+    return Variant("bare, unsandboxed", client, worker, start, "bare-unsandboxed", history=False)
 
 
 def durable_variant(client: Client, fast: bool) -> Variant:
@@ -69,7 +71,9 @@ def durable_variant(client: Client, fast: bool) -> Variant:
             agent.name, prompt(turns, size), workflow_id=wid
         )
 
-    return Variant("durable-agent fast" if fast else "durable-agent", client, worker, start)
+    if fast:
+        return Variant("durable-agent fast", client, worker, start, "durable-fast")
+    return Variant("durable-agent", client, worker, start, "durable")
 
 
 async def anchor_variant(target: str) -> Variant:
@@ -87,4 +91,4 @@ async def anchor_variant(target: str) -> Variant:
             anchor.AnchorLoop.run, args=[turns, size], id=wid, task_queue=queue
         )
 
-    return Variant("openai-agents integration", client, worker, start)
+    return Variant("openai-agents integration", client, worker, start, "anchor")
