@@ -15,6 +15,7 @@ import platform
 import signal
 import statistics
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,13 +59,20 @@ QUICK = Plan(
 )
 
 
-async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> None:
-    """Every variant's worker runs at once, and the repeats go round-robin: a noisy minute
-    hurts all variants alike, which keeps the ratios honest."""
+@contextlib.asynccontextmanager
+async def serving(variants: list[Variant]) -> AsyncIterator[dict[str, str]]:
+    """Every variant's worker in this process at once, each on its own queue."""
     queues = {v.name: f"bench-{uuid.uuid4().hex[:8]}" for v in variants}
     async with contextlib.AsyncExitStack() as stack:
         for v in variants:
             await stack.enter_async_context(v.worker(queues[v.name]))
+        yield queues
+
+
+async def measure_timing(variants: list[Variant], plan: Plan, report: Report) -> None:
+    """One run at a time, repeats round-robin: a noisy minute hurts all variants alike,
+    which keeps the ratios honest."""
+    async with serving(variants) as queues:
         for turns in plan.timing_turns:
             samples: dict[str, list[float]] = {v.name: [] for v in variants}
             for _ in range(plan.repeats):
@@ -78,6 +86,11 @@ async def measure_all(variants: list[Variant], plan: Plan, report: Report) -> No
                 report.timing(
                     v.name, turns, Timing(statistics.median(times), min(times), max(times))
                 )
+
+
+async def measure_history(variants: list[Variant], plan: Plan, report: Report) -> None:
+    """Last: the largest runs leave the in-memory dev server slower for whatever follows."""
+    async with serving(variants) as queues:
         for turns in plan.bytes_turns:
             for size in plan.sizes:
                 for v in variants:
@@ -150,8 +163,9 @@ async def main(args: argparse.Namespace) -> None:
             except ImportError as exc:
                 report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
         chosen = [v for v in variants if only is None or v.key in only]
-        await measure_all(chosen, plan, report)
+        await measure_timing(chosen, plan, report)
         await measure_throughput(chosen, target, plan, report)
+        await measure_history(chosen, plan, report)
         if plan.resume:
             report.resume(
                 "graceful stop (SIGTERM), sticky 1 s",

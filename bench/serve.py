@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -20,7 +21,7 @@ VARIANTS = ["bare", "bare-unsandboxed", "anchor", "durable", "durable-fast"]
 
 
 async def serve(variant: str, address: str, queue: str, sticky: float | None) -> None:
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if sticky is not None:
         options["sticky_queue_schedule_to_start_timeout"] = timedelta(seconds=sticky)
     worker: Worker
@@ -32,7 +33,7 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
             task_queue=queue,
             workflows=[anchor.AnchorLoop],
             activities=[anchor.fetch],
-            **options,  # type: ignore[arg-type]
+            **options,
         )
     elif variant in ("bare", "bare-unsandboxed"):
         if variant == "bare-unsandboxed":
@@ -42,7 +43,7 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
             task_queue=queue,
             workflows=[bare.BareLoop],
             activities=[bare.bare_model, bare.bare_tool],
-            **options,  # type: ignore[arg-type]
+            **options,
         )
     else:
         agents = {
