@@ -10,8 +10,10 @@ from temporalio import activity
 from durable_agent._tool import Tool, ToolArgumentsError, ToolContext
 from durable_agent._workflow_io import ToolInvocation, ToolOutcome
 
+from .transcripts import TranscriptCache
 
-def tool_activity(tool: Tool) -> Callable[[ToolInvocation], Any]:
+
+def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocation], Any]:
     """An activity that runs `tool`. Exceptions propagate so Temporal retries them; bad
     arguments do not, since a retry would fail the same way: they go back to the model."""
 
@@ -29,16 +31,17 @@ def tool_activity(tool: Tool) -> Callable[[ToolInvocation], Any]:
             content = await tool.invoke(invocation.arguments, context)
         except ToolArgumentsError as exc:
             return ToolOutcome(content=str(exc), is_error=True, events=context.events)
-        return ToolOutcome(content=content, events=context.events)
+        return ToolOutcome(content=content, events=context.events, ref=results.keep_result(content))
 
     return activity.defn(name=tool.activity_name)(run_tool)
 
 
-def tool_activities(tools: Iterable[Tool]) -> list[Callable[..., Any]]:
-    """One activity per distinct tool; two different tools with one name is a setup error."""
+def tool_activities(tools: Iterable[Tool], results: TranscriptCache) -> list[Callable[..., Any]]:
+    """One activity per distinct tool; two different tools with one name is a setup error.
+    Results are kept in `results`, the model activity's cache, for the next model call."""
     by_name: dict[str, Tool] = {}
     for tool in tools:
         other = by_name.setdefault(tool.name, tool)
         if other is not tool:
             raise ValueError(f"two different tools are named {tool.name!r}")
-    return [tool_activity(t) for t in by_name.values() if t.fn is not None]
+    return [tool_activity(t, results) for t in by_name.values() if t.fn is not None]

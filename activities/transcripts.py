@@ -1,28 +1,49 @@
 """The model activity's side of the conversation, so each model call carries only what is new.
 
 The workflow sends the messages since its previous model call plus a `TranscriptRef`; this
-cache holds the rest per run. On a miss (another worker, a restart, an evicted entry) the
+cache holds the rest per run. Tool results travel the same way: a tool activity keeps its
+result here under a fresh ref, and the next model call names the ref instead of carrying the
+content again. On a miss (another worker, a restart, an evicted entry, a stale attempt) the
 activity asks the workflow itself with the `transcript` query: correctness never depends on
 the cache, only speed does.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import OrderedDict
 
 from temporalio import activity
 
-from durable_agent._messages import AssistantMessage, Message
+from durable_agent._messages import AssistantMessage, Message, ToolMessage
 from durable_agent._model_io import ModelRequest, TranscriptPage, TranscriptQuery, TranscriptRef
 
 _Key = tuple[str, str]
 
+REF_MIN_CHARS = 1024
+"""Smaller results travel inline: a ref would save next to nothing."""
+
 
 class TranscriptCache:
-    def __init__(self, max_runs: int = 256) -> None:
+    def __init__(self, max_runs: int = 256, max_result_chars: int = 64 * 1024 * 1024) -> None:
         self._runs: OrderedDict[_Key, list[Message]] = OrderedDict()
         self._max_runs = max_runs
+        self._results: OrderedDict[str, str] = OrderedDict()
+        self._result_chars = 0
+        self._max_result_chars = max_result_chars
         self.misses = 0
+
+    def keep_result(self, content: str) -> str | None:
+        """Keep a tool activity's result; the ref that names it, or None to send it inline."""
+        if len(content) < REF_MIN_CHARS or len(content) > self._max_result_chars:
+            return None
+        ref = uuid.uuid4().hex  # per attempt: a stale attempt's content never passes for another
+        self._results[ref] = content
+        self._result_chars += len(content)
+        while self._result_chars > self._max_result_chars:
+            _, dropped = self._results.popitem(last=False)
+            self._result_chars -= len(dropped)
+        return ref
 
     async def full_request(self, request: ModelRequest) -> ModelRequest:
         """The request with the whole conversation, as providers need it."""
@@ -30,7 +51,10 @@ class TranscriptCache:
         if ref is None:
             return request
         base = await self.prefix(ref)
-        return request.model_copy(update={"messages": base + request.messages, "transcript": None})
+        new = await self._with_contents(request, ref)
+        return request.model_copy(
+            update={"messages": base + new, "transcript": None, "content_refs": {}}
+        )
 
     def remember(self, request: ModelRequest, full: ModelRequest, reply: AssistantMessage) -> None:
         """Keep the conversation and the reply, which the workflow counts as already sent."""
@@ -50,15 +74,41 @@ class TranscriptCache:
         if cached is not None and len(cached) >= ref.length:
             return cached[: ref.length]
         self.misses += 1
-        handle = activity.client().get_workflow_handle(ref.workflow_id)
+        return await _query(ref.workflow_id, 0, ref.length)
+
+    async def _with_contents(self, request: ModelRequest, ref: TranscriptRef) -> list[Message]:
+        """`request.messages` with the content of every tool message sent by ref."""
         messages: list[Message] = []
-        while len(messages) < ref.length:
-            page: TranscriptPage = await handle.query(
-                "transcript",
-                TranscriptQuery(start=len(messages), end=ref.length),
-                result_type=TranscriptPage,
+        for index, message in enumerate(request.messages):
+            result_ref = (
+                request.content_refs.get(message.tool_call_id)
+                if isinstance(message, ToolMessage)
+                else None
             )
-            if page.next <= len(messages):
-                raise RuntimeError(f"transcript of {ref.workflow_id} stopped at {page.next}")
-            messages.extend(page.messages)
+            if result_ref is None:
+                messages.append(message)
+                continue
+            content = self._results.get(result_ref)
+            if content is not None:
+                messages.append(message.model_copy(update={"content": content}))
+                continue
+            self.misses += 1
+            at = ref.length + index
+            messages.extend(await _query(ref.workflow_id, at, at + 1))
         return messages
+
+
+async def _query(workflow_id: str, start: int, end: int) -> list[Message]:
+    """Prompt messages `start:end` of the running conversation, read from the workflow."""
+    handle = activity.client().get_workflow_handle(workflow_id)
+    messages: list[Message] = []
+    while start + len(messages) < end:
+        page: TranscriptPage = await handle.query(
+            "transcript",
+            TranscriptQuery(start=start + len(messages), end=end),
+            result_type=TranscriptPage,
+        )
+        if page.next <= start + len(messages):
+            raise RuntimeError(f"transcript of {workflow_id} stopped at {page.next}")
+        messages.extend(page.messages)
+    return messages

@@ -65,6 +65,11 @@ class ModelRequest(_Data):
     transcript: TranscriptRef | None = None
     """When set, `messages` holds only the messages after the transcript's first `length`.
     Providers always receive the whole conversation."""
+    content_refs: dict[str, str] = Field(default_factory=dict)
+    """With `transcript`: tool messages in `messages` sent without content, by tool_call_id. The
+    content
+    is the tool activity's result named by the ref (`ToolOutcome.ref`), which the activity
+    side takes from its worker's cache or, on a miss, from the workflow."""
     tools: list[ToolSpec] = Field(default_factory=list)
     settings: ModelSettings = Field(default_factory=ModelSettings)
 

@@ -191,6 +191,9 @@ class ToolOutcome(_Data):
     content: str
     is_error: bool = False
     events: list[StatusEvent] = Field(default_factory=list)
+    ref: str | None = None
+    """Names this attempt's content in its worker's result cache: the next model call then
+    carries the name instead of the content, which history already holds once, here."""
 
 
 def dump_json_schemas() -> dict[str, Any]:

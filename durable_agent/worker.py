@@ -124,7 +124,7 @@ def create_worker(
         workflows=[AgentWorkflow],
         activities=[
             model_activities.complete,
-            *tool_activities(tools),
+            *tool_activities(tools, model_activities.transcripts),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
         ],
         **worker_options,

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent._hooks import Hook, HookInvocation, HookResult
     from durable_agent._messages import (
         AssistantMessage,
+        Message,
         ToolCall,
         ToolMessage,
         UserMessage,
@@ -155,11 +156,13 @@ class AgentWorkflow(ConversationState):
         self._turns += 1
         self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
         prompt = prompt_messages(self._items)
+        messages, refs = self._by_ref(prompt[self._sent :])
         request = ModelRequest(
             model=agent.model_string,
             instructions=agent.instructions or None,
-            messages=prompt[self._sent :],
+            messages=messages,
             transcript=self._transcript_ref(),
+            content_refs=refs,
             tools=agent.tool_specs(),
             settings=agent.settings,
         )
@@ -197,6 +200,19 @@ class AgentWorkflow(ConversationState):
         self._items.append(response.message)
         self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
         return response
+
+    def _by_ref(self, messages: list[Message]) -> tuple[list[Message], dict[str, str]]:
+        """Tool results that the tool activity's worker keeps go by ref, not again in full:
+        history already holds them once, in the tool activity's result."""
+        refs: dict[str, str] = {}
+        out: list[Message] = []
+        for message in messages:
+            if isinstance(message, ToolMessage) and message.tool_call_id in self._content_refs:
+                refs[message.tool_call_id] = self._content_refs[message.tool_call_id]
+                message = message.model_copy(update={"content": ""})
+            out.append(message)
+        self._content_refs = {}
+        return out, refs
 
     async def _flush_local_results(self) -> None:
         """Local activities that finish at once keep one workflow task open for many turns,
@@ -315,6 +331,8 @@ class AgentWorkflow(ConversationState):
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
+                if outcome.ref is not None:
+                    self._content_refs[call.id] = outcome.ref
                 return ToolMessage(
                     tool_call_id=call.id,
                     name=call.name,
