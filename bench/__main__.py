@@ -37,6 +37,7 @@ from .variants import Variant, anchor_variant, bare_variant, durable_variant
 @dataclass
 class Plan:
     repeats: int = 3
+    throughput_repeats: int = 5
     timing_turns: tuple[int, ...] = (20, 100)
     bytes_turns: tuple[int, ...] = (20, 100, 300)
     sizes: tuple[int, ...] = (1024, 50 * 1024)
@@ -49,6 +50,7 @@ class Plan:
 
 QUICK = Plan(
     repeats=1,
+    throughput_repeats=1,
     timing_turns=(3,),
     bytes_turns=(3,),
     sizes=(1024,),
@@ -119,7 +121,7 @@ async def measure_throughput(
             await throughput(v, queue, 2, 3)  # warm: first runs import and build caches
         for n in plan.concurrency:
             rates: dict[str, list[float]] = {v.name: [] for v in served}
-            for r in range(plan.repeats):
+            for r in range(plan.throughput_repeats):
                 for v in served[r % len(served) :] + served[: r % len(served)]:
                     _, queue = workers[v.name]
                     rates[v.name].append(await throughput(v, queue, n, plan.throughput_turns))

@@ -80,7 +80,7 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
     assert all(len(m.content) == OUTPUT for m in outputs)
     user = [m.content for m in result.messages if isinstance(m, UserMessage)]
     assert user == ["read", *notes], "every signal applied exactly once, in order"
-    assert len(runs) > 3, "the conversation continued as new along the way"
+    assert len(runs) >= 3, "the conversation continued as new more than once"
     assert pages > 10
     assert any(tmp_path.iterdir()), "large payloads went to external storage"  # noqa: ASYNC240
 
