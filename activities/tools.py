@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import activity
 
-from durable_agent._tool import Tool, ToolArgumentsError, ToolContext
+from durable_agent._tool import Tool, ToolArgumentsError, ToolContext, ToolKind
 from durable_agent._workflow_io import ToolInvocation, ToolOutcome
 
 from .transcripts import TranscriptCache
@@ -31,7 +31,9 @@ def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocat
             content = await tool.invoke(invocation.arguments, context)
         except ToolArgumentsError as exc:
             return ToolOutcome(content=str(exc), is_error=True, events=context.events)
-        return ToolOutcome(content=content, events=context.events, ref=results.keep_result(content))
+        # Only an invocable tool's result is the content the model reads next.
+        ref = results.keep_result(content) if tool.kind is ToolKind.INVOCABLE else None
+        return ToolOutcome(content=content, events=context.events, ref=ref)
 
     return activity.defn(name=tool.activity_name)(run_tool)
 

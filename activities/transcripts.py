@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from temporalio import activity
 
-from durable_agent._messages import AssistantMessage, Message, ToolMessage
+from durable_agent._messages import AssistantMessage, Message
 from durable_agent._model_io import ModelRequest, TranscriptPage, TranscriptQuery, TranscriptRef
 
 _Key = tuple[str, str]
@@ -60,6 +61,8 @@ class TranscriptCache:
         """Keep the conversation and the reply, which the workflow counts as already sent."""
         if request.transcript is None:
             return
+        # Used: a retry after this point (rare) reads them from the workflow.
+        self._forget_results(request.content_refs.values())
         key = (request.transcript.workflow_id, request.transcript.conversation_id)
         self._runs[key] = [*full.messages, reply]
         self._runs.move_to_end(key)
@@ -77,25 +80,29 @@ class TranscriptCache:
         return await _query(ref.workflow_id, 0, ref.length)
 
     async def _with_contents(self, request: ModelRequest, ref: TranscriptRef) -> list[Message]:
-        """`request.messages` with the content of every tool message sent by ref."""
-        messages: list[Message] = []
-        for index, message in enumerate(request.messages):
-            result_ref = (
-                request.content_refs.get(message.tool_call_id)
-                if isinstance(message, ToolMessage)
-                else None
-            )
-            if result_ref is None:
-                messages.append(message)
-                continue
+        """`request.messages` with the content of every tool message sent by ref; the ones
+        this worker lacks come from the workflow, in one query."""
+        messages = list(request.messages)
+        missing: list[int] = []
+        for index, result_ref in request.content_refs.items():
             content = self._results.get(result_ref)
-            if content is not None:
-                messages.append(message.model_copy(update={"content": content}))
-                continue
+            if content is None:
+                missing.append(index)
+            else:
+                messages[index] = messages[index].model_copy(update={"content": content})
+        if missing:
             self.misses += 1
-            at = ref.length + index
-            messages.extend(await _query(ref.workflow_id, at, at + 1))
+            low, high = min(missing), max(missing) + 1
+            fetched = await _query(ref.workflow_id, ref.length + low, ref.length + high)
+            for index in missing:
+                messages[index] = fetched[index - low]
         return messages
+
+    def _forget_results(self, refs: Iterable[str]) -> None:
+        for ref in refs:
+            content = self._results.pop(ref, None)
+            if content is not None:
+                self._result_chars -= len(content)
 
 
 async def _query(workflow_id: str, start: int, end: int) -> list[Message]:

@@ -164,7 +164,17 @@ async def main(args: argparse.Namespace) -> None:
                 variants.insert(1, await anchor_variant(target))
             except ImportError as exc:
                 report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
-        chosen = [v for v in variants if only is None or v.key in only]
+        chosen = [v for v in variants if only is None or v.key in only or v.served_as in only]
+        report.note(
+            "`bare` runs on Temporal's defaults (workflow sandbox, default JSON converter); "
+            "durable-agent's worker runs `AgentWorkflow` unsandboxed (bench/README.md says why), "
+            "and `bare, unsandboxed` shows what that alone is worth."
+        )
+        report.note(
+            "Per-turn times are one run at a time; throughput runs 20-turn runs against each "
+            "variant's worker in a process of its own. With one run at a time, throughput is "
+            "the reciprocal of a turn's latency plus a run's start and end."
+        )
         await measure_timing(chosen, plan, report)
         await measure_throughput(chosen, target, plan, report)
         await measure_history(chosen, plan, report)
@@ -200,7 +210,11 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it still runs")
-    parser.add_argument("--only", help="comma-separated: bare,anchor,durable-agent")
+    parser.add_argument(
+        "--only",
+        help="comma-separated: bare (both bare loops), bare-unsandboxed, anchor, durable-agent "
+        "(both modes), durable-fast",
+    )
     parser.add_argument("--output", default="docs/benchmarks.md")
     asyncio.run(main(parser.parse_args()))
     os._exit(0)  # skip interpreter finalization (temporalio/sdk-python#300)

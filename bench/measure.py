@@ -1,5 +1,5 @@
-"""The measurements. Wall times are medians of side-by-side runs; everything is reported as a
-ratio to the bare loop measured in the same process, minutes apart, on the same server."""
+"""The measurements: one run's time and history cost, throughput under concurrent runs, a
+worker process's memory, and resume latency after a worker stops."""
 
 from __future__ import annotations
 

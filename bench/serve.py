@@ -60,9 +60,7 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "variant", choices=["bare", "bare-unsandboxed", "anchor", "durable", "durable-fast"]
-    )
+    parser.add_argument("variant", choices=VARIANTS)
     parser.add_argument("--address", required=True)
     parser.add_argument("--queue", required=True)
     parser.add_argument("--sticky-seconds", type=float)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from ._messages import AssistantMessage, Message, Usage, _Data
 
@@ -65,13 +65,21 @@ class ModelRequest(_Data):
     transcript: TranscriptRef | None = None
     """When set, `messages` holds only the messages after the transcript's first `length`.
     Providers always receive the whole conversation."""
-    content_refs: dict[str, str] = Field(default_factory=dict)
-    """With `transcript`: tool messages in `messages` sent without content, by tool_call_id. The
-    content
-    is the tool activity's result named by the ref (`ToolOutcome.ref`), which the activity
-    side takes from its worker's cache or, on a miss, from the workflow."""
+    content_refs: dict[int, str] = Field(default_factory=dict)
+    """With `transcript`: the tool messages in `messages` sent without content, by index. Each
+    content is the tool activity's result named by the ref (`ToolOutcome.ref`), which the
+    activity side takes from its worker's cache or, on a miss, from the workflow."""
     tools: list[ToolSpec] = Field(default_factory=list)
     settings: ModelSettings = Field(default_factory=ModelSettings)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_refs(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Without refs a request is byte for byte what workers before refs read (they refuse
+        # unknown fields), so a rolling upgrade breaks only runs with large tool results.
+        data = handler(self)
+        if not self.content_refs and isinstance(data, dict):
+            data.pop("content_refs", None)
+        return data
 
 
 class ModelResponse(_Data):

@@ -98,9 +98,10 @@ def create_worker(
     (measured: resume after SIGKILL 10.2 s -> 1.2 s).
 
     `AgentWorkflow` runs outside Temporal's sandbox by default. The sandbox guards workflow
-    code its authors might make non-deterministic; ours is fixed library code that runs no
-    user code (tools, models and hooks are activities), and CI replays recorded histories
-    both in and out of the sandbox. Outside it, a busy worker spends about a third less CPU
+    code its authors might make non-deterministic; ours is fixed library code, and the only
+    user code it runs is the validation of tool arguments against the tool's signature
+    (tools, models and hooks are activities). CI replays recorded histories both in and out
+    of the sandbox. Outside it, a busy worker spends about a third less CPU
     a turn (bench/). Pass `workflow_runner=SandboxedWorkflowRunner()` (from
     `temporalio.worker.workflow_sandbox`) to run it sandboxed.
     """

@@ -27,7 +27,8 @@ def lookup(key: str) -> str:
     Args:
         key: What to look up.
     """
-    return f"value of {key}"
+    # Over 1 KB, so that the next model call sends it by ref (recorded from everything-v3 on).
+    return f"value of {key}: " + "data " * 300
 
 
 @tool(requires_approval=True)

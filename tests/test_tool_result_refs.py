@@ -28,19 +28,28 @@ SIZE = 20_000
 
 
 @tool
-def page(n: int) -> str:
-    """A large page.
+def page(n: int, size: int = SIZE) -> str:
+    """A page.
 
     Args:
         n: Which page.
+        size: How long.
     """
-    return str(n) * SIZE
+    return str(n) * size
 
 
-def reader(name: str, seen: list[str]) -> Agent:
-    """Reads pages 1 and 2 in parallel, then 3, recording every tool result it is shown."""
+# Two large results with a small one between them, then one more large one.
+EXPECTED = ["1" * SIZE, "7", "2" * SIZE, "3" * SIZE]
+
+
+def reader(name: str, seen: list[str], *, local_model: bool = False) -> Agent:
+    """Reads pages, recording every tool result it is shown."""
     replies = [
-        calls(("p1", "page", {"n": 1}), ("p2", "page", {"n": 2})),
+        calls(
+            ("p1", "page", {"n": 1}),
+            ("s", "page", {"n": 7, "size": 1}),
+            ("p2", "page", {"n": 2}),
+        ),
         calls(("p3", "page", {"n": 3})),
         "read",
     ]
@@ -51,7 +60,7 @@ def reader(name: str, seen: list[str]) -> Agent:
         reply = replies[turn]
         return reply if isinstance(reply, AssistantMessage) else AssistantMessage(content=reply)
 
-    return Agent(name, model=ScriptedModel(name, script), tools=[page])
+    return Agent(name, model=ScriptedModel(name, script), tools=[page], local_model=local_model)
 
 
 async def model_inputs(env: WorkflowEnvironment, workflow_id: str) -> list[int]:
@@ -72,12 +81,11 @@ async def test_large_results_reach_the_model_in_full_but_history_once(
     agent = reader("refs", seen)
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
-        handle = await client.start("refs", "read three pages")
+        handle = await client.start("refs", "read the pages")
         result = await handle.result()
     assert result.final_text == "read"
-    assert seen == ["1" * SIZE, "2" * SIZE, "3" * SIZE], "the model saw every page in full"
-    contents = [m.content for m in result.messages if isinstance(m, ToolMessage)]
-    assert contents == seen
+    assert seen == EXPECTED, "the model saw every result in full, in call order"
+    assert [m.content for m in result.messages if isinstance(m, ToolMessage)] == EXPECTED
     sizes = await model_inputs(time_env, handle.id)
     assert len(sizes) == 3
     assert max(sizes) < SIZE / 4, f"model inputs carry refs, not pages: {sizes}"
@@ -86,14 +94,15 @@ async def test_large_results_reach_the_model_in_full_but_history_once(
 async def test_a_model_call_on_a_worker_without_the_results_reads_them_from_the_workflow(
     time_env: WorkflowEnvironment,
 ) -> None:
-    """As when the tool ran on another worker: its result is not in this worker's cache."""
+    """As when the tools ran on another worker. Built by hand (not `serving`) so that the
+    tool activities keep their results in a cache the model activity does not read."""
     seen: list[str] = []
     agent = reader("refs-miss", seen)
     queue = f"tq-{uuid.uuid4()}"
     _registry.register(queue, [agent])
     assert isinstance(agent.model, ScriptedModel)
     models = ModelActivities({agent.model.name: agent.model})
-    elsewhere = TranscriptCache()  # the tools' worker keeps its results here
+    elsewhere = TranscriptCache()
     worker = Worker(
         time_env.client,
         task_queue=queue,
@@ -103,11 +112,22 @@ async def test_a_model_call_on_a_worker_without_the_results_reads_them_from_the_
         max_cached_workflows=0,
     )
     async with worker:
-        handle = await AgentClient(time_env.client, queue).start("refs-miss", "read three pages")
+        handle = await AgentClient(time_env.client, queue).start("refs-miss", "read the pages")
         result = await handle.result()
     assert result.final_text == "read"
-    assert seen == ["1" * SIZE, "2" * SIZE, "3" * SIZE]
-    assert models.transcripts.misses == 3, "each page was read from the workflow once"
+    assert seen == EXPECTED
+    assert models.transcripts.misses == 2, "one query a model call, for all its missing pages"
+
+
+async def test_a_local_model_gets_every_result_inline(time_env: WorkflowEnvironment) -> None:
+    """A local activity's input never reaches history, and it must not query its own run."""
+    seen: list[str] = []
+    agent = reader("refs-local", seen, local_model=True)
+    async with serving(time_env.client, agent) as worker:
+        client = AgentClient(time_env.client, worker.task_queue)
+        result = await (await client.start("refs-local", "read the pages")).result()
+    assert result.final_text == "read"
+    assert seen == EXPECTED
 
 
 def test_small_results_go_inline_and_each_large_one_gets_its_own_ref() -> None:

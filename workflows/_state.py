@@ -76,8 +76,8 @@ class ConversationState:
         self._handoff_to: str | None = None
         self._sent = 0
         """How many prompt messages of this run the model activity side already has."""
-        self._content_refs: dict[str, str] = {}
-        """Refs of tool results not yet sent to the model, by tool_call_id."""
+        self._content_refs: list[tuple[ToolMessage, str]] = []
+        """Tool results not yet sent to the model whose worker keeps them, with their refs."""
         self._conversation_id = ""
         self._local_bytes = 0
         """Local-activity results held in the current workflow task, not yet in history."""

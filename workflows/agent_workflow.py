@@ -156,7 +156,11 @@ class AgentWorkflow(ConversationState):
         self._turns += 1
         self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
         prompt = prompt_messages(self._items)
-        messages, refs = self._by_ref(prompt[self._sent :])
+        if agent.local_model:
+            # A local activity's input never reaches history, so there is nothing to save;
+            # and on a cache miss it would query its own workflow, whose task it holds open.
+            self._sent = 0
+        messages, refs = self._by_ref(prompt[self._sent :], use_refs=not agent.local_model)
         request = ModelRequest(
             model=agent.model_string,
             instructions=agent.instructions or None,
@@ -201,17 +205,22 @@ class AgentWorkflow(ConversationState):
         self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
         return response
 
-    def _by_ref(self, messages: list[Message]) -> tuple[list[Message], dict[str, str]]:
+    def _by_ref(
+        self, messages: list[Message], use_refs: bool
+    ) -> tuple[list[Message], dict[int, str]]:
         """Tool results that the tool activity's worker keeps go by ref, not again in full:
-        history already holds them once, in the tool activity's result."""
-        refs: dict[str, str] = {}
-        out: list[Message] = []
-        for message in messages:
-            if isinstance(message, ToolMessage) and message.tool_call_id in self._content_refs:
-                refs[message.tool_call_id] = self._content_refs[message.tool_call_id]
-                message = message.model_copy(update={"content": ""})
-            out.append(message)
-        self._content_refs = {}
+        history already holds them once, in the tool activity's result. Matched by identity,
+        so that a reused tool_call_id cannot take another message's content."""
+        pending, self._content_refs = self._content_refs, []
+        if not use_refs or not pending:
+            return messages, {}
+        out = list(messages)
+        refs: dict[int, str] = {}
+        for index, message in enumerate(messages):
+            ref = next((r for m, r in pending if m is message), None)
+            if ref is not None:
+                refs[index] = ref
+                out[index] = message.model_copy(update={"content": ""})
         return out, refs
 
     async def _flush_local_results(self) -> None:
@@ -331,14 +340,15 @@ class AgentWorkflow(ConversationState):
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
-                if outcome.ref is not None:
-                    self._content_refs[call.id] = outcome.ref
-                return ToolMessage(
+                message = ToolMessage(
                     tool_call_id=call.id,
                     name=call.name,
                     content=outcome.content,
                     is_error=outcome.is_error,
                 )
+                if outcome.ref is not None:
+                    self._content_refs.append((message, outcome.ref))
+                return message
         kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
         if not await self._wait(slot, kind, tool.deadline, tool.fail_on_deadline):
             return _error(call, f"no result for {tool.name} within {tool.deadline}; it timed out")
