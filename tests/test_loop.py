@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -35,9 +36,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["unsandboxed", "sandboxed"])
 async def test_parallel_tool_calls_are_answered_in_call_order(
-    time_env: WorkflowEnvironment,
+    time_env: WorkflowEnvironment, sandboxed: bool
 ) -> None:
+    """Workers run AgentWorkflow unsandboxed by default; users may opt back in."""
     model = ScriptedModel(
         "adder",
         [
@@ -46,7 +49,8 @@ async def test_parallel_tool_calls_are_answered_in_call_order(
         ],
     )
     agent = Agent("adder", model=model, tools=[add])
-    async with serving(time_env.client, agent) as worker:
+    runner = {"workflow_runner": SandboxedWorkflowRunner()} if sandboxed else {}
+    async with serving(time_env.client, agent, **runner) as worker:
         result = await time_env.client.execute_workflow(
             AgentWorkflow.run,
             AgentRunInput(agent="adder", prompt="add"),
@@ -100,19 +104,3 @@ async def test_model_sees_the_whole_conversation_across_a_worker_restart(
         ["user", "assistant", "tool"],
         ["user", "assistant", "tool", "assistant", "tool"],
     ]
-
-
-async def test_the_loop_also_runs_in_temporals_sandbox(time_env: WorkflowEnvironment) -> None:
-    """Workers run AgentWorkflow unsandboxed by default; users may opt back in."""
-    model = ScriptedModel("sandboxed", [calls(("c1", "add", '{"a": 2, "b": 2}')), "4"])
-    agent = Agent("sandboxed", model=model, tools=[add])
-    async with serving(time_env.client, agent, workflow_runner=SandboxedWorkflowRunner()) as worker:
-        result = await time_env.client.execute_workflow(
-            AgentWorkflow.run,
-            AgentRunInput(agent="sandboxed", prompt="add"),
-            id=new_id(),
-            task_queue=worker.task_queue,
-            result_type=AgentRunResult,
-        )
-    assert result.final_text == "4"
-    assert [m.content for m in result.messages if isinstance(m, ToolMessage)] == ["4"]
