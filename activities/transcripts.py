@@ -15,9 +15,16 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from durable_agent._messages import AssistantMessage, Message
-from durable_agent._model_io import ModelRequest, TranscriptPage, TranscriptQuery, TranscriptRef
+from durable_agent._model_io import (
+    TRANSCRIPT_MISS,
+    ModelRequest,
+    TranscriptPage,
+    TranscriptQuery,
+    TranscriptRef,
+)
 
 _Key = tuple[str, str]
 
@@ -107,6 +114,13 @@ class TranscriptCache:
 
 async def _query(workflow_id: str, start: int, end: int) -> list[Message]:
     """Prompt messages `start:end` of the running conversation, read from the workflow."""
+    if activity.info().is_local:
+        raise ApplicationError(
+            "the conversation is not in this worker's cache, and a local activity cannot "
+            "query the run whose workflow task it holds open",
+            type=TRANSCRIPT_MISS,
+            non_retryable=True,
+        )
     handle = activity.client().get_workflow_handle(workflow_id)
     messages: list[Message] = []
     while start + len(messages) < end:

@@ -42,6 +42,12 @@ class TranscriptRef(_Data):
     length: int
 
 
+TRANSCRIPT_MISS = "TranscriptMiss"
+"""The error type of a local model call whose worker lacks the conversation: a local activity
+cannot query its own run (it holds the run's workflow task open), so the workflow sends the
+conversation whole instead."""
+
+
 class TranscriptQuery(_Data):
     """Input of the `transcript` query: a page of prompt messages, bounded in bytes so that
     a long conversation never exceeds a gRPC message."""

@@ -130,6 +130,34 @@ async def test_a_local_model_gets_every_result_inline(time_env: WorkflowEnvironm
     assert seen == EXPECTED
 
 
+async def test_a_local_model_call_on_a_worker_without_the_conversation_gets_it_whole(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """A local activity cannot query the run whose task it holds open: it says so, and the
+    workflow sends the whole conversation. A cache that keeps nothing makes every call miss."""
+    seen: list[str] = []
+    agent = reader("local-miss", seen, local_model=True)
+    queue = f"tq-{uuid.uuid4()}"
+    _registry.register(queue, [agent])
+    assert isinstance(agent.model, ScriptedModel)
+    models = ModelActivities({agent.model.name: agent.model})
+    models.transcripts = TranscriptCache(max_runs=0)
+    worker = Worker(
+        time_env.client,
+        task_queue=queue,
+        workflows=[AgentWorkflow],
+        activities=[models.complete, *tool_activities(agent.tool_list, models.transcripts)],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=0,
+    )
+    async with worker:
+        handle = await AgentClient(time_env.client, queue).start("local-miss", "read the pages")
+        result = await handle.result()
+    assert result.final_text == "read"
+    assert seen == EXPECTED
+    assert models.transcripts.misses == 2, "the second and third calls missed, once each"
+
+
 def test_small_results_go_inline_and_each_large_one_gets_its_own_ref() -> None:
     cache = TranscriptCache(max_result_chars=3 * REF_MIN_CHARS)
     assert cache.keep_result("short") is None

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         prompt_messages,
     )
     from durable_agent._model_io import (
+        TRANSCRIPT_MISS,
         ModelRequest,
         ModelResponse,
     )
@@ -65,6 +66,9 @@ MODEL_ACTIVITY = "model.complete"
 # scheduled, so a run stays at least this long before it continues as new.
 MIN_RUN_AGE = timedelta(seconds=2)
 LOCAL_FLUSH_BYTES = 1_000_000
+# How a failed call surfaces: an activity's failure as ActivityError; a local activity's
+# non-retryable failure as the ApplicationError itself.
+CALL_FAILED = (ActivityError, ApplicationError)
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -156,10 +160,7 @@ class AgentWorkflow(ConversationState):
         self._turns += 1
         self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
         prompt = prompt_messages(self._items)
-        if agent.local_model:
-            # A local activity's input never reaches history, so there is nothing to save;
-            # and on a cache miss it would query its own workflow, whose task it holds open.
-            self._sent = 0
+        # Refs save history, and a local activity's input never reaches history.
         messages, refs = self._by_ref(prompt[self._sent :], use_refs=not agent.local_model)
         request = ModelRequest(
             model=agent.model_string,
@@ -171,20 +172,16 @@ class AgentWorkflow(ConversationState):
             settings=agent.settings,
         )
         started = workflow.now()
-        execute = (
-            workflow.execute_local_activity if agent.local_model else workflow.execute_activity
-        )
         try:
-            response: ModelResponse = await execute(
-                MODEL_ACTIVITY,
-                request,
-                result_type=ModelResponse,
-                start_to_close_timeout=agent.model_timeout,
-                retry_policy=agent.model_retry,
-                # no summary: each is a payload the SDK encodes and visits per activity
-                # (measured: a third of the worker's serialization work); the type names the tool.
-            )
-        except ActivityError as exc:
+            try:
+                response = await self._execute_model(agent, request)
+            except CALL_FAILED as exc:
+                if not _is_transcript_miss(exc):
+                    raise
+                self._sent = 0  # a local call's worker lacks the conversation: send it whole
+                whole = {"messages": prompt, "transcript": self._transcript_ref()}
+                response = await self._execute_model(agent, request.model_copy(update=whole))
+        except CALL_FAILED as exc:
             self._set_state(RunState.FAILED)
             raise ApplicationError(
                 f"model call failed: {_cause(exc)}", type="ModelCallFailed", non_retryable=True
@@ -203,6 +200,21 @@ class AgentWorkflow(ConversationState):
         )
         self._items.append(response.message)
         self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
+        return response
+
+    async def _execute_model(self, agent: Agent, request: ModelRequest) -> ModelResponse:
+        execute = (
+            workflow.execute_local_activity if agent.local_model else workflow.execute_activity
+        )
+        response: ModelResponse = await execute(
+            MODEL_ACTIVITY,
+            request,
+            result_type=ModelResponse,
+            start_to_close_timeout=agent.model_timeout,
+            retry_policy=agent.model_retry,
+            # no summary: each is a payload the SDK encodes and visits per activity
+            # (measured: a third of the worker's serialization work); the type names the tool.
+        )
         return response
 
     def _by_ref(
@@ -252,7 +264,7 @@ class AgentWorkflow(ConversationState):
                     start_to_close_timeout=hook.timeout,
                     retry_policy=hook.retry,
                 )
-            except ActivityError as exc:
+            except CALL_FAILED as exc:
                 self._event("agent", "hook_failed", hook=hook.name, error=_cause(exc))
                 return HookResult()
             return result
@@ -378,7 +390,7 @@ class AgentWorkflow(ConversationState):
                 # no summary: each is a payload the SDK encodes and visits per activity
                 # (measured: a third of the worker's serialization work); the type names the tool.
             )
-        except ActivityError as exc:
+        except CALL_FAILED as exc:
             outcome = ToolOutcome(content=f"tool {tool.name} failed: {_cause(exc)}", is_error=True)
         if tool.local:
             self._local_bytes += len(outcome.content)
@@ -472,6 +484,11 @@ def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
         raise ApplicationError(
             f"malformed AgentWorkflow input: {exc}", type="InvalidInput", non_retryable=True
         ) from None
+
+
+def _is_transcript_miss(exc: BaseException) -> bool:
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    return isinstance(cause, ApplicationError) and cause.type == TRANSCRIPT_MISS
 
 
 def _error(call: ToolCall, message: str) -> ToolMessage:

@@ -1,0 +1,94 @@
+"""Fast mode (local activities) keeps the loop's promises: a failing tool's error goes back to
+the model, and a failing model fails the run with a clear error."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import (
+    Agent,
+    HookContext,
+    ModelRequest,
+    ScriptedModel,
+    StatusEvent,
+    ToolMessage,
+    hook,
+    tool,
+)
+from durable_agent.client import AgentClient
+
+from .conftest import calls, serving
+
+ONCE = RetryPolicy(maximum_attempts=1)
+
+
+@tool(local=True, retry=ONCE)
+def flaky(kind: str) -> str:
+    """Fails.
+
+    Args:
+        kind: retryable or not.
+    """
+    if kind == "final":
+        raise ApplicationError("the disk is gone", non_retryable=True)
+    raise RuntimeError("try later")
+
+
+async def test_a_failing_local_tool_answers_the_model_with_its_error(
+    time_env: WorkflowEnvironment,
+) -> None:
+    model = ScriptedModel(
+        "fast-tools",
+        [calls(("a", "flaky", {"kind": "final"}), ("b", "flaky", {"kind": "again"})), "sorry"],
+    )
+    agent = Agent("fast-tools", model=model, tools=[flaky], local_model=True)
+    async with serving(time_env.client, agent) as worker:
+        client = AgentClient(time_env.client, worker.task_queue)
+        result = await (await client.start("fast-tools", "go")).result()
+    assert result.final_text == "sorry"
+    errors = {m.tool_call_id: m.content for m in result.messages if isinstance(m, ToolMessage)}
+    assert "the disk is gone" in errors["a"]
+    assert "try later" in errors["b"]
+
+
+async def test_a_failing_local_model_fails_the_run_as_a_model_call_failure(
+    time_env: WorkflowEnvironment,
+) -> None:
+    def broken(request: ModelRequest) -> str:
+        raise ApplicationError("the model server is down", non_retryable=True)
+
+    agent = Agent("fast-broken", model=ScriptedModel("fast-broken", broken), local_model=True)
+    async with serving(time_env.client, agent) as worker:
+        client = AgentClient(time_env.client, worker.task_queue)
+        handle = await client.start("fast-broken", "go")
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        status = await client.status(handle.id)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ModelCallFailed"
+    assert "the model server is down" in str(cause)
+    assert status.state == "failed"
+
+
+@hook(local=True)
+def broken_hook(ctx: HookContext) -> None:
+    raise ApplicationError("the hook's store is gone", non_retryable=True)
+
+
+async def test_a_failing_local_hook_is_recorded_and_the_run_goes_on(
+    time_env: WorkflowEnvironment,
+) -> None:
+    model = ScriptedModel("fast-hooked", ["fine"])
+    agent = Agent("fast-hooked", model=model, hooks=[broken_hook], local_model=True)
+    async with serving(time_env.client, agent) as worker:
+        client = AgentClient(time_env.client, worker.task_queue)
+        handle = await client.start("fast-hooked", "go")
+        result = await handle.result()
+        page = await client.history(handle.id, events=["agent"])
+    assert result.final_text == "fine"
+    failed = [i for i in page.items if isinstance(i, StatusEvent) and i.kind == "hook_failed"]
+    assert len(failed) == 1 and "the hook's store is gone" in failed[0].data["error"]
