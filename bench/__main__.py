@@ -1,8 +1,8 @@
 """`python -m bench [--quick] [--only bare,durable-agent,...] [--output docs/benchmarks.md]`
 
-Runs every variant side by side on one embedded dev server (started with
-history.transferProcessorMaxPollRPS raised, as `durable-agent dev` does), prints the tables and
-writes them to docs/benchmarks.md.
+Runs every variant side by side on an embedded dev server (started with
+history.transferProcessorMaxPollRPS raised, as `durable-agent dev` does; a fresh one for the
+throughput runs), prints the tables and writes them to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 import statistics
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +47,6 @@ class Plan:
     throughput_turns: int = 20
     rss: bool = True
     resume: bool = True
-    notes: list[str] = field(default_factory=list)
 
 
 QUICK = Plan(
