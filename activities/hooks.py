@@ -16,7 +16,9 @@ def hook_activity(hook: Hook, transcripts: TranscriptCache) -> Callable[[HookInv
     """The hook reads the conversation from the model activity's cache (or the workflow)."""
 
     async def run_hook(invocation: HookInvocation) -> HookResult:
-        messages = await transcripts.prefix(invocation.transcript)
+        messages = invocation.messages
+        if messages is None:
+            messages = await transcripts.prefix(invocation.transcript)
         context = HookContext(
             agent=invocation.agent,
             turn=invocation.turn,

@@ -17,7 +17,7 @@ from typing import Any, overload
 from pydantic import Field
 from temporalio.common import RetryPolicy
 
-from ._messages import Message, _Data
+from ._messages import Message, _Data, _Extensible
 from ._model_io import TranscriptRef
 
 
@@ -36,13 +36,18 @@ class HookResult(_Data):
     reason: str | None = None
 
 
-class HookInvocation(_Data):
+class HookInvocation(_Extensible):
     """Input of a hook activity: a reference to the conversation, not a copy of it."""
+
+    _new_fields = ("messages",)
 
     hook: str
     agent: str
     turn: int
     transcript: TranscriptRef
+    messages: list[Message] | None = None
+    """The conversation itself, sent only to a local hook whose worker lacks it (a local
+    activity cannot query its own run)."""
 
 
 HookFunction = Callable[[HookContext], Any]

@@ -8,15 +8,40 @@ model sees; status events share the same stream so that readers see one timeline
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 
 class _Data(BaseModel):
     """Base for everything that crosses Temporal: unknown fields are refused, not dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class _Extensible(_Data):
+    """For shapes that gained fields: the fields named in `_new_fields` are left out of the
+    JSON while they hold their defaults, so that workers from before them, which refuse
+    unknown fields, still read what does not use them."""
+
+    _new_fields: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_new_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self._new_fields:
+                if getattr(self, name) == fields[name].get_default(call_default_factory=True):
+                    data.pop(name, None)
+        return data
 
 
 class ToolCall(_Data):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field
 
-from ._messages import AssistantMessage, Message, Usage, _Data
+from ._messages import AssistantMessage, Message, Usage, _Data, _Extensible
 
 
 class ToolSpec(_Data):
@@ -62,8 +62,10 @@ class TranscriptPage(_Data):
     next: int
 
 
-class ModelRequest(_Data):
+class ModelRequest(_Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
+
+    _new_fields = ("content_refs",)
 
     model: str
     instructions: str | None = None
@@ -77,15 +79,6 @@ class ModelRequest(_Data):
     activity side takes from its worker's cache or, on a miss, from the workflow."""
     tools: list[ToolSpec] = Field(default_factory=list)
     settings: ModelSettings = Field(default_factory=ModelSettings)
-
-    @model_serializer(mode="wrap")
-    def _omit_no_refs(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Without refs a request is byte for byte what workers before refs read (they refuse
-        # unknown fields), so a rolling upgrade breaks only runs with large tool results.
-        data = handler(self)
-        if not self.content_refs and isinstance(data, dict):
-            data.pop("content_refs", None)
-        return data
 
 
 class ModelResponse(_Data):

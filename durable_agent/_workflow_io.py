@@ -10,10 +10,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 from temporalio.common import SearchAttributeKey
 
-from ._messages import AssistantMessage, EventSource, Item, Message, StatusEvent, Usage, _Data
+from ._messages import (
+    AssistantMessage,
+    EventSource,
+    Item,
+    Message,
+    StatusEvent,
+    Usage,
+    _Data,
+    _Extensible,
+)
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
@@ -185,8 +194,10 @@ class ToolInvocation(_Data):
     agent: str
 
 
-class ToolOutcome(_Data):
+class ToolOutcome(_Extensible):
     """Output of a tool activity: the text for the model and any progress events."""
+
+    _new_fields = ("ref",)
 
     content: str
     is_error: bool = False
@@ -194,14 +205,6 @@ class ToolOutcome(_Data):
     ref: str | None = None
     """Names this attempt's content in its worker's result cache: the next model call then
     carries the name instead of the content, which history already holds once, here."""
-
-    @model_serializer(mode="wrap")
-    def _omit_no_ref(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # As ModelRequest.content_refs: without a ref, what workers before refs read.
-        data = handler(self)
-        if self.ref is None and isinstance(data, dict):
-            data.pop("ref", None)
-        return data
 
 
 def dump_json_schemas() -> dict[str, Any]:

@@ -16,10 +16,15 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from durable_agent import Agent, AssistantMessage, ToolCall, ToolMessage
+from activities.hooks import hook_activity
+from activities.model import ModelActivities
+from activities.tools import tool_activities
+from activities.transcripts import TranscriptCache
+from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage, _registry
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
+from workflows.agent_workflow import AgentWorkflow
 
 BIN = Path(sys.executable).parent
 
@@ -69,6 +74,34 @@ async def serving(client: Client, *agents: Agent, **options: object) -> AsyncIte
     worker = create_worker(client, agents, **options)  # type: ignore[arg-type]
     async with worker:
         yield worker
+
+
+@asynccontextmanager
+async def serving_with_caches(
+    client: Client, agent: Agent, cache: TranscriptCache, tool_cache: TranscriptCache | None = None
+) -> AsyncIterator[tuple[str, ModelActivities]]:
+    """A worker whose model and hook activities read `cache` and whose tools keep their results
+    in `tool_cache` (default: `cache`): as when they run on different workers, or when the
+    cache has dropped what a call needs. Yields its task queue and model activities."""
+    queue = f"tq-{uuid.uuid4()}"
+    _registry.register(queue, [agent])
+    assert isinstance(agent.model, ScriptedModel)
+    models = ModelActivities({agent.model.name: agent.model})
+    models.transcripts = cache
+    worker = Worker(
+        client,
+        task_queue=queue,
+        workflows=[AgentWorkflow],
+        activities=[
+            models.complete,
+            *tool_activities(agent.tool_list, tool_cache or cache),
+            *(hook_activity(h, cache) for h in agent.hook_list),
+        ],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=0,
+    )
+    async with worker:
+        yield queue, models
 
 
 async def eventually(

@@ -9,6 +9,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.transcripts import TranscriptCache
 from durable_agent import (
     Agent,
     HookContext,
@@ -21,7 +22,7 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import calls, serving
+from .conftest import calls, serving, serving_with_caches
 
 ONCE = RetryPolicy(maximum_attempts=1)
 
@@ -92,3 +93,24 @@ async def test_a_failing_local_hook_is_recorded_and_the_run_goes_on(
     assert result.final_text == "fine"
     failed = [i for i in page.items if isinstance(i, StatusEvent) and i.kind == "hook_failed"]
     assert len(failed) == 1 and "the hook's store is gone" in failed[0].data["error"]
+
+
+async def test_a_local_hook_whose_worker_lacks_the_conversation_gets_it_whole(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """A cache that keeps nothing: the hook's worker lacks the conversation."""
+    seen: list[list[str]] = []
+
+    @hook(local=True)
+    def watcher(ctx: HookContext) -> None:
+        seen.append([m.role for m in ctx.messages])
+
+    model = ScriptedModel("fast-watched", ["fine"])
+    agent = Agent("fast-watched", model=model, hooks=[watcher])
+    forgetful = TranscriptCache(max_runs=0)
+    async with serving_with_caches(time_env.client, agent, forgetful) as (queue, models):
+        handle = await AgentClient(time_env.client, queue).start("fast-watched", "go")
+        result = await handle.result()
+    assert result.final_text == "fine"
+    assert seen == [["user", "assistant"]]
+    assert models.transcripts.misses == 1

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.model import ModelActivities
-from activities.tools import tool_activities
 from activities.transcripts import REF_MIN_CHARS, TranscriptCache
 from durable_agent import (
     Agent,
@@ -16,13 +11,11 @@ from durable_agent import (
     ModelRequest,
     ScriptedModel,
     ToolMessage,
-    _registry,
     tool,
 )
 from durable_agent.client import AgentClient
-from workflows.agent_workflow import AgentWorkflow
 
-from .conftest import calls, serving
+from .conftest import calls, serving, serving_with_caches
 
 SIZE = 20_000
 
@@ -94,24 +87,12 @@ async def test_large_results_reach_the_model_in_full_but_history_once(
 async def test_a_model_call_on_a_worker_without_the_results_reads_them_from_the_workflow(
     time_env: WorkflowEnvironment,
 ) -> None:
-    """As when the tools ran on another worker. Built by hand (not `serving`) so that the
-    tool activities keep their results in a cache the model activity does not read."""
+    """As when the tools ran on another worker: their results are not in this one's cache."""
     seen: list[str] = []
     agent = reader("refs-miss", seen)
-    queue = f"tq-{uuid.uuid4()}"
-    _registry.register(queue, [agent])
-    assert isinstance(agent.model, ScriptedModel)
-    models = ModelActivities({agent.model.name: agent.model})
-    elsewhere = TranscriptCache()
-    worker = Worker(
-        time_env.client,
-        task_queue=queue,
-        workflows=[AgentWorkflow],
-        activities=[models.complete, *tool_activities(agent.tool_list, elsewhere)],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        max_cached_workflows=0,
-    )
-    async with worker:
+    async with serving_with_caches(
+        time_env.client, agent, TranscriptCache(), tool_cache=TranscriptCache()
+    ) as (queue, models):
         handle = await AgentClient(time_env.client, queue).start("refs-miss", "read the pages")
         result = await handle.result()
     assert result.final_text == "read"
@@ -137,20 +118,8 @@ async def test_a_local_model_call_on_a_worker_without_the_conversation_gets_it_w
     workflow sends the whole conversation. A cache that keeps nothing makes every call miss."""
     seen: list[str] = []
     agent = reader("local-miss", seen, local_model=True)
-    queue = f"tq-{uuid.uuid4()}"
-    _registry.register(queue, [agent])
-    assert isinstance(agent.model, ScriptedModel)
-    models = ModelActivities({agent.model.name: agent.model})
-    models.transcripts = TranscriptCache(max_runs=0)
-    worker = Worker(
-        time_env.client,
-        task_queue=queue,
-        workflows=[AgentWorkflow],
-        activities=[models.complete, *tool_activities(agent.tool_list, models.transcripts)],
-        workflow_runner=UnsandboxedWorkflowRunner(),
-        max_cached_workflows=0,
-    )
-    async with worker:
+    forgetful = TranscriptCache(max_runs=0)
+    async with serving_with_caches(time_env.client, agent, forgetful) as (queue, models):
         handle = await AgentClient(time_env.client, queue).start("local-miss", "read the pages")
         result = await handle.result()
     assert result.final_text == "read"

@@ -19,8 +19,9 @@ One turn:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -59,6 +60,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from ._state import ConversationState, _Slot
+
+_Input = TypeVar("_Input")
+_Output = TypeVar("_Output")
 
 MODEL_ACTIVITY = "model.complete"
 # The server delays the first task of a run continued sooner than 1 s after its start
@@ -172,15 +176,14 @@ class AgentWorkflow(ConversationState):
             settings=agent.settings,
         )
         started = workflow.now()
+
+        def whole() -> ModelRequest:
+            self._sent = 0
+            update = {"messages": prompt, "transcript": self._transcript_ref()}
+            return request.model_copy(update=update)
+
         try:
-            try:
-                response = await self._execute_model(agent, request)
-            except CALL_FAILED as exc:
-                if not _is_transcript_miss(exc):
-                    raise
-                self._sent = 0  # a local call's worker lacks the conversation: send it whole
-                whole = {"messages": prompt, "transcript": self._transcript_ref()}
-                response = await self._execute_model(agent, request.model_copy(update=whole))
+            response = await _whole_on_miss(lambda r: self._execute_model(agent, r), request, whole)
         except CALL_FAILED as exc:
             self._set_state(RunState.FAILED)
             raise ApplicationError(
@@ -256,18 +259,26 @@ class AgentWorkflow(ConversationState):
             invocation = HookInvocation(
                 hook=hook.name, agent=agent.name, turn=self._turns, transcript=ref
             )
-            try:
+
+            async def call(payload: HookInvocation) -> HookResult:
                 result: HookResult = await execute(
                     hook.activity_name,
-                    invocation,
+                    payload,
                     result_type=HookResult,
                     start_to_close_timeout=hook.timeout,
                     retry_policy=hook.retry,
                 )
+                return result
+
+            def whole() -> HookInvocation:
+                messages = prompt_messages(self._items)
+                return invocation.model_copy(update={"messages": messages})
+
+            try:
+                return await _whole_on_miss(call, invocation, whole)
             except CALL_FAILED as exc:
                 self._event("agent", "hook_failed", hook=hook.name, error=_cause(exc))
                 return HookResult()
-            return result
 
         for hook, result in zip(hooks, await asyncio.gather(*(run(h) for h in hooks)), strict=True):
             self._inbox.extend(result.inject)
@@ -486,9 +497,18 @@ def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
         ) from None
 
 
-def _is_transcript_miss(exc: BaseException) -> bool:
-    cause = exc.cause if isinstance(exc, ActivityError) else exc
-    return isinstance(cause, ApplicationError) and cause.type == TRANSCRIPT_MISS
+async def _whole_on_miss(
+    call: Callable[[_Input], Awaitable[_Output]], first: _Input, whole: Callable[[], _Input]
+) -> _Output:
+    """Call with a reference to the conversation; if a local call's worker lacks it (a local
+    activity cannot query its own run), call again with the conversation itself."""
+    try:
+        return await call(first)
+    except CALL_FAILED as exc:
+        cause = exc.cause if isinstance(exc, ActivityError) else exc
+        if not (isinstance(cause, ApplicationError) and cause.type == TRANSCRIPT_MISS):
+            raise
+    return await call(whole())
 
 
 def _error(call: ToolCall, message: str) -> ToolMessage:
