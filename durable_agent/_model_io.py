@@ -43,9 +43,9 @@ class TranscriptRef(_Data):
 
 
 TRANSCRIPT_MISS = "TranscriptMiss"
-"""The error type of a local model call whose worker lacks the conversation: a local activity
-cannot query its own run (it holds the run's workflow task open), so the workflow sends the
-conversation whole instead."""
+"""The error type of a local model call or hook whose worker lacks the conversation: a local
+activity cannot query its own run (it holds the run's workflow task open), so the workflow
+sends the conversation whole instead."""
 
 
 class TranscriptQuery(_Data):
