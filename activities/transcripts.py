@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from durable_agent._messages import AssistantMessage, Message
 from durable_agent._model_io import (
@@ -120,6 +120,7 @@ async def _query(workflow_id: str, start: int, end: int) -> list[Message]:
             "query the run whose workflow task it holds open",
             type=TRANSCRIPT_MISS,
             non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,  # expected; the workflow resends
         )
     handle = activity.client().get_workflow_handle(workflow_id)
     messages: list[Message] = []

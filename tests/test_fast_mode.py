@@ -27,6 +27,15 @@ from .conftest import calls, serving, serving_with_caches
 ONCE = RetryPolicy(maximum_attempts=1)
 
 
+async def remote_activities(env: WorkflowEnvironment, workflow_id: str) -> list[str]:
+    """Activity types the run scheduled through the server; local ones leave markers only."""
+    scheduled = []
+    async for event in env.client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+    return scheduled
+
+
 @tool(local=True, retry=ONCE)
 def flaky(kind: str) -> str:
     """Fails.
@@ -49,8 +58,10 @@ async def test_a_failing_local_tool_answers_the_model_with_its_error(
     agent = Agent("fast-tools", model=model, tools=[flaky], local_model=True)
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
-        result = await (await client.start("fast-tools", "go")).result()
+        handle = await client.start("fast-tools", "go")
+        result = await handle.result()
     assert result.final_text == "sorry"
+    assert await remote_activities(time_env, handle.id) == [], "every call ran locally"
     errors = {m.tool_call_id: m.content for m in result.messages if isinstance(m, ToolMessage)}
     assert "the disk is gone" in errors["a"]
     assert "try later" in errors["b"]
@@ -91,6 +102,7 @@ async def test_a_failing_local_hook_is_recorded_and_the_run_goes_on(
         result = await handle.result()
         page = await client.history(handle.id, events=["agent"])
     assert result.final_text == "fine"
+    assert await remote_activities(time_env, handle.id) == [], "every call ran locally"
     failed = [i for i in page.items if isinstance(i, StatusEvent) and i.kind == "hook_failed"]
     assert len(failed) == 1 and "the hook's store is gone" in failed[0].data["error"]
 
@@ -112,5 +124,8 @@ async def test_a_local_hook_whose_worker_lacks_the_conversation_gets_it_whole(
         handle = await AgentClient(time_env.client, queue).start("fast-watched", "go")
         result = await handle.result()
     assert result.final_text == "fine"
+    assert await remote_activities(time_env, handle.id) == ["model.complete"], (
+        "the hook ran locally"
+    )
     assert seen == [["user", "assistant"]]
     assert models.transcripts.misses == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -14,6 +16,7 @@ from durable_agent import (
     AgentRunResult,
     AssistantMessage,
     ModelRequest,
+    ModelResponse,
     ScriptedModel,
     ToolMessage,
     external_tool,
@@ -22,7 +25,7 @@ from durable_agent import (
 from durable_agent.client import AgentClient
 from workflows.agent_workflow import AgentWorkflow
 
-from .conftest import calls, new_id, serving
+from .conftest import calls, eventually, new_id, serving
 
 
 @tool
@@ -104,3 +107,37 @@ async def test_model_sees_the_whole_conversation_across_a_worker_restart(
         ["user", "assistant", "tool"],
         ["user", "assistant", "tool", "assistant", "tool"],
     ]
+
+
+class StalledProvider:
+    """A model server that never answers."""
+
+    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+        await asyncio.sleep(60)
+        raise AssertionError("cancelled long before")
+
+
+async def test_cancelling_a_run_during_a_model_call_cancels_it(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    agent = Agent("stalled", model="stalled:model")
+    providers = {"stalled": StalledProvider()}
+    async with serving(dev_env.client, agent, providers=providers) as worker:
+        client = AgentClient(dev_env.client, worker.task_queue)
+        handle = await client.start("stalled", "hello?")
+        await eventually(lambda: _model_called(dev_env, handle.id), "the model call")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, CancelledError), failure.value.cause
+
+
+async def _model_called(env: WorkflowEnvironment, workflow_id: str) -> bool:
+    """The model activity is running (history records its start only when it ends)."""
+    described = await env.client.get_workflow_handle(workflow_id).describe()
+    return any(
+        a.activity_type.name == "model.complete"
+        and a.attempt >= 1
+        and a.HasField("last_started_time")
+        for a in described.raw_description.pending_activities
+    )

@@ -101,14 +101,18 @@ async def test_a_model_call_on_a_worker_without_the_results_reads_them_from_the_
 
 
 async def test_a_local_model_gets_every_result_inline(time_env: WorkflowEnvironment) -> None:
-    """A local activity's input never reaches history, and it must not query its own run."""
+    """A local activity's input never reaches history, and it must not query its own run.
+    The tools keep their results apart: a ref would miss there, an inline result cannot."""
     seen: list[str] = []
     agent = reader("refs-local", seen, local_model=True)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
-        result = await (await client.start("refs-local", "read the pages")).result()
+    async with serving_with_caches(
+        time_env.client, agent, TranscriptCache(), tool_cache=TranscriptCache()
+    ) as (queue, models):
+        handle = await AgentClient(time_env.client, queue).start("refs-local", "read the pages")
+        result = await handle.result()
     assert result.final_text == "read"
     assert seen == EXPECTED
+    assert models.transcripts.misses == 0
 
 
 async def test_a_local_model_call_on_a_worker_without_the_conversation_gets_it_whole(

@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the registry the worker filled outside the sandbox.
@@ -179,12 +179,13 @@ class AgentWorkflow(ConversationState):
 
         def whole() -> ModelRequest:
             self._sent = 0
-            update = {"messages": prompt, "transcript": self._transcript_ref()}
+            update = {"messages": prompt, "transcript": self._transcript_ref(), "content_refs": {}}
             return request.model_copy(update=update)
 
         try:
             response = await _whole_on_miss(lambda r: self._execute_model(agent, r), request, whole)
         except CALL_FAILED as exc:
+            _reraise_cancellation(exc)
             self._set_state(RunState.FAILED)
             raise ApplicationError(
                 f"model call failed: {_cause(exc)}", type="ModelCallFailed", non_retryable=True
@@ -271,12 +272,13 @@ class AgentWorkflow(ConversationState):
                 return result
 
             def whole() -> HookInvocation:
-                messages = prompt_messages(self._items)
+                messages = prompt_messages(self._items)[: ref.length]
                 return invocation.model_copy(update={"messages": messages})
 
             try:
                 return await _whole_on_miss(call, invocation, whole)
             except CALL_FAILED as exc:
+                _reraise_cancellation(exc)
                 self._event("agent", "hook_failed", hook=hook.name, error=_cause(exc))
                 return HookResult()
 
@@ -402,6 +404,7 @@ class AgentWorkflow(ConversationState):
                 # (measured: a third of the worker's serialization work); the type names the tool.
             )
         except CALL_FAILED as exc:
+            _reraise_cancellation(exc)
             outcome = ToolOutcome(content=f"tool {tool.name} failed: {_cause(exc)}", is_error=True)
         if tool.local:
             self._local_bytes += len(outcome.content)
@@ -495,6 +498,13 @@ def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
         raise ApplicationError(
             f"malformed AgentWorkflow input: {exc}", type="InvalidInput", non_retryable=True
         ) from None
+
+
+def _reraise_cancellation(exc: BaseException) -> None:
+    """A call cancelled because the run is being cancelled ends the run as cancelled, not as
+    a failed call."""
+    if is_cancelled_exception(exc):
+        raise exc
 
 
 async def _whole_on_miss(
