@@ -19,12 +19,11 @@ One turn:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the registry the worker filled outside the sandbox.
@@ -42,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         prompt_messages,
     )
     from durable_agent._model_io import (
-        TRANSCRIPT_MISS,
         ModelRequest,
         ModelResponse,
     )
@@ -59,10 +57,8 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
     )
 
+from ._calls import CALL_FAILED, cause_text, reraise_cancellation, whole_on_miss
 from ._state import ConversationState, _Slot
-
-_Input = TypeVar("_Input")
-_Output = TypeVar("_Output")
 
 MODEL_ACTIVITY = "model.complete"
 # The server delays the first task of a run continued sooner than 1 s after its start
@@ -70,9 +66,6 @@ MODEL_ACTIVITY = "model.complete"
 # scheduled, so a run stays at least this long before it continues as new.
 MIN_RUN_AGE = timedelta(seconds=2)
 LOCAL_FLUSH_BYTES = 1_000_000
-# How a failed call surfaces: an activity's failure as ActivityError; a local activity's
-# non-retryable failure as the ApplicationError itself.
-CALL_FAILED = (ActivityError, ApplicationError)
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -183,12 +176,12 @@ class AgentWorkflow(ConversationState):
             return request.model_copy(update=update)
 
         try:
-            response = await _whole_on_miss(lambda r: self._execute_model(agent, r), request, whole)
+            response = await whole_on_miss(lambda r: self._execute_model(agent, r), request, whole)
         except CALL_FAILED as exc:
-            _reraise_cancellation(exc)
+            reraise_cancellation(exc)
             self._set_state(RunState.FAILED)
             raise ApplicationError(
-                f"model call failed: {_cause(exc)}", type="ModelCallFailed", non_retryable=True
+                f"model call failed: {cause_text(exc)}", type="ModelCallFailed", non_retryable=True
             ) from exc
         self._usage = self._usage + response.usage
         if agent.local_model:
@@ -276,10 +269,10 @@ class AgentWorkflow(ConversationState):
                 return invocation.model_copy(update={"messages": messages})
 
             try:
-                return await _whole_on_miss(call, invocation, whole)
+                return await whole_on_miss(call, invocation, whole)
             except CALL_FAILED as exc:
-                _reraise_cancellation(exc)
-                self._event("agent", "hook_failed", hook=hook.name, error=_cause(exc))
+                reraise_cancellation(exc)
+                self._event("agent", "hook_failed", hook=hook.name, error=cause_text(exc))
                 return HookResult()
 
         for hook, result in zip(hooks, await asyncio.gather(*(run(h) for h in hooks)), strict=True):
@@ -404,8 +397,10 @@ class AgentWorkflow(ConversationState):
                 # (measured: a third of the worker's serialization work); the type names the tool.
             )
         except CALL_FAILED as exc:
-            _reraise_cancellation(exc)
-            outcome = ToolOutcome(content=f"tool {tool.name} failed: {_cause(exc)}", is_error=True)
+            reraise_cancellation(exc)
+            outcome = ToolOutcome(
+                content=f"tool {tool.name} failed: {cause_text(exc)}", is_error=True
+            )
         if tool.local:
             self._local_bytes += len(outcome.content)
         self._items.extend(outcome.events)
@@ -500,32 +495,5 @@ def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
         ) from None
 
 
-def _reraise_cancellation(exc: BaseException) -> None:
-    """A call cancelled because the run is being cancelled ends the run as cancelled, not as
-    a failed call."""
-    if is_cancelled_exception(exc):
-        raise exc
-
-
-async def _whole_on_miss(
-    call: Callable[[_Input], Awaitable[_Output]], first: _Input, whole: Callable[[], _Input]
-) -> _Output:
-    """Call with a reference to the conversation; if a local call's worker lacks it (a local
-    activity cannot query its own run), call again with the conversation itself."""
-    try:
-        return await call(first)
-    except CALL_FAILED as exc:
-        cause = exc.cause if isinstance(exc, ActivityError) else exc
-        if not (isinstance(cause, ApplicationError) and cause.type == TRANSCRIPT_MISS):
-            raise
-    return await call(whole())
-
-
 def _error(call: ToolCall, message: str) -> ToolMessage:
     return ToolMessage(tool_call_id=call.id, name=call.name, content=message, is_error=True)
-
-
-def _cause(exc: BaseException) -> str:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc)
