@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.transcripts import REF_MIN_CHARS, TranscriptCache
@@ -84,35 +85,26 @@ async def test_large_results_reach_the_model_in_full_but_history_once(
     assert max(sizes) < SIZE / 4, f"model inputs carry refs, not pages: {sizes}"
 
 
-async def test_a_model_call_on_a_worker_without_the_results_reads_them_from_the_workflow(
-    time_env: WorkflowEnvironment,
+@pytest.mark.parametrize(
+    ("local_model", "misses"), [(False, 2), (True, 0)], ids=["remote", "local"]
+)
+async def test_results_kept_by_another_worker_reach_the_model(
+    time_env: WorkflowEnvironment, local_model: bool, misses: int
 ) -> None:
-    """As when the tools ran on another worker: their results are not in this one's cache."""
+    """The tools keep their results in a cache the model activity does not read, as on
+    another worker. A model activity reads them from the workflow, one query a call; a local
+    one (whose input never reaches history, and which must not query its own run) gets them
+    inline, so nothing misses."""
     seen: list[str] = []
-    agent = reader("refs-miss", seen)
+    agent = reader(f"refs-{local_model}", seen, local_model=local_model)
     async with serving_with_caches(
         time_env.client, agent, TranscriptCache(), tool_cache=TranscriptCache()
     ) as (queue, models):
-        handle = await AgentClient(time_env.client, queue).start("refs-miss", "read the pages")
+        handle = await AgentClient(time_env.client, queue).start(agent.name, "read the pages")
         result = await handle.result()
     assert result.final_text == "read"
     assert seen == EXPECTED
-    assert models.transcripts.misses == 2, "one query a model call, for all its missing pages"
-
-
-async def test_a_local_model_gets_every_result_inline(time_env: WorkflowEnvironment) -> None:
-    """A local activity's input never reaches history, and it must not query its own run.
-    The tools keep their results apart: a ref would miss there, an inline result cannot."""
-    seen: list[str] = []
-    agent = reader("refs-local", seen, local_model=True)
-    async with serving_with_caches(
-        time_env.client, agent, TranscriptCache(), tool_cache=TranscriptCache()
-    ) as (queue, models):
-        handle = await AgentClient(time_env.client, queue).start("refs-local", "read the pages")
-        result = await handle.result()
-    assert result.final_text == "read"
-    assert seen == EXPECTED
-    assert models.transcripts.misses == 0
+    assert models.transcripts.misses == misses
 
 
 async def test_a_local_model_call_on_a_worker_without_the_conversation_gets_it_whole(
