@@ -4,8 +4,9 @@ The workflow sends the messages since its previous model call plus a `Transcript
 cache holds the rest per run. Tool results travel the same way: a tool activity keeps its
 result here under a fresh ref, and the next model call names the ref instead of carrying the
 content again. On a miss (another worker, a restart, an evicted entry, a stale attempt) the
-activity asks the workflow itself with the `transcript` query: correctness never depends on
-the cache, only speed does.
+activity asks the workflow itself with the `transcript` query; a local activity, which cannot
+query the run it holds open, says so and the workflow sends the conversation whole.
+Correctness never depends on the cache, only speed does.
 """
 
 from __future__ import annotations

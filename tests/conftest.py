@@ -10,11 +10,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -102,6 +104,15 @@ async def serving_with_caches(
     )
     async with worker:
         yield queue, models
+
+
+async def run_error(handle: WorkflowHandle[Any, Any], seconds: float = 30) -> ApplicationError:
+    """The error a run that must fail ended with (bounded, so a run that goes on fails)."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), seconds)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError), f"not an application error: {cause!r}"
+    return cause
 
 
 async def eventually(

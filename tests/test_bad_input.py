@@ -34,7 +34,7 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import calls, eventually, new_id, serving, tool_messages
+from .conftest import calls, eventually, new_id, run_error, serving, tool_messages
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -468,10 +468,7 @@ async def test_bad_start_input_fails_fast(
         handle = await time_env.client.start_workflow(
             "AgentWorkflow", payload, id=new_id(), task_queue=worker.task_queue
         )
-        with pytest.raises(WorkflowFailureError) as failed:
-            await asyncio.wait_for(handle.result(), 30)
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
+        cause = await run_error(handle)
     assert cause.type == error_type
     assert cause.non_retryable
     assert mentions in str(cause)
@@ -482,11 +479,9 @@ async def test_unknown_agent_names_the_served_agents(time_env: WorkflowEnvironme
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
         handle = await client.start("suport", "hi")
-        with pytest.raises(WorkflowFailureError) as failed:
-            await asyncio.wait_for(handle.result(), 30)
-    assert isinstance(failed.value.cause, ApplicationError)
-    assert failed.value.cause.type == "UnknownAgent"
-    assert "'suport'" in str(failed.value.cause) and "support" in str(failed.value.cause)
+        cause = await run_error(handle)
+    assert cause.type == "UnknownAgent"
+    assert "'suport'" in str(cause) and "support" in str(cause)
 
 
 @pytest.mark.parametrize("args", [[], [{"agent": "x"}, "extra"]])
@@ -529,11 +524,8 @@ async def test_max_turns_fails_the_run(
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
         handle = await client.start("loops", "go", max_turns=run_limit)
-        with pytest.raises(WorkflowFailureError) as failed:
-            await asyncio.wait_for(handle.result(), 30)
+        cause = await run_error(handle)
         status = await client.status(handle.id)
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
     assert cause.type == "MaxTurnsExceeded" and cause.non_retryable
     assert f"({expected})" in str(cause)
     assert len(requests) == expected

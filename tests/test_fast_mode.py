@@ -3,8 +3,6 @@ the model, and a failing model fails the run with a clear error."""
 
 from __future__ import annotations
 
-import pytest
-from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -22,7 +20,7 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import calls, serving, serving_with_caches
+from .conftest import calls, run_error, serving, serving_with_caches
 
 ONCE = RetryPolicy(maximum_attempts=1)
 
@@ -77,11 +75,9 @@ async def test_a_failing_local_model_fails_the_run_as_a_model_call_failure(
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
         handle = await client.start("fast-broken", "go")
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
+        cause = await run_error(handle)
         status = await client.status(handle.id)
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "ModelCallFailed"
+    assert cause.type == "ModelCallFailed"
     assert "the model server is down" in str(cause)
     assert status.state == "failed"
 

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import (
@@ -35,7 +34,7 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 
-from .conftest import calls, eventually, new_id, serving, tool_messages
+from .conftest import calls, eventually, new_id, run_error, serving, tool_messages
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -239,11 +238,8 @@ async def test_deadline_with_fail_on_deadline_fails_the_run(time_env: WorkflowEn
     async with serving(time_env.client, agent) as worker:
         client = AgentClient(time_env.client, worker.task_queue)
         handle = await client.start("strict", "go")
-        with pytest.raises(WorkflowFailureError) as failed:
-            await handle.result()
+        cause = await run_error(handle)
         status = await client.status(handle.id)
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError)
     assert cause.type == "ToolDeadlineExceeded"
     assert cause.non_retryable
     assert "f1" in str(cause)
