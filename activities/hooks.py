@@ -7,7 +7,8 @@ from typing import Any
 
 from temporalio import activity
 
-from durable_agent._hooks import Hook, HookContext, HookInvocation, HookResult
+from durable_agent._hooks import Hook
+from durable_agent.wire import HookContext, HookInvocation, HookResult
 
 from .transcripts import TranscriptCache
 

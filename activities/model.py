@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._agent import ScriptedModel
-from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent.wire import ModelRequest, ModelResponse
 
 from .providers import ModelProvider, split_model
 from .providers.scripted import ScriptedProvider
@@ -78,5 +78,7 @@ class ModelActivities:
         provider = self.provider(prefix)
         full = await self.transcripts.full_request(request)
         response = await provider.complete(full, name)
+        if request.agent is not None:
+            response.message.agent = request.agent
         self.transcripts.remember(request, full, response.message)
         return response

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import activity
 
 from durable_agent._tool import Tool, ToolArgumentsError, ToolContext, ToolKind
-from durable_agent._workflow_io import ToolInvocation, ToolOutcome
+from durable_agent.wire import ToolInvocation, ToolOutcome
 
 from .transcripts import TranscriptCache
 

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from durable_agent._messages import AssistantMessage, Message
-from durable_agent._model_io import (
+from durable_agent.wire import (
     TRANSCRIPT_MISS,
+    AssistantMessage,
+    Message,
     ModelRequest,
     TranscriptPage,
     TranscriptQuery,

@@ -1,43 +1,54 @@
 """durable-agent: LLM agents on Temporal that never lose their place."""
 
-from ._agent import Agent, Handoff, ScriptedModel, person
-from ._hooks import Hook, HookContext, HookResult, hook
-from ._messages import (
-    AssistantMessage,
-    Item,
-    Message,
-    StatusEvent,
-    SystemMessage,
-    ToolCall,
-    ToolMessage,
-    Usage,
-    UserMessage,
-    prompt_messages,
-)
-from ._model_io import ModelRequest, ModelResponse, ModelSettings, ToolSpec
-from ._tool import (
-    Tool,
-    ToolContext,
-    ToolKind,
-    external_tool,
-    long_running_tool,
-    tool,
-    tool_context,
-)
-from ._workflow_io import (
-    AgentRunInput,
-    AgentRunResult,
-    ApprovalSignal,
-    HistoryPage,
-    HistoryQuery,
-    PendingCall,
-    RunState,
-    Snapshot,
-    StatusInfo,
-    SubmitResult,
-    ToolResultSignal,
-    UserMessageSignal,
-)
+from temporalio import workflow as _workflow
+
+with _workflow.unsafe.imports_passed_through():
+    # Temporal's sandbox runs this file when it loads our workflow module (a child package).
+    # The agents the worker registered, and the classes they are made of, must be the worker's
+    # own modules there, not fresh copies: pass them through.
+    import durable_agent._registry  # noqa: F401 - absolute: a relative import is not passed
+
+    from ._agent import Agent, Handoff, ScriptedModel, person
+    from ._hooks import Hook, hook
+    from ._tool import (
+        Tool,
+        ToolContext,
+        ToolKind,
+        external_tool,
+        long_running_tool,
+        tool,
+        tool_context,
+    )
+    from .wire import (
+        AgentRunInput,
+        AgentRunResult,
+        ApprovalSignal,
+        AssistantMessage,
+        HistoryPage,
+        HistoryQuery,
+        HookContext,
+        HookResult,
+        Item,
+        Message,
+        ModelRequest,
+        ModelResponse,
+        ModelSettings,
+        PendingCall,
+        RunState,
+        Snapshot,
+        StatusEvent,
+        StatusInfo,
+        SubmitResult,
+        SystemMessage,
+        ToolCall,
+        ToolMessage,
+        ToolResultSignal,
+        ToolSpec,
+        Usage,
+        UserMessage,
+        UserMessageSignal,
+        prompt_messages,
+    )
 
 __all__ = [
     "Agent",

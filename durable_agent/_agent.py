@@ -11,9 +11,8 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from ._hooks import Hook, hook
-from ._messages import AssistantMessage
-from ._model_io import ModelRequest, ModelSettings, ToolSpec
 from ._tool import Tool, ToolKind, tool
+from .wire import AssistantMessage, ModelRequest, ModelSettings, ToolSpec
 
 
 @dataclass(eq=False)

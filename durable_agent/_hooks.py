@@ -14,41 +14,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, overload
 
-from pydantic import Field
 from temporalio.common import RetryPolicy
 
-from ._messages import Message, _Data, _Extensible
-from ._model_io import TranscriptRef
-
-
-class HookContext(_Data):
-    """What a hook sees: the conversation so far, ending with the model's latest reply."""
-
-    agent: str
-    turn: int
-    workflow_id: str
-    messages: list[Message]
-
-
-class HookResult(_Data):
-    inject: list[Message] = Field(default_factory=list)
-    stop: bool = False
-    reason: str | None = None
-
-
-class HookInvocation(_Extensible):
-    """Input of a hook activity: a reference to the conversation, not a copy of it."""
-
-    _new_fields = ("messages",)
-
-    hook: str
-    agent: str
-    turn: int
-    transcript: TranscriptRef
-    messages: list[Message] | None = None
-    """The conversation itself, sent only to a local hook whose worker lacks it (a local
-    activity cannot query its own run)."""
-
+from .wire import HookContext, HookResult
 
 HookFunction = Callable[[HookContext], Any]
 

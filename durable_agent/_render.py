@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from ._messages import (
+from .wire import (
     AssistantMessage,
     Item,
     StatusEvent,

@@ -17,8 +17,7 @@ from typing import Any, cast, get_type_hints, overload
 import pydantic
 from temporalio.common import RetryPolicy
 
-from ._messages import StatusEvent
-from ._model_io import ToolSpec
+from .wire import StatusEvent, ToolSpec, render_content
 
 
 class ToolKind(StrEnum):
@@ -149,16 +148,7 @@ class Tool:
                 result = await asyncio.to_thread(self.fn, **kwargs)
         finally:
             _current_context.reset(token)
-        return render_result(result)
-
-
-def render_result(value: Any) -> str:
-    """Tool results reach the model as text: strings as they are, anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return pydantic.TypeAdapter(type(value)).dump_json(value).decode()
+        return render_content(result)
 
 
 def _schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:

@@ -17,10 +17,9 @@ from typing import Any
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from ._messages import EventSource, Item
 from ._render import render
-from ._workflow_io import Snapshot, dump_json_schemas
 from .client import AgentClient
+from .wire import EventSource, Item, Snapshot, dump_json_schemas
 from .worker import DEFAULT_TASK_QUEUE
 
 EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")

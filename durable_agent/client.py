@@ -15,15 +15,17 @@ from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from ._messages import EventSource, Item, Message
-from ._workflow_io import (
+from .wire import (
     AGENT_NAME,
     AGENT_STATUS,
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
+    EventSource,
     HistoryPage,
     HistoryQuery,
+    Item,
+    Message,
     PendingCall,
     RunState,
     Snapshot,

@@ -12,17 +12,17 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._messages import (
+from .wire import (
     AssistantMessage,
     Item,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
     prompt_messages,
 )
-from ._model_io import ToolSpec
 
 Wire = dict[str, Any]
 

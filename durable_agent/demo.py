@@ -14,11 +14,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._messages import AssistantMessage, Message, ToolMessage
 from ._render import render
-from ._workflow_io import RunState
 from .client import AgentClient
 from .devserver import start_embedded
+from .wire import AssistantMessage, Message, RunState, ToolMessage
 from .worker import create_worker
 
 

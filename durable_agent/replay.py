@@ -23,7 +23,7 @@ def agent_replayer(agents: Iterable[Agent], **replayer_options: Any) -> Replayer
     in Temporal's sandbox unless `workflow_runner` says otherwise: workers run the workflow
     unsandboxed, and the sandbox adds a check that it makes no non-deterministic call.
     """
-    from workflows.agent_workflow import AgentWorkflow
+    from durable_agent.workflows.agent_workflow import AgentWorkflow
 
     _registry.register(f"replay-{_BUILD_ID}", agents)
     replayer_options.setdefault("data_converter", pydantic_data_converter)

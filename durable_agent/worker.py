@@ -105,10 +105,10 @@ def create_worker(
     a turn (bench/). Pass `workflow_runner=SandboxedWorkflowRunner()` (from
     `temporalio.worker.workflow_sandbox`) to run it sandboxed.
     """
-    from activities.hooks import hook_activity
-    from activities.model import ModelActivities
-    from activities.tools import tool_activities
-    from workflows.agent_workflow import AgentWorkflow
+    from durable_agent.activities.hooks import hook_activity
+    from durable_agent.activities.model import ModelActivities
+    from durable_agent.activities.tools import tool_activities
+    from durable_agent.workflows.agent_workflow import AgentWorkflow
 
     served = _registry.register(task_queue, agents)
     scripted = {

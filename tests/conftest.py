@@ -20,13 +20,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.hooks import hook_activity
-from activities.model import ModelActivities
-from activities.tools import tool_activities
-from activities.transcripts import TranscriptCache
 from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage, _registry
+from durable_agent.activities.hooks import hook_activity
+from durable_agent.activities.model import ModelActivities
+from durable_agent.activities.tools import tool_activities
+from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
-from workflows.agent_workflow import AgentWorkflow
+from durable_agent.workflows.agent_workflow import AgentWorkflow
 
 BIN = Path(sys.executable).parent
 

@@ -20,22 +20,26 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def start_worker(address: str, task_queue: str, log_file: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    address: str,
+    task_queue: str,
+    log_file: Path,
+    agents: str = "tests.e2e_agents:agents",
+    cwd: Path = ROOT,
+) -> subprocess.Popen[bytes]:
+    """`durable-agent worker` as a user starts it, from `cwd`; its stderr goes to `log_file`'s
+    sibling `<name>.stderr`."""
     env = {**os.environ, "E2E_LOG": str(log_file)}
-    return subprocess.Popen(
-        [
-            str(BIN / "durable-agent"),
-            "worker",
-            "--agents",
-            "tests.e2e_agents:agents",
-            "--address",
-            address,
-            "--task-queue",
-            task_queue,
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    with log_file.with_suffix(".stderr").open("ab") as stderr:
+        return subprocess.Popen(
+            [
+                *(str(BIN / "durable-agent"), "worker", "--agents", agents),
+                *("--address", address, "--task-queue", task_queue),
+            ],
+            cwd=cwd,
+            env=env,
+            stderr=stderr,
+        )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

@@ -7,7 +7,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.transcripts import TranscriptCache
 from durable_agent import (
     Agent,
     HookContext,
@@ -18,6 +17,7 @@ from durable_agent import (
     hook,
     tool,
 )
+from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.client import AgentClient
 
 from .conftest import calls, run_error, serving, serving_with_caches

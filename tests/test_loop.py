@@ -23,7 +23,7 @@ from durable_agent import (
     tool,
 )
 from durable_agent.client import AgentClient
-from workflows.agent_workflow import AgentWorkflow
+from durable_agent.workflows.agent_workflow import AgentWorkflow
 
 from .conftest import calls, eventually, new_id, serving
 

@@ -10,10 +10,6 @@ import openai
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.providers import ModelProvider
-from activities.providers.anthropic_messages import AnthropicProvider
-from activities.providers.openai_chat import OpenAIChatProvider
-from activities.providers.openai_responses import OpenAIResponsesProvider
 from durable_agent import (
     AssistantMessage,
     ModelRequest,
@@ -25,6 +21,10 @@ from durable_agent import (
     UserMessage,
     prompt_messages,
 )
+from durable_agent.activities.providers import ModelProvider
+from durable_agent.activities.providers.anthropic_messages import AnthropicProvider
+from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
+from durable_agent.activities.providers.openai_responses import OpenAIResponsesProvider
 
 from .fake_llm_server import FakeLLMServer, error, text, tool_calls
 

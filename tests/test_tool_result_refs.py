@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.transcripts import REF_MIN_CHARS, TranscriptCache
 from durable_agent import (
     Agent,
     AssistantMessage,
@@ -14,6 +13,7 @@ from durable_agent import (
     ToolMessage,
     tool,
 )
+from durable_agent.activities.transcripts import REF_MIN_CHARS, TranscriptCache
 from durable_agent.client import AgentClient
 
 from .conftest import calls, serving, serving_with_caches

@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from durable_agent._model_io import TRANSCRIPT_MISS
+    from durable_agent.wire import TRANSCRIPT_MISS
 
 _Input = TypeVar("_Input")
 _Output = TypeVar("_Output")

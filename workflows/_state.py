@@ -14,37 +14,33 @@ with workflow.unsafe.imports_passed_through():
 
     from durable_agent import _registry
     from durable_agent._agent import Agent
-    from durable_agent._messages import (
-        AssistantMessage,
-        EventSource,
-        Item,
-        Message,
-        StatusEvent,
-        ToolCall,
-        ToolMessage,
-        Usage,
-        UserMessage,
-        prompt_messages,
-    )
-    from durable_agent._model_io import (
-        TranscriptPage,
-        TranscriptQuery,
-        TranscriptRef,
-    )
-    from durable_agent._workflow_io import (
+    from durable_agent.wire import (
         AGENT_STATUS,
         AgentRunResult,
         ApprovalSignal,
+        AssistantMessage,
+        EventSource,
         HistoryPage,
         HistoryQuery,
+        Item,
+        Message,
         PendingCall,
         PendingKind,
         RunState,
         Snapshot,
+        StatusEvent,
         StatusInfo,
         SubmitResult,
+        ToolCall,
+        ToolMessage,
         ToolResultSignal,
+        TranscriptPage,
+        TranscriptQuery,
+        TranscriptRef,
+        Usage,
+        UserMessage,
         UserMessageSignal,
+        prompt_messages,
     )
 
 

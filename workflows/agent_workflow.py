@@ -31,30 +31,28 @@ with workflow.unsafe.imports_passed_through():
 
     from durable_agent import _registry
     from durable_agent._agent import Agent, Handoff
-    from durable_agent._hooks import Hook, HookInvocation, HookResult
-    from durable_agent._messages import (
-        AssistantMessage,
-        Message,
-        ToolCall,
-        ToolMessage,
-        UserMessage,
-        prompt_messages,
-    )
-    from durable_agent._model_io import (
-        ModelRequest,
-        ModelResponse,
-    )
+    from durable_agent._hooks import Hook
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
-    from durable_agent._workflow_io import (
+    from durable_agent.wire import (
         AGENT_NAME,
         AGENT_STATUS,
         AgentRunInput,
         AgentRunResult,
+        AssistantMessage,
+        HookInvocation,
+        HookResult,
+        Message,
+        ModelRequest,
+        ModelResponse,
         PendingCall,
         PendingKind,
         RunState,
+        ToolCall,
         ToolInvocation,
+        ToolMessage,
         ToolOutcome,
+        UserMessage,
+        prompt_messages,
     )
 
 from ._calls import CALL_FAILED, cause_text, reraise_cancellation, whole_on_miss

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent.wire import ModelRequest, ModelResponse
 
 
 class ModelProvider(Protocol):

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import openai
 
-from durable_agent._model_io import ModelRequest
+from durable_agent.wire import ModelRequest
 
 from ._errors import connection_error, status_error
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import anthropic
 
-from durable_agent._messages import AssistantMessage, ToolCall, Usage
-from durable_agent._model_io import ModelRequest, ModelResponse
 from durable_agent.convert import anthropic_tools, to_anthropic
+from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from ._errors import connection_error, status_error
 

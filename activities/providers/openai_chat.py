@@ -7,9 +7,8 @@ from typing import Any
 
 import openai
 
-from durable_agent._messages import AssistantMessage, ToolCall, Usage
-from durable_agent._model_io import ModelRequest, ModelResponse
 from durable_agent.convert import openai_chat_tools, to_openai_chat
+from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs
 

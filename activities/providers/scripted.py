@@ -5,8 +5,7 @@ from __future__ import annotations
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._agent import ScriptedModel
-from durable_agent._messages import Message, Usage
-from durable_agent._model_io import ModelRequest, ModelResponse
+from durable_agent.wire import Message, ModelRequest, ModelResponse, Usage
 
 
 class ScriptedProvider:

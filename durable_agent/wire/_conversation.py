@@ -15,18 +15,19 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    TypeAdapter,
     field_validator,
     model_serializer,
 )
 
 
-class _Data(BaseModel):
+class Data(BaseModel):
     """Base for everything that crosses Temporal: unknown fields are refused, not dropped."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class _Extensible(_Data):
+class Extensible(Data):
     """For shapes that gained fields: the fields named in `_new_fields` are left out of the
     JSON while they hold their defaults, so that workers from before them, which refuse
     unknown fields, still read what does not use them."""
@@ -44,7 +45,7 @@ class _Extensible(_Data):
         return data
 
 
-class ToolCall(_Data):
+class ToolCall(Data):
     """One call the model asked for. `arguments` is the JSON text exactly as the model sent it."""
 
     id: str
@@ -52,18 +53,18 @@ class ToolCall(_Data):
     arguments: str = "{}"
 
 
-class SystemMessage(_Data):
+class SystemMessage(Data):
     role: Literal["system"] = "system"
     content: str
 
 
-class UserMessage(_Data):
+class UserMessage(Data):
     role: Literal["user"] = "user"
     content: str
     name: str | None = None
 
 
-class AssistantMessage(_Data):
+class AssistantMessage(Data):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
@@ -77,7 +78,7 @@ class AssistantMessage(_Data):
         return [] if value is None else value
 
 
-class ToolMessage(_Data):
+class ToolMessage(Data):
     """The single result of one tool call, paired by `tool_call_id`."""
 
     role: Literal["tool"] = "tool"
@@ -90,7 +91,7 @@ class ToolMessage(_Data):
 EventSource: TypeAlias = Literal["agent", "llm", "tool"]
 
 
-class StatusEvent(_Data):
+class StatusEvent(Data):
     """Something that happened during the run; shown to readers, never sent to a model."""
 
     role: Literal["event"] = "event"
@@ -109,7 +110,7 @@ Item: TypeAlias = Annotated[
 ]
 
 
-class Usage(_Data):
+class Usage(Data):
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -129,3 +130,12 @@ class Usage(_Data):
 def prompt_messages(items: list[Item]) -> list[Message]:
     """The messages a model may see: status events are dropped."""
     return [item for item in items if not isinstance(item, StatusEvent)]
+
+
+def render_content(value: Any) -> str:
+    """Tool results reach the model as text: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return TypeAdapter(type(value)).dump_json(value).decode()

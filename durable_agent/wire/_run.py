@@ -13,15 +13,16 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from temporalio.common import SearchAttributeKey
 
-from ._messages import (
+from . import limits
+from ._conversation import (
     AssistantMessage,
+    Data,
     EventSource,
     Item,
     Message,
     StatusEvent,
     Usage,
-    _Data,
-    _Extensible,
+    render_content,
 )
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
@@ -40,7 +41,7 @@ class RunState(StrEnum):
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
 
 
-class PendingCall(_Data):
+class PendingCall(Data):
     """A tool call that waits for something from outside the workflow."""
 
     tool_call_id: str
@@ -52,7 +53,7 @@ class PendingCall(_Data):
     deadline: datetime | None = None
 
 
-class Snapshot(_Data):
+class Snapshot(Data):
     """The whole state of a conversation: what continue-as-new carries and `export` writes."""
 
     version: Literal[1] = 1
@@ -84,7 +85,7 @@ class Snapshot(_Data):
         )
 
 
-class AgentRunInput(_Data):
+class AgentRunInput(Data):
     """Start a run: `{"agent": "support", "prompt": "..."}` or with `messages`."""
 
     agent: str
@@ -110,7 +111,7 @@ class AgentRunInput(_Data):
         return self
 
 
-class AgentRunResult(_Data):
+class AgentRunResult(Data):
     final_text: str | None
     messages: list[Message]
     usage: Usage
@@ -119,7 +120,7 @@ class AgentRunResult(_Data):
     """The agent that gave the final answer (after handoffs it may not be the first one)."""
 
 
-class ToolResultSignal(_Data):
+class ToolResultSignal(Data):
     """Signal `tool_result`: the result of a waiting tool call."""
 
     tool_call_id: str
@@ -127,12 +128,10 @@ class ToolResultSignal(_Data):
     is_error: bool = False
 
     def content_text(self) -> str:
-        from ._tool import render_result
-
-        return render_result(self.content)
+        return render_content(self.content)
 
 
-class ApprovalSignal(_Data):
+class ApprovalSignal(Data):
     """Signal `approval`: approve or reject a tool call that needs approval."""
 
     tool_call_id: str
@@ -140,21 +139,21 @@ class ApprovalSignal(_Data):
     reason: str | None = None
 
 
-class UserMessageSignal(_Data):
+class UserMessageSignal(Data):
     """Signal `user_message`: a message from a person or the application."""
 
     content: str
     name: str | None = None
 
 
-class SubmitResult(_Data):
+class SubmitResult(Data):
     """What an update answers when it accepts a submission."""
 
     accepted: bool = True
     detail: str = ""
 
 
-class StatusInfo(_Data):
+class StatusInfo(Data):
     """Query `status`."""
 
     state: RunState
@@ -165,17 +164,17 @@ class StatusInfo(_Data):
     messages: int
 
 
-class HistoryQuery(_Data):
+class HistoryQuery(Data):
     """Query `history`: messages always; events only from the chosen sources."""
 
     events: list[EventSource] = Field(default_factory=list)
     since: int = Field(default=0, ge=0)
     """Index into the full stream (messages and events) to start from, for followers."""
-    max_bytes: int = Field(default=2_000_000, ge=1)
+    max_bytes: int = Field(default=limits.HISTORY_PAGE_BYTES, ge=1)
     """Page size, so that a long conversation never exceeds a gRPC message (4 MB)."""
 
 
-class HistoryPage(_Data):
+class HistoryPage(Data):
     items: list[Item]
     next: int
     """Pass as `since` to get the next page, or only what is new."""
@@ -185,31 +184,9 @@ class HistoryPage(_Data):
     """The run has ended and this page reaches the end of its stream."""
 
 
-class ToolInvocation(_Data):
-    """Input of a tool activity."""
-
-    tool_call_id: str
-    name: str
-    arguments: str
-    agent: str
-
-
-class ToolOutcome(_Extensible):
-    """Output of a tool activity: the text for the model and any progress events."""
-
-    _new_fields = ("ref",)
-
-    content: str
-    is_error: bool = False
-    events: list[StatusEvent] = Field(default_factory=list)
-    ref: str | None = None
-    """Names this attempt's content in its worker's result cache: the next model call then
-    carries the name instead of the content, which history already holds once, here."""
-
-
 def dump_json_schemas() -> dict[str, Any]:
     """JSON Schemas of everything a `temporal` CLI user sends or reads."""
-    shapes: dict[str, type[_Data]] = {
+    shapes: dict[str, type[Data]] = {
         "input": AgentRunInput,
         "output": AgentRunResult,
         "signal.tool_result": ToolResultSignal,

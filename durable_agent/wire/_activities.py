@@ -1,4 +1,4 @@
-"""What the workflow sends to a model activity and what it gets back."""
+"""What the workflow sends to its model, tool and hook activities and what they answer."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ._messages import AssistantMessage, Message, Usage, _Data, _Extensible
+from . import limits
+from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
 
 
-class ToolSpec(_Data):
+class ToolSpec(Data):
     """A tool as a model sees it: derived from the function, never written by hand."""
 
     name: str
@@ -17,7 +18,7 @@ class ToolSpec(_Data):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class ModelSettings(_Data):
+class ModelSettings(Data):
     """Sampling settings passed to the provider when set; `extra` goes through untouched."""
 
     temperature: float | None = None
@@ -28,7 +29,7 @@ class ModelSettings(_Data):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-class TranscriptRef(_Data):
+class TranscriptRef(Data):
     """Says that `messages` continue a conversation whose first `length` messages the
     activity side already has (or fetches from the workflow with the `transcript` query).
 
@@ -48,26 +49,29 @@ activity cannot query its own run (it holds the run's workflow task open), so th
 sends the conversation whole instead."""
 
 
-class TranscriptQuery(_Data):
+class TranscriptQuery(Data):
     """Input of the `transcript` query: a page of prompt messages, bounded in bytes so that
     a long conversation never exceeds a gRPC message."""
 
     start: int = 0
     end: int
-    max_bytes: int = 1_000_000
+    max_bytes: int = limits.TRANSCRIPT_PAGE_BYTES
 
 
-class TranscriptPage(_Data):
+class TranscriptPage(Data):
     messages: list[Message]
     next: int
 
 
-class ModelRequest(_Extensible):
+class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs",)
+    _new_fields = ("content_refs", "agent")
 
     model: str
+    agent: str | None = None
+    """The agent speaking: the activity stamps it on the reply, so the reply it returns (and
+    keeps for the next call) is the message exactly as the workflow records it."""
     instructions: str | None = None
     messages: list[Message]
     transcript: TranscriptRef | None = None
@@ -81,8 +85,59 @@ class ModelRequest(_Extensible):
     settings: ModelSettings = Field(default_factory=ModelSettings)
 
 
-class ModelResponse(_Data):
+class ModelResponse(Data):
     message: AssistantMessage
     usage: Usage = Field(default_factory=Usage)
     model: str | None = None
     """The model name the provider reported, which may differ from the one asked for."""
+
+
+class ToolInvocation(Data):
+    """Input of a tool activity."""
+
+    tool_call_id: str
+    name: str
+    arguments: str
+    agent: str
+
+
+class ToolOutcome(Extensible):
+    """Output of a tool activity: the text for the model and any progress events."""
+
+    _new_fields = ("ref",)
+
+    content: str
+    is_error: bool = False
+    events: list[StatusEvent] = Field(default_factory=list)
+    ref: str | None = None
+    """Names this attempt's content in its worker's result cache: the next model call then
+    carries the name instead of the content, which history already holds once, here."""
+
+
+class HookContext(Data):
+    """What a hook sees: the conversation so far, ending with the model's latest reply."""
+
+    agent: str
+    turn: int
+    workflow_id: str
+    messages: list[Message]
+
+
+class HookResult(Data):
+    inject: list[Message] = Field(default_factory=list)
+    stop: bool = False
+    reason: str | None = None
+
+
+class HookInvocation(Extensible):
+    """Input of a hook activity: a reference to the conversation, not a copy of it."""
+
+    _new_fields = ("messages",)
+
+    hook: str
+    agent: str
+    turn: int
+    transcript: TranscriptRef
+    messages: list[Message] | None = None
+    """The conversation itself, sent only to a local hook whose worker lacks it (a local
+    activity cannot query its own run)."""

@@ -1,0 +1,157 @@
+"""The package's shape: installed code cannot be shadowed, and imports point one way."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import textwrap
+import uuid
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent.client import AgentClient
+
+from .processes import ROOT, start_worker, stop
+
+PACKAGE = ROOT / "durable_agent"
+
+# Layers, lowest first: a module may import its own layer and the ones below, never above.
+LAYERS = {
+    "wire": 0,
+    "agents": 1,  # the authoring API: Agent, tools, hooks, the registry, conversions
+    "loop": 2,
+    "activities": 2,
+    "edges": 3,
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    if parts[0] != "durable_agent" or len(parts) == 1:
+        return "edges"  # the package's __init__ re-exports the public API
+    top = parts[1]
+    if top == "wire":
+        return "wire"
+    if top == "workflows":
+        return "loop"
+    if top == "activities":
+        return "activities"
+    if top in {"_agent", "_tool", "_hooks", "_registry", "_render", "convert"}:
+        return "agents"
+    return "edges"
+
+
+def imports_of(path: Path, module: str, known: set[str]) -> set[str]:
+    """The package's modules that `path` imports (`from a import b` is `a.b` when b is one)."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join([*parts, node.module] if node.module else parts)
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+    return found & known
+
+
+def modules() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for dirpath, _, filenames in os.walk(PACKAGE, followlinks=True):
+        for filename in filenames:
+            if filename.endswith(".py"):
+                path = Path(dirpath) / filename
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+                found[name] = path
+    return found
+
+
+def test_imports_point_one_way() -> None:
+    """Edges -> loop / activities -> agents -> wire: nothing imports a layer above its own,
+    and the loop and the activities never import each other."""
+    found = modules()
+    assert "durable_agent.workflows.agent_workflow" in found
+    assert "durable_agent.activities.model" in found
+    wrong: list[str] = []
+    for module, path in found.items():
+        here = layer_of(module)
+        for target in imports_of(path, module, set(found)):
+            there = layer_of(target)
+            sideways = {here, there} == {"loop", "activities"}
+            if LAYERS[there] > LAYERS[here] or sideways:
+                wrong.append(f"{module} ({here}) imports {target} ({there})")
+    assert not wrong, "\n".join(sorted(set(wrong)))
+
+
+def test_nothing_imports_the_top_level_folders() -> None:
+    """`workflows/` and `activities/` are reached only as `durable_agent.workflows` and
+    `durable_agent.activities`: a top-level import would load a second copy, and a user's own
+    package of that name would shadow it."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for folder in ("durable_agent", "workflows", "activities", "tests", "bench", "examples")
+        for path in (ROOT / folder).rglob("*.py")
+        for name in _top_level_imports(path)
+        if name.split(".")[0] in {"workflows", "activities"}
+    ]
+    assert not offenders, offenders
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+async def test_a_user_project_with_its_own_workflows_and_activities_is_served(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The usual Temporal layout has `workflows/` and `activities/` packages of its own; run
+    from such a project, `durable-agent worker` still serves our AgentWorkflow and activities."""
+    for package in ("workflows", "activities"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f"OWNER = 'the user project ({package})'\n")
+        # Same module names as ours: importing them by the top-level name would break.
+        (tmp_path / package / "agent_workflow.py").write_text("raise ImportError('shadowed')\n")
+        (tmp_path / package / "model.py").write_text("raise ImportError('shadowed')\n")
+    (tmp_path / "my_agents.py").write_text(
+        textwrap.dedent(
+            """
+            import workflows, activities  # the project's own packages
+            from durable_agent import Agent, ScriptedModel, tool
+
+            assert workflows.OWNER.startswith("the user project")
+
+            @tool
+            def owner() -> str:
+                \"\"\"Who owns the workflows package.\"\"\"
+                return workflows.OWNER
+
+            agents = [Agent("shadow", model=ScriptedModel("shadow", ["Hello."]), tools=[owner])]
+            """
+        )
+    )
+    address = dev_env.client.service_client.config.target_host
+    queue = f"shadow-{uuid.uuid4()}"
+    log = tmp_path / "worker.log"
+    worker = start_worker(address, queue, log, agents="my_agents:agents", cwd=tmp_path)
+    try:
+        client = AgentClient(dev_env.client, queue)
+        handle = await client.start("shadow", "hi")
+        result = await asyncio.wait_for(handle.result(), 60)
+        assert result.final_text == "Hello."
+    finally:
+        stop(worker)
+    stderr = log.with_suffix(".stderr").read_text()
+    assert "shadowed" not in stderr, stderr
