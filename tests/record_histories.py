@@ -1,26 +1,388 @@
-"""Record the histories the replay test replays: `python -m tests.record_histories`.
+"""Record the histories the replay test replays.
 
-Runs every feature of the loop (parallel tools, approval, long-running and external calls,
-a bad argument, a handoff to an agent and to a person) on a dev server and saves the history.
+    python -m tests.record_histories                   # every corpus scenario
+    python -m tests.record_histories parallel can      # only these
+    python -m tests.record_histories --prefix corpus-v2  # a new generation, beside the old one
+    python -m tests.record_histories --everything everything-v4  # the older all-in-one run
+
+Each corpus scenario drives one feature of the loop on a dev server (one server, one worker,
+each scenario its own workflow id) and saves every run it made as
+`histories/<prefix>-<scenario>.json`, or `-1.json`, `-2.json`... for a scenario of several
+runs (a continue-as-new chain, a run and its resumption from a snapshot).
+See histories/README.md for when to record, and why old files are never replaced.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.worker import (
+    ContinueAsNewInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+
+from durable_agent import RunState, StatusEvent
 from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import create_worker
 
 from .processes import eventually
-from .replay_agents import TASK_QUEUE, agents
+from .replay_agents import CHAIN_TURNS, GATES, TASK_QUEUE, agents
 
 HISTORIES = Path(__file__).parent / "histories"
+PREFIX = "corpus"
+
+UNHANDLED_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+
+Runs = list[WorkflowHandle[Any, Any]]
+"""The runs a scenario made, in order; each is saved as one history."""
 
 
-async def record(name: str) -> Path:
+# ---------------------------------------------------------------------------- the switch gate
+
+
+class SwitchGate:
+    """Holds the first continue-as-new of an armed run in the worker until the recorder has
+    sent a signal: the signal then lands while the run switches, deterministically.
+
+    The workflow thread blocks on a `threading.Event` (under the SDK's 2 s deadlock limit) while
+    the recorder, on the event loop, sends the signal."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self) -> None:
+        if self.armed:
+            self.armed = False
+            self.reached.set()
+            self.released.wait(timeout=1.5)
+
+
+GATE = SwitchGate()
+
+
+class _GateInterceptor(Interceptor):
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        return _GateInbound
+
+
+class _GateInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_GateOutbound(outbound))
+
+
+class _GateOutbound(WorkflowOutboundInterceptor):
+    def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+        GATE.hold()
+        super().continue_as_new(input)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+async def pending_ids(client: AgentClient, workflow_id: str) -> list[str]:
+    return sorted(p.tool_call_id for p in await client.pending(workflow_id))
+
+
+async def wait_pending(client: AgentClient, workflow_id: str, *ids: str) -> None:
+    async def check() -> bool:
+        return await pending_ids(client, workflow_id) == sorted(ids)
+
+    await eventually(check, f"pending calls {ids} in {workflow_id}")
+
+
+async def wait_state(client: AgentClient, workflow_id: str, state: RunState, turn: int) -> None:
+    async def check() -> bool:
+        status = await client.status(workflow_id)
+        return status.state is state and status.turn == turn
+
+    await eventually(check, f"{workflow_id} {state.value} at turn {turn}")
+
+
+async def wait_event(client: AgentClient, workflow_id: str, kind: str, call_id: str) -> None:
+    async def check() -> bool:
+        page = await client.history(workflow_id, events=["tool"])
+        return any(
+            isinstance(i, StatusEvent) and i.kind == kind and i.data.get("tool_call_id") == call_id
+            for i in page.items
+        )
+
+    await eventually(check, f"{kind} of {call_id} in {workflow_id}")
+
+
+async def ends_failed(handle: WorkflowHandle[Any, Any]) -> None:
+    try:
+        await asyncio.wait_for(handle.result(), 30)
+    except WorkflowFailureError:
+        return
+    raise AssertionError(f"{handle.id} should have failed")
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+
+async def parallel(client: AgentClient, wf: str) -> Runs:
+    """Five calls in one response: two good, a schema error and bad JSON (both back to the
+    model), an unknown tool; a result over 1 KB goes to the next model call by ref."""
+    handle = await client.start("corpus-parallel", "find the plan", workflow_id=wf)
+    await handle.result()
+    return [handle]
+
+
+async def external_late(client: AgentClient, wf: str) -> Runs:
+    """An external call answered by a signal long after it began to wait, with structured
+    content; a signal for an unknown call is ignored first."""
+    handle = await client.start("corpus-asker", "may I refund?", workflow_id=wf)
+    await wait_pending(client, wf, "m1")
+    await asyncio.sleep(1)
+    await handle.signal("tool_result", {"tool_call_id": "nope", "content": "x"})
+    await handle.signal("tool_result", {"tool_call_id": "m1", "content": {"refund": True}})
+    await handle.result()
+    return [handle]
+
+
+async def long_running_early(client: AgentClient, wf: str) -> Runs:
+    """A long-running call's result arrives while its starting activity still runs: buffered,
+    then applied when the call waits."""
+    GATES["r1"] = asyncio.Event()
+    handle = await client.start("corpus-reporter", "report Q3", workflow_id=wf)
+    await wait_event(client, wf, "tool_started", "r1")
+    answer = await client.resolve(wf, "r1", "report at /reports/q3.pdf")
+    assert answer.detail == "buffered until the call waits", answer
+    GATES.pop("r1").set()
+    await handle.result()
+    return [handle]
+
+
+async def approvals(client: AgentClient, wf: str) -> Runs:
+    """Two approval calls: one approved by update, one rejected with a reason by signal."""
+    handle = await client.start("corpus-approver", "delete bob and eve", workflow_id=wf)
+    await wait_pending(client, wf, "a1", "a2")
+    await client.decide(wf, "a1", approved=True)
+    await handle.signal("approval", {"tool_call_id": "a2", "approved": False, "reason": "VIP"})
+    await handle.result()
+    return [handle]
+
+
+async def handoffs(client: AgentClient, wf: str) -> Runs:
+    """A handoff to another agent (a second one in the same response is refused), which hands
+    off to a person, whose `user_message` answers it."""
+    handle = await client.start("corpus-front-desk", "refund my order", workflow_id=wf)
+    await wait_pending(client, wf, "h3")
+    await client.say(wf, "Refund of 80 EUR done.", name="accounts")
+    await handle.result()
+    return [handle]
+
+
+async def hook_inject(client: AgentClient, wf: str) -> Runs:
+    """A hook injects a message after a response with a tool call (placed after its result)
+    and after a final answer (which then gets another answer)."""
+    handle = await client.start("corpus-reviewed", "answer me", workflow_id=wf)
+    await handle.result()
+    return [handle]
+
+
+async def hook_stop(client: AgentClient, wf: str) -> Runs:
+    """A hook stops the run (the response's tool call finishes first); another hook fails
+    and is recorded."""
+    handle = await client.start("corpus-stopped", "go", workflow_id=wf)
+    await handle.result()
+    return [handle]
+
+
+async def can(client: AgentClient, wf: str) -> Runs:
+    """A chain of three runs or more (history over 4 KB, runs at least 2 s old) with a
+    `user_message` signalled while its first switch is in flight."""
+    GATE.armed = True
+    GATE.reached.clear()
+    GATE.released.clear()
+    handle = await client.start(
+        "corpus-long", "echo them all", workflow_id=wf, continue_as_new_at_bytes=4_000
+    )
+    assert await asyncio.to_thread(GATE.reached.wait, 60), "the run never continued as new"
+    await handle.signal("user_message", {"content": "sent during the switch"})
+    GATE.released.set()
+    result = await handle.result()
+    assert result.turns == CHAIN_TURNS + 1, result.turns
+    runs = await chain(client.client, handle)
+    assert len(runs) >= 3, "a run continued from another continues again"
+    first = await runs[0].fetch_history()
+    assert any(
+        e.workflow_task_failed_event_attributes.cause == UNHANDLED_COMMAND for e in first.events
+    ), "the signal did not land during the switch (the server refused no continue-as-new)"
+    return runs
+
+
+async def deadline(client: AgentClient, wf: str) -> Runs:
+    """An external call, an approval and a long-running call whose 1 s deadlines pass: the
+    model gets the timeout errors."""
+    handle = await client.start("corpus-deadline", "try it", workflow_id=wf)
+    await handle.result()
+    return [handle]
+
+
+async def deadline_fails(client: AgentClient, wf: str) -> Runs:
+    """A call with `fail_on_deadline`: the run fails when its deadline passes."""
+    handle = await client.start("corpus-deadline-fails", "try it", workflow_id=wf)
+    await ends_failed(handle)
+    return [handle]
+
+
+async def fast(client: AgentClient, wf: str) -> Runs:
+    """Fast mode: a local model, a local tool and a local hook, beside a remote tool."""
+    handle = await client.start("corpus-fast", "add 1 and 2", workflow_id=wf)
+    await handle.result()
+    return [handle]
+
+
+async def snapshot(client: AgentClient, wf: str) -> Runs:
+    """Export a run whose response has an answered note, an answered external call, a
+    long-running call still waiting and a user message at the inbox; terminate it; resume from
+    the snapshot in a new run, where the waiting call then gets its result."""
+    original = await client.start("corpus-resumable", "export orders", workflow_id=f"{wf}-from")
+    await wait_pending(client, original.id, "x1", "x2")
+    await client.resolve(original.id, "x1", "yes")
+    await wait_pending(client, original.id, "x2")
+    await client.say(original.id, "and tell me when done")
+    exported = await client.snapshot(original.id)
+    await original.terminate("exported")
+    resumed = await client.start(snapshot=exported, workflow_id=wf)
+
+    async def answer_all() -> bool:
+        for call_id in await pending_ids(client, wf):
+            await client.resolve(wf, call_id, f"{call_id} done")
+        description = await resumed.describe()
+        return description.status is not None and description.status.name == "COMPLETED"
+
+    await eventually(answer_all, "the resumed run to finish")
+    return [original, resumed]
+
+
+async def conversation(client: AgentClient, wf: str) -> Runs:
+    """A conversation with three user messages (prompt, update, signal), waiting for the
+    next one, then cancelled: how a conversation run ends."""
+    handle = await client.start("corpus-chat", "hi", workflow_id=wf, conversation=True)
+    await wait_state(client, wf, RunState.WAITING_FOR_USER, 1)
+    await client.say(wf, "Capital of France?", name="ann")
+    await wait_state(client, wf, RunState.WAITING_FOR_USER, 2)
+    await handle.signal("user_message", {"content": "And of Germany?"})
+    await wait_state(client, wf, RunState.WAITING_FOR_USER, 3)
+    await handle.cancel()
+    await ends_failed(handle)
+    return [handle]
+
+
+Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
+
+
+@dataclass(frozen=True)
+class Recording:
+    scenario: Scenario
+    several_runs: bool = False
+    """Saved as -1, -2...: a continue-as-new chain, or a run and its resumption."""
+
+
+SCENARIOS: dict[str, Recording] = {
+    "parallel": Recording(parallel),
+    "external-late": Recording(external_late),
+    "long-running-early": Recording(long_running_early),
+    "approvals": Recording(approvals),
+    "handoffs": Recording(handoffs),
+    "hook-inject": Recording(hook_inject),
+    "hook-stop": Recording(hook_stop),
+    "can": Recording(can, several_runs=True),
+    "deadline": Recording(deadline),
+    "deadline-fails": Recording(deadline_fails),
+    "fast": Recording(fast),
+    "snapshot": Recording(snapshot, several_runs=True),
+    "conversation": Recording(conversation),
+}
+
+
+async def chain(client: Client, first: WorkflowHandle[Any, Any]) -> Runs:
+    """Every run of a continue-as-new chain, from its first, by run id."""
+    runs: Runs = []
+    run_id = first.first_execution_run_id or first.run_id
+    while run_id:
+        handle = client.get_workflow_handle(first.id, run_id=run_id)
+        runs.append(handle)
+        last = (await handle.fetch_history()).events[-1]
+        continued = last.workflow_execution_continued_as_new_event_attributes
+        ended_by_switch = last.HasField("workflow_execution_continued_as_new_event_attributes")
+        run_id = continued.new_execution_run_id if ended_by_switch else None
+    return runs
+
+
+def file_names(prefix: str, name: str, runs: int) -> list[str]:
+    if not SCENARIOS[name].several_runs:
+        assert runs == 1, f"{name} made {runs} runs"
+        return [f"{prefix}-{name}.json"]
+    assert runs >= 2, f"{name} made only {runs} run"
+    return [f"{prefix}-{name}-{i}.json" for i in range(1, runs + 1)]
+
+
+async def record_corpus(names: list[str], prefix: str = PREFIX) -> list[Path]:
+    env = await start_embedded(ui=False)
+    written: list[Path] = []
+    try:
+        client = AgentClient(env.client, TASK_QUEUE)
+        worker = create_worker(
+            env.client, agents, task_queue=TASK_QUEUE, interceptors=[_GateInterceptor()]
+        )
+        async with worker:
+            recorded: dict[str, list[WorkflowHistory]] = {}
+            for name in names:
+                runs = await SCENARIOS[name].scenario(client, f"{prefix}-{name}")
+                recorded[name] = [await run.fetch_history() for run in runs]
+        for name, histories in recorded.items():
+            if SCENARIOS[name].several_runs:
+                forget_runs(prefix, name)
+            for file_name, history in zip(
+                file_names(prefix, name, len(histories)), histories, strict=True
+            ):
+                written.append(save(file_name, history))
+    finally:
+        await env.shutdown()
+    return written
+
+
+def save(file_name: str, history: WorkflowHistory) -> Path:
+    HISTORIES.mkdir(exist_ok=True)
+    path = HISTORIES / file_name
+    path.write_text(history.to_json())
+    return path
+
+
+def forget_runs(prefix: str, name: str) -> None:
+    """Re-recording a chain: its earlier files go, so a shorter chain leaves none behind."""
+    for old in HISTORIES.glob(f"{prefix}-{name}-*.json"):
+        if old.stem.rsplit("-", 1)[1].isdigit():
+            old.unlink()
+
+
+# ---------------------------------------------------------------------------- everything
+
+
+async def record_everything(name: str) -> Path:
+    """The older all-in-one run of the `triage` agent (everything*.json)."""
+    path = HISTORIES / f"{name}.json"
+    if path.exists():
+        raise SystemExit(f"{path} exists: it is a run recorded by older code, never replace it")
     env = await start_embedded(ui=False)
     try:
         client = AgentClient(env.client, TASK_QUEUE)
@@ -41,12 +403,25 @@ async def record(name: str) -> Path:
         history = await handle.fetch_history()
     finally:
         await env.shutdown()
-    HISTORIES.mkdir(exist_ok=True)
-    path = HISTORIES / f"{name}.json"
     path.write_text(history.to_json())
     return path
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.record_histories")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
+    parser.add_argument("--prefix", default=PREFIX, help="file and workflow id prefix")
+    parser.add_argument("--everything", metavar="NAME", help="record the triage run as NAME")
+    args = parser.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
+    if args.everything:
+        print(asyncio.run(record_everything(args.everything)))
+        return
+    for path in asyncio.run(record_corpus(args.scenarios or list(SCENARIOS), args.prefix)):
+        print(path)
+
+
 if __name__ == "__main__":
-    # Keep the old files: each one is a run recorded by an older version that must still replay.
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "everything")))
+    main()

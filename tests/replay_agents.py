@@ -4,14 +4,23 @@ workflow changes which would break runs already open."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
 
 from durable_agent import (
     Agent,
     AssistantMessage,
+    HookContext,
+    HookResult,
     ScriptedModel,
     ToolCall,
+    ToolContext,
+    UserMessage,
     external_tool,
+    hook,
     long_running_tool,
     person,
     tool,
@@ -102,4 +111,302 @@ triage = Agent(
     handoffs=[specialist],
 )
 
-agents = [triage]
+
+# ---------------------------------------------------------------------------- the corpus
+# One agent per scenario of `tests.record_histories` (corpus-<scenario>.json). Tool, hook and
+# agent names are unique across the module: one worker and one replayer serve them all.
+
+GATES: dict[str, asyncio.Event] = {}
+"""Tool calls (by id) whose body waits until the recorder sets the event: how the recorder
+signals a long-running call's result while its starting activity is still running."""
+
+
+async def _gate(call_id: str) -> None:
+    gate = GATES.get(call_id)
+    if gate is not None:
+        await asyncio.wait_for(gate.wait(), 30)
+
+
+@long_running_tool()
+async def start_report(period: str, ctx: ToolContext) -> str:
+    """Start building a report; its result is signalled in.
+
+    Args:
+        period: Which period.
+    """
+    await _gate(ctx.tool_call_id)
+    return "report queued"
+
+
+@tool
+async def echo(text: str, ctx: ToolContext) -> str:
+    """Echo, slowly: a run must live 2 s before it may continue as new.
+
+    Args:
+        text: What to echo.
+    """
+    await _gate(ctx.tool_call_id)
+    await asyncio.sleep(0.3)
+    return text
+
+
+@tool
+def take_note(note: str) -> str:
+    """Keep a note.
+
+    Args:
+        note: The note.
+    """
+    return f"noted: {note}"
+
+
+@tool(local=True)
+def add(a: int, b: int) -> int:
+    """Add two numbers (a local activity).
+
+    Args:
+        a: First.
+        b: Second.
+    """
+    return a + b
+
+
+@external_tool(deadline=timedelta(seconds=1))
+def ask_briefly(question: str) -> str:
+    """Ask someone who has one second to answer.
+
+    Args:
+        question: The question.
+    """
+    raise NotImplementedError
+
+
+@tool(requires_approval=True, deadline=timedelta(seconds=1))
+def wire_money(amount: int) -> str:
+    """Wire money, if approved within a second.
+
+    Args:
+        amount: Euros.
+    """
+    return f"wired {amount} EUR"
+
+
+@long_running_tool(deadline=timedelta(seconds=1))
+def start_backup(volume: str) -> str:
+    """Start a backup whose result must arrive within a second.
+
+    Args:
+        volume: Which volume.
+    """
+    return "backup started"
+
+
+@external_tool(deadline=timedelta(seconds=1), fail_on_deadline=True)
+def ask_or_fail(question: str) -> str:
+    """Ask; no answer within a second fails the run.
+
+    Args:
+        question: The question.
+    """
+    raise NotImplementedError
+
+
+@hook(name="corpus_reviewer")
+def reviewer(context: HookContext) -> HookResult | None:
+    if context.turn in (1, 2):
+        note = UserMessage(content=f"Reviewer note {context.turn}: cite sources.", name="reviewer")
+        return HookResult(inject=[note])
+    return None
+
+
+@hook(name="corpus_stopper")
+def stopper(context: HookContext) -> HookResult:
+    return HookResult(stop=True, reason="enough for today")
+
+
+@hook(name="corpus_broken")
+def broken(context: HookContext) -> None:
+    raise ApplicationError("the hook's store is gone", non_retryable=True)
+
+
+@hook(name="corpus_fast_watch", local=True)
+def fast_watch(context: HookContext) -> None:
+    return None
+
+
+def _calls(*calls: ToolCall, content: str | None = None) -> AssistantMessage:
+    return AssistantMessage(content=content, tool_calls=list(calls))
+
+
+def _scripted(name: str, *replies: str | AssistantMessage) -> ScriptedModel:
+    return ScriptedModel(name, list(replies))
+
+
+parallel = Agent(
+    "corpus-parallel",
+    model=_scripted(
+        "corpus-parallel",
+        _calls(
+            _call("p1", "lookup", key="plan"),  # over 1 KB: the next model call gets a ref
+            _call("p2", "lookup", key=7),  # a schema error, back to the model
+            ToolCall(id="p3", name="lookup", arguments="{not json"),
+            _call("p4", "no_such_tool", x=1),
+            _call("p5", "take_note", note="parallel"),
+            content="Looking.",
+        ),
+        _calls(_call("p6", "lookup", key="7")),
+        "Plan found.",
+    ),
+    tools=[lookup, take_note],
+)
+
+asker = Agent(
+    "corpus-asker",
+    model=_scripted(
+        "corpus-asker", _calls(_call("m1", "ask_manager", question="refund?")), "Approved."
+    ),
+    tools=[ask_manager],
+)
+
+reporter = Agent(
+    "corpus-reporter",
+    model=_scripted(
+        "corpus-reporter", _calls(_call("r1", "start_report", period="2026-Q3")), "Report ready."
+    ),
+    tools=[start_report],
+)
+
+approver = Agent(
+    "corpus-approver",
+    model=_scripted(
+        "corpus-approver",
+        _calls(
+            _call("a1", "delete_account", user="bob"), _call("a2", "delete_account", user="eve")
+        ),
+        "Bob's account is gone; Eve's stays.",
+    ),
+    tools=[delete_account],
+)
+
+billing = Agent(
+    "corpus-billing",
+    model=_scripted(
+        "corpus-billing",
+        "",  # the front desk's turn
+        _calls(_call("h3", "transfer_to_accounts", reason="refund over limit")),
+        "Accounts refunded you.",
+    ),
+    handoffs=[person("accounts")],
+)
+
+front_desk = Agent(
+    "corpus-front-desk",
+    model=_scripted(
+        "corpus-front-desk",
+        _calls(
+            _call("h1", "transfer_to_corpus-billing", reason="billing question"),
+            _call("h2", "transfer_to_corpus-billing", reason="again"),  # one handoff only
+        ),
+    ),
+    handoffs=[billing],
+)
+
+reviewed = Agent(
+    "corpus-reviewed",
+    model=_scripted(
+        "corpus-reviewed",
+        _calls(_call("v1", "take_note", note="draft")),
+        "An answer.",
+        "An answer, with sources.",
+    ),
+    tools=[take_note],
+    hooks=[reviewer],
+)
+
+stopped = Agent(
+    "corpus-stopped",
+    model=_scripted("corpus-stopped", _calls(_call("s1", "take_note", note="last")), "never"),
+    tools=[take_note],
+    hooks=[stopper, broken],
+)
+
+CHAIN_TURNS = 20  # with 0.3 s a turn and 2 s a run at least: three runs or more
+
+long_runner = Agent(
+    "corpus-long",
+    model=_scripted(
+        "corpus-long",
+        *(_calls(_call(f"e{i}", "echo", text=f"{i:02d}" + "x" * 600)) for i in range(CHAIN_TURNS)),
+        "Echoed everything.",
+    ),
+    tools=[echo],
+    max_turns=CHAIN_TURNS + 5,
+)
+
+timed_out = Agent(
+    "corpus-deadline",
+    model=_scripted(
+        "corpus-deadline",
+        _calls(
+            _call("d1", "ask_briefly", question="now?"),
+            _call("d2", "wire_money", amount=100),
+            _call("d3", "start_backup", volume="home"),
+        ),
+        "Nobody answered in time.",
+    ),
+    tools=[ask_briefly, wire_money, start_backup],
+)
+
+failing_deadline = Agent(
+    "corpus-deadline-fails",
+    model=_scripted("corpus-deadline-fails", _calls(_call("f1", "ask_or_fail", question="now?"))),
+    tools=[ask_or_fail],
+)
+
+fast = Agent(
+    "corpus-fast",
+    model=_scripted(
+        "corpus-fast",
+        _calls(_call("l1", "add", a=1, b=2), _call("l2", "lookup", key="fast")),
+        "1 + 2 = 3.",
+    ),
+    tools=[add, lookup],
+    hooks=[fast_watch],
+    local_model=True,
+)
+
+resumable = Agent(
+    "corpus-resumable",
+    model=_scripted(
+        "corpus-resumable",
+        _calls(
+            _call("n1", "take_note", note="before the export"),
+            _call("x1", "ask_manager", question="export?"),
+            _call("x2", "start_export", table="orders"),
+        ),
+        "Exported.",
+    ),
+    tools=[take_note, ask_manager, start_export],
+)
+
+chat = Agent(
+    "corpus-chat",
+    model=_scripted("corpus-chat", "Hello! How can I help?", "Paris.", "Berlin."),
+)
+
+agents = [
+    triage,
+    parallel,
+    asker,
+    reporter,
+    approver,
+    front_desk,
+    reviewed,
+    stopped,
+    long_runner,
+    timed_out,
+    failing_deadline,
+    fast,
+    resumable,
+    chat,
+]

@@ -1,7 +1,10 @@
-"""Replay recorded histories: a workflow change that would break open runs fails here."""
+"""Replay recorded histories: a workflow change that would break open runs fails here.
+
+tests/histories/README.md says what the histories are and when to record new ones."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,13 +15,21 @@ from temporalio.workflow import NondeterminismError
 from durable_agent import Agent
 from durable_agent.replay import agent_replayer
 
-from .replay_agents import agents, lookup, triage
+from .record_histories import PREFIX, SCENARIOS
+from .replay_agents import agents, lookup, parallel, triage
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORY_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+"""Each file is one run; a continue-as-new chain is one file per run."""
 
 
 def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def without_lookup(agent: Agent) -> Agent:
+    tools = [t for t in agent.tool_list if t is not lookup]
+    return Agent(agent.name, model=agent.model, tools=tools, handoffs=agent.handoffs)
 
 
 def test_there_are_recorded_histories() -> None:
@@ -35,13 +46,25 @@ async def test_recorded_history_replays(path: Path, sandboxed: bool) -> None:
     assert result.replay_failure is None
 
 
-async def test_replay_catches_a_changed_agent() -> None:
+@pytest.mark.parametrize(
+    ("history", "agent"),
+    [("everything-v3.json", triage), (f"{PREFIX}-parallel.json", parallel)],
+    ids=["everything", "corpus"],
+)
+async def test_replay_catches_a_changed_agent(history: str, agent: Agent) -> None:
     """The guard works: the same history with a tool removed is refused as non-deterministic."""
-    changed = Agent(
-        "triage",
-        model=triage.model,
-        tools=[t for t in triage.tool_list if t is not lookup],
-        handoffs=triage.handoffs,
-    )
     with pytest.raises(NondeterminismError):
-        await agent_replayer([changed]).replay_workflow(load(HISTORIES[0]))
+        await agent_replayer([without_lookup(agent)]).replay_workflow(load(HISTORY_DIR / history))
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_has_its_recording(name: str) -> None:
+    """A scenario added to the recorder without its recording fails here: record it with
+    `python -m tests.record_histories NAME` and commit the file(s)."""
+    if not SCENARIOS[name].several_runs:
+        assert (HISTORY_DIR / f"{PREFIX}-{name}.json").exists()
+        return
+    pattern = re.compile(rf"{re.escape(PREFIX)}-{re.escape(name)}-(\d+)\.json")
+    numbers = sorted(int(m[1]) for p in HISTORIES if (m := pattern.fullmatch(p.name)))
+    assert numbers == list(range(1, len(numbers) + 1)), "runs numbered 1, 2... with no gap"
+    assert len(numbers) >= 2, "a scenario of several runs has at least two"
