@@ -25,8 +25,11 @@ from durable_agent.activities.hooks import hook_activity
 from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.client import AgentClient
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
 from durable_agent.workflows.agent_workflow import AgentWorkflow
+
+from . import tools
 
 BIN = Path(sys.executable).parent
 
@@ -76,6 +79,22 @@ async def serving(client: Client, *agents: Agent, **options: object) -> AsyncIte
     worker = create_worker(client, agents, **options)  # type: ignore[arg-type]
     async with worker:
         yield worker
+
+
+@asynccontextmanager
+async def agent_client(
+    client: Client, *agents: Agent, **options: object
+) -> AsyncIterator[tuple[AgentClient, Worker]]:
+    """`serving` plus the `AgentClient` a user would hold for its task queue."""
+    async with serving(client, *agents, **options) as worker:
+        yield AgentClient(client, worker.task_queue), worker
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tool_records() -> None:
+    """Every test starts with no recorded tool runs and no release events."""
+    tools.RUNS.clear()
+    tools.RELEASE.clear()
 
 
 @asynccontextmanager
