@@ -4,23 +4,29 @@ One turn:
 1. At a safe point (no tool call of the last response lacks its result), place messages that
    arrived meanwhile (signals, hooks), stop if a hook asked to, and continue as new if the
    history has grown large.
-2. Call the model activity with the messages new since the last call (status events never go
-   out; the activity side keeps the rest), then run the agent's hooks.
+2. Call the model activity with what the activity side lacks (`Outbox`; status events never go
+   out), then run the agent's hooks.
 3. No tool calls: if messages are waiting, go to 1; otherwise the run ends, or in a
    conversation waits for the next user message.
-4. Every tool call of the response is resolved by its own coroutine, all at once: invocable
-   tools run as activities; approval tools wait for an `approval` signal first; external and
-   long-running tools wait for a `tool_result` signal; a handoff switches agent or waits for a
-   person. Deadlines are durable timers.
+4. Every tool call of the response is resolved by its own coroutine, all at once (`CallBook`):
+   invocable tools run as activities; approval tools wait for an `approval` signal first;
+   external and long-running tools wait for a `tool_result` signal; a handoff switches agent
+   or waits for a person. Deadlines are durable timers.
 5. When every tool_call_id of the response has exactly one result, the results are appended
    in call order, and the loop goes back to 1.
+Each turn ends in one outcome: final, run again, handoff, wait or stop.
+
+The run's state is three plain components: the `Conversation` (items, inbox, snapshots), the
+`CallBook` (the open calls and the rules signals obey) and the `Outbox` (what calls carry).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -38,40 +44,90 @@ with workflow.unsafe.imports_passed_through():
         AGENT_STATUS,
         AgentRunInput,
         AgentRunResult,
-        AssistantMessage,
+        ApprovalSignal,
+        HistoryPage,
+        HistoryQuery,
         HookInvocation,
         HookResult,
-        Message,
         ModelRequest,
         ModelResponse,
         PendingCall,
         PendingKind,
         RunState,
+        Snapshot,
+        StatusInfo,
+        SubmitResult,
         ToolCall,
         ToolInvocation,
         ToolMessage,
         ToolOutcome,
+        ToolResultSignal,
+        TranscriptPage,
+        TranscriptQuery,
         UserMessage,
-        prompt_messages,
+        UserMessageSignal,
     )
 
-from ._calls import CALL_FAILED, cause_text, reraise_cancellation, whole_on_miss
-from ._state import ConversationState, _Slot
+from .call_book import CallBook, OpenCall
+from .conversation import Conversation
+from .failures import CALL_FAILED, cause_text, reraise_cancellation
+from .outbox import Outbox, whole_on_miss
 
 MODEL_ACTIVITY = "model.complete"
 # The server delays the first task of a run continued sooner than 1 s after its start
 # (history.continueAsNewMinInterval); on dev server 1.32 we saw that delayed task never
 # scheduled, so a run stays at least this long before it continues as new.
 MIN_RUN_AGE = timedelta(seconds=2)
-LOCAL_FLUSH_BYTES = 1_000_000
+
+
+# ---------------------------------------------------------------------- a turn's outcome
+
+
+@dataclass(frozen=True)
+class Final:
+    """The model answered without tool calls: the run ends."""
+
+
+@dataclass(frozen=True)
+class RunAgain:
+    """Tool results or new messages are in: the model speaks next."""
+
+
+@dataclass(frozen=True)
+class HandedOff:
+    """A handoff to another agent: it speaks next."""
+
+    agent: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A conversation's answer is given: wait for the next user message."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A hook asked the run to stop."""
+
+    reason: str
+
+
+Outcome = Final | RunAgain | HandedOff | Wait | Stop
+_Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
 
 
 @workflow.defn(name="AgentWorkflow")
-class AgentWorkflow(ConversationState):
+class AgentWorkflow:
+    def __init__(self) -> None:
+        self._conversation = Conversation(workflow.now)
+        self._calls = CallBook()
+        self._outbox = Outbox(workflow.info().workflow_id, "")
+        self._state = RunState.RUNNING
+
     # ------------------------------------------------------------------ the loop
 
     @workflow.run
-    async def run(self, *raw_input: Any) -> AgentRunResult:
+    async def run(self, *raw_input: object) -> AgentRunResult:
         """Takes one `AgentRunInput` as JSON; untyped and variadic so that malformed or missing
         input fails the run with a readable error instead of failing workflow tasks for ever."""
         params = _parse_input(raw_input)
@@ -85,107 +141,106 @@ class AgentWorkflow(ConversationState):
             workflow.upsert_search_attributes(
                 [AGENT_NAME.value_set(agent.name), AGENT_STATUS.value_set(self._state.value)]
             )
-        await self._resolve_open_calls()
+        outcome: Outcome = await self._resolve_calls(self._conversation.open_calls())
         while True:
-            await self._flush_local_results()
-            self._place_inbox()
-            if self._stop_reason is not None:
-                self._event("agent", "stopped", reason=self._stop_reason)
+            if isinstance(outcome, HandedOff):
+                self._hand_off(outcome.agent)
+            elif isinstance(outcome, Wait):
+                self._set_state(RunState.WAITING_FOR_USER)
+                await workflow.wait_condition(lambda: bool(self._conversation.inbox))
+                self._set_state(RunState.RUNNING)
+            elif isinstance(outcome, Final | Stop):
+                if isinstance(outcome, Stop):
+                    self._conversation.event("agent", "stopped", reason=outcome.reason)
                 self._set_state(RunState.COMPLETED)
-                return self._result()
-            if self._should_continue_as_new(params):
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                carried: dict[str, Any] = {
-                    "snapshot": self.snapshot(),
-                    "prompt": None,
-                    "messages": [],
-                    "conversation_id": self._conversation_id,
-                    "transcript_length": self._sent,
-                }
-                workflow.continue_as_new(params.model_copy(update=carried))
-            if self._turns >= max_turns:
-                self._set_state(RunState.FAILED)
-                raise ApplicationError(
-                    f"max_turns ({max_turns}) reached without a final answer",
-                    type="MaxTurnsExceeded",
-                    non_retryable=True,
-                )
-            response = await self._call_model()
-            await self._run_hooks()
-            if response.message.tool_calls:
-                await self._resolve_calls(response.message.tool_calls)
-                continue
-            if self._inbox or self._stop_reason is not None:
-                continue  # injected or signalled messages get an answer; a stop is recorded
-            if not params.conversation:
-                self._set_state(RunState.COMPLETED)
-                return self._result()
-            self._set_state(RunState.WAITING_FOR_USER)
-            await workflow.wait_condition(lambda: bool(self._inbox))
-            self._set_state(RunState.RUNNING)
+                return self._conversation.result()
+            outcome = await self._turn(params, max_turns)
+
+    async def _turn(self, params: AgentRunInput, max_turns: int) -> Outcome:
+        """Steps 1 to 5 of the module docstring."""
+        conversation = self._conversation
+        if self._outbox.flush_due():
+            await workflow.sleep(timedelta(milliseconds=1))
+        conversation.place_inbox()
+        if conversation.stop_reason is not None:
+            return Stop(conversation.stop_reason)
+        if self._should_continue_as_new(params):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            carried: dict[str, object] = {
+                "snapshot": self.snapshot(),
+                "prompt": None,
+                "messages": [],
+                "conversation_id": self._outbox.conversation_id,
+                "transcript_length": self._outbox.sent,
+            }
+            workflow.continue_as_new(params.model_copy(update=carried))
+        if conversation.turns >= max_turns:
+            self._set_state(RunState.FAILED)
+            raise ApplicationError(
+                f"max_turns ({max_turns}) reached without a final answer",
+                type="MaxTurnsExceeded",
+                non_retryable=True,
+            )
+        response = await self._call_model()
+        await self._run_hooks()
+        if response.message.tool_calls:
+            return await self._resolve_calls(response.message.tool_calls)
+        if conversation.inbox or conversation.stop_reason is not None:
+            return RunAgain()  # injected or signalled messages get an answer; a stop is recorded
+        return Wait() if params.conversation else Final()
 
     def _start(self, params: AgentRunInput) -> None:
-        self._conversation_id = params.conversation_id or str(workflow.uuid4())
-        self._sent = params.transcript_length if params.conversation_id else 0
+        conversation_id = params.conversation_id or str(workflow.uuid4())
+        sent = params.transcript_length if params.conversation_id else 0
+        self._outbox = Outbox(workflow.info().workflow_id, conversation_id, sent)
         snap = params.snapshot
         if snap is not None:
-            self._agent_name = snap.agent
-            self._items = list(snap.items)
-            self._usage = snap.usage
-            self._turns = snap.turns
-            self._inbox = list(snap.inbox) + self._inbox
-            self._early = dict(snap.early_results)
-            self._resumed = {p.tool_call_id: p.kind for p in snap.pending}
+            self._conversation.restore(snap)
+            self._calls.early = dict(snap.early_results)
+            self._calls.resumed = {p.tool_call_id: p.kind for p in snap.pending}
             kind = "continued_as_new" if params.conversation_id else "resumed"
-            self._event("agent", kind, turns=snap.turns, messages=len(snap.items))
+            self._conversation.event("agent", kind, turns=snap.turns, messages=len(snap.items))
         else:
-            self._agent_name = params.agent
+            self._conversation.agent = params.agent
         try:
             self._agent()
         except _registry.UnknownAgentError as exc:
             raise ApplicationError(str(exc), type="UnknownAgent", non_retryable=True) from None
         if snap is None:
-            self._items.extend(params.messages)
+            for message in params.messages:
+                self._conversation.append(message)
             if params.prompt is not None:
-                self._items.append(UserMessage(content=params.prompt))
-            self._event("agent", "run_started", agent=self._agent_name)
+                self._conversation.append(UserMessage(content=params.prompt))
+            self._conversation.event("agent", "run_started", agent=params.agent)
+
+    # ------------------------------------------------------------------ model and hooks
 
     async def _call_model(self) -> ModelResponse:
-        agent = self._agent()
-        self._turns += 1
-        self._event("agent", "turn_started", turn=self._turns, agent=agent.name)
-        prompt = prompt_messages(self._items)
-        # Refs save history, and a local activity's input never reaches history.
-        messages, refs = self._by_ref(prompt[self._sent :], use_refs=not agent.local_model)
-        request = ModelRequest(
-            model=agent.model_string,
-            instructions=agent.instructions or None,
-            messages=messages,
-            transcript=self._transcript_ref(),
-            content_refs=refs,
-            tools=agent.tool_specs(),
-            settings=agent.settings,
-        )
+        agent, conversation, outbox = self._agent(), self._conversation, self._outbox
+        conversation.turns += 1
+        conversation.event("agent", "turn_started", turn=conversation.turns, agent=agent.name)
+        prompt = conversation.prompt()
+        request = outbox.model_request(agent, prompt)
         started = workflow.now()
-
-        def whole() -> ModelRequest:
-            self._sent = 0
-            update = {"messages": prompt, "transcript": self._transcript_ref(), "content_refs": {}}
-            return request.model_copy(update=update)
-
         try:
-            response = await whole_on_miss(lambda r: self._execute_model(agent, r), request, whole)
+            response = await whole_on_miss(
+                lambda r: self._execute_model(agent, r),
+                request,
+                lambda: outbox.whole(request, prompt),
+            )
         except CALL_FAILED as exc:
             reraise_cancellation(exc)
             self._set_state(RunState.FAILED)
             raise ApplicationError(
                 f"model call failed: {cause_text(exc)}", type="ModelCallFailed", non_retryable=True
             ) from exc
-        self._usage = self._usage + response.usage
+        conversation.usage = conversation.usage + response.usage
+        message = response.message
         if agent.local_model:
-            self._local_bytes += len(response.message.model_dump_json())
-        response.message.agent = agent.name
-        self._event(
+            outbox.held_locally(len(message.model_dump_json()))
+        if message.agent is None:  # recorded before the activity stamped it
+            message.agent = agent.name
+        conversation.event(
             "llm",
             "model_called",
             model=response.model or agent.model_string,
@@ -193,8 +248,8 @@ class AgentWorkflow(ConversationState):
             output_tokens=response.usage.output_tokens,
             latency_ms=int((workflow.now() - started).total_seconds() * 1000),
         )
-        self._items.append(response.message)
-        self._sent = len(prompt) + 1  # the activity side keeps the reply it produced
+        conversation.append(message)
+        outbox.replied(prompt)
         return response
 
     async def _execute_model(self, agent: Agent, request: ModelRequest) -> ModelResponse:
@@ -212,181 +267,136 @@ class AgentWorkflow(ConversationState):
         )
         return response
 
-    def _by_ref(
-        self, messages: list[Message], use_refs: bool
-    ) -> tuple[list[Message], dict[int, str]]:
-        """Tool results that the tool activity's worker keeps go by ref, not again in full:
-        history already holds them once, in the tool activity's result. Matched by identity,
-        so that a reused tool_call_id cannot take another message's content."""
-        pending, self._content_refs = self._content_refs, []
-        if not use_refs or not pending:
-            return messages, {}
-        out = list(messages)
-        refs: dict[int, str] = {}
-        for index, message in enumerate(messages):
-            ref = next((r for m, r in pending if m is message), None)
-            if ref is not None:
-                refs[index] = ref
-                out[index] = message.model_copy(update={"content": ""})
-        return out, refs
-
-    async def _flush_local_results(self) -> None:
-        """Local activities that finish at once keep one workflow task open for many turns,
-        and its completion carries every result: past a few MB it exceeds a gRPC message. A
-        short timer ends the task, so its results are written to history."""
-        if self._local_bytes >= LOCAL_FLUSH_BYTES:
-            self._local_bytes = 0
-            await workflow.sleep(timedelta(milliseconds=1))
-
     async def _run_hooks(self) -> None:
         """Hooks see the conversation by reference and may inject messages or stop the run."""
-        agent = self._agent()
+        agent, conversation = self._agent(), self._conversation
         hooks = agent.hook_list
         if not hooks:
             return
-        ref = self._transcript_ref()
-
-        async def run(hook: Hook) -> HookResult:
-            execute = workflow.execute_local_activity if hook.local else workflow.execute_activity
-            invocation = HookInvocation(
-                hook=hook.name, agent=agent.name, turn=self._turns, transcript=ref
-            )
-
-            async def call(payload: HookInvocation) -> HookResult:
-                result: HookResult = await execute(
-                    hook.activity_name,
-                    payload,
-                    result_type=HookResult,
-                    start_to_close_timeout=hook.timeout,
-                    retry_policy=hook.retry,
-                )
-                return result
-
-            def whole() -> HookInvocation:
-                messages = prompt_messages(self._items)[: ref.length]
-                return invocation.model_copy(update={"messages": messages})
-
-            try:
-                return await whole_on_miss(call, invocation, whole)
-            except CALL_FAILED as exc:
-                reraise_cancellation(exc)
-                self._event("agent", "hook_failed", hook=hook.name, error=cause_text(exc))
-                return HookResult()
-
-        for hook, result in zip(hooks, await asyncio.gather(*(run(h) for h in hooks)), strict=True):
-            self._inbox.extend(result.inject)
-            if result.stop and self._stop_reason is None:
-                self._stop_reason = result.reason or f"hook {hook.name} asked to stop"
-            self._event(
+        results = await asyncio.gather(*(self._run_hook(agent, h) for h in hooks))
+        for hook, result in zip(hooks, results, strict=True):
+            for message in result.inject:
+                conversation.receive(message)
+            if result.stop and conversation.stop_reason is None:
+                conversation.stop_reason = result.reason or f"hook {hook.name} asked to stop"
+            conversation.event(
                 "agent", "hook_ran", hook=hook.name, injected=len(result.inject), stop=result.stop
             )
 
-    async def _resolve_open_calls(self) -> None:
-        """After a snapshot, finish the tool calls of the last response that lack results."""
-        last = next((m for m in reversed(self._items) if isinstance(m, AssistantMessage)), None)
-        if last is None or not last.tool_calls:
-            return
-        answered = {m.tool_call_id for m in self._items if isinstance(m, ToolMessage)}
-        open_calls = [c for c in last.tool_calls if c.id not in answered]
-        if open_calls:
-            await self._resolve_calls(open_calls)
+    async def _run_hook(self, agent: Agent, hook: Hook) -> HookResult:
+        execute = workflow.execute_local_activity if hook.local else workflow.execute_activity
+        invocation = self._outbox.hook_invocation(hook, agent.name, self._conversation.turns)
 
-    async def _resolve_calls(self, calls: list[ToolCall]) -> None:
-        agent = self._agent()
-        self._slots = {c.id: self._slot_for(agent, c) for c in calls}
-        for call_id, early in list(self._early.items()):
-            slot = self._slots.get(call_id)
-            if slot is not None and slot.accepts_result:
-                slot.arrived = early
-                del self._early[call_id]
-        results = await asyncio.gather(*(self._resolve(agent, s) for s in self._slots.values()))
-        self._items.extend(results)
-        self._slots = {}
-        self._set_state(RunState.RUNNING)
-        if self._handoff_to is not None:
-            previous, self._agent_name, self._handoff_to = self._agent_name, self._handoff_to, None
-            self._event(
-                "agent", "handoff", source_agent=previous, target=self._agent_name, to="agent"
+        async def call(payload: HookInvocation) -> HookResult:
+            result: HookResult = await execute(
+                hook.activity_name,
+                payload,
+                result_type=HookResult,
+                start_to_close_timeout=hook.timeout,
+                retry_policy=hook.retry,
             )
-            workflow.upsert_search_attributes([AGENT_NAME.value_set(self._agent_name)])
+            return result
 
-    @staticmethod
-    def _slot_for(agent: Agent, call: ToolCall) -> _Slot:
-        target = agent.find_tool(call.name)
-        if isinstance(target, Handoff):
-            return _Slot(call, accepts_result=target.agent is None, needs_approval=False)
-        if isinstance(target, Tool):
-            return _Slot(
-                call,
-                accepts_result=target.kind is not ToolKind.INVOCABLE,
-                needs_approval=target.requires_approval,
-            )
-        return _Slot(call, accepts_result=False, needs_approval=False)
+        def whole() -> HookInvocation:
+            return Outbox.whole_hook(invocation, self._conversation.prompt())
 
-    async def _resolve(self, agent: Agent, slot: _Slot) -> ToolMessage:
-        call = slot.call
-        target = agent.find_tool(call.name)
         try:
+            return await whole_on_miss(call, invocation, whole)
+        except CALL_FAILED as exc:
+            reraise_cancellation(exc)
+            self._conversation.event("agent", "hook_failed", hook=hook.name, error=cause_text(exc))
+            return HookResult()
+
+    # ------------------------------------------------------------------ tool calls
+
+    async def _resolve_calls(self, calls: list[ToolCall]) -> Outcome:
+        """Steps 4 and 5: every call answered by its own coroutine, results in call order."""
+        if not calls:
+            return RunAgain()
+        agent = self._agent()
+        opened = self._calls.open(agent, calls)
+        answers = await asyncio.gather(*(self._resolve(agent, c) for c in opened))
+        for message, ref in answers:
+            index = self._conversation.append(message)
+            if ref is not None:
+                self._outbox.keep_ref(index, ref)
+        handoff = self._calls.close()
+        self._set_state(RunState.RUNNING)
+        return HandedOff(handoff) if handoff is not None else RunAgain()
+
+    def _hand_off(self, target: str) -> None:
+        previous, self._conversation.agent = self._conversation.agent, target
+        self._conversation.event(
+            "agent", "handoff", source_agent=previous, target=target, to="agent"
+        )
+        workflow.upsert_search_attributes([AGENT_NAME.value_set(target)])
+
+    async def _resolve(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
+        """One call's answer, and the ref under which its tool's worker keeps the content."""
+        try:
+            target = agent.find_tool(call.call.name)
             if target is None:
                 known = ", ".join(s.name for s in agent.tool_specs()) or "none"
-                return _error(call, f"unknown tool {call.name!r}; available tools: {known}")
+                return _error(
+                    call.call, f"unknown tool {call.call.name!r}; available tools: {known}"
+                ), None
             if isinstance(target, Handoff):
-                return await self._handoff(slot, target)
-            return await self._run_tool(slot, target)
+                return await self._handoff(call, target), None
+            return await self._run_tool(call, target)
         finally:
-            slot.done = True
+            call.resolve()
 
-    async def _run_tool(self, slot: _Slot, tool: Tool) -> ToolMessage:
-        call = slot.call
+    async def _run_tool(self, call: OpenCall, tool: Tool) -> tuple[ToolMessage, str | None]:
+        tool_call = call.call
         try:
-            tool.parse_arguments(call.arguments)
+            tool.parse_arguments(tool_call.arguments)
         except ToolArgumentsError as exc:
-            self._event("tool", "tool_failed", tool=tool.name, tool_call_id=call.id, error=str(exc))
-            return _error(call, f"{exc}. Fix the arguments and call {tool.name} again.")
-        resumed = self._resumed.pop(call.id, None)
-        already_started = resumed in ("long_running", "external")
-        if slot.needs_approval and not already_started:
-            if not await self._wait(slot, "approval", tool.deadline, tool.fail_on_deadline):
-                return _error(call, f"no approval for {tool.name} within {tool.deadline}")
-            assert slot.approval is not None
-            if not slot.approval.approved:
-                reason = f": {slot.approval.reason}" if slot.approval.reason else ""
-                self._event("tool", "tool_rejected", tool=tool.name, tool_call_id=call.id)
-                return _error(call, f"the user rejected this call{reason}")
+            self._conversation.event(
+                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
+            )
+            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
+        already_started = self._calls.was_waiting(tool_call.id)
+        if call.needs_approval and not already_started:
+            if not await self._wait(call, "approval", tool.deadline, tool.fail_on_deadline):
+                return _error(
+                    tool_call, f"no approval for {tool.name} within {tool.deadline}"
+                ), None
+            assert call.decision is not None
+            if not call.decision.approved:
+                reason = f": {call.decision.reason}" if call.decision.reason else ""
+                self._conversation.event(
+                    "tool", "tool_rejected", tool=tool.name, tool_call_id=tool_call.id
+                )
+                return _error(tool_call, f"the user rejected this call{reason}"), None
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
                 message = ToolMessage(
-                    tool_call_id=call.id,
-                    name=call.name,
+                    tool_call_id=tool_call.id,
+                    name=tool_call.name,
                     content=outcome.content,
                     is_error=outcome.is_error,
                 )
-                if outcome.ref is not None:
-                    self._content_refs.append((message, outcome.ref))
-                return message
+                return message, outcome.ref
         kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
-        if not await self._wait(slot, kind, tool.deadline, tool.fail_on_deadline):
-            return _error(call, f"no result for {tool.name} within {tool.deadline}; it timed out")
-        assert slot.arrived is not None
-        return ToolMessage(
-            tool_call_id=call.id,
-            name=call.name,
-            content=slot.arrived.content_text(),
-            is_error=slot.arrived.is_error,
-        )
+        if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
+            timed_out = f"no result for {tool.name} within {tool.deadline}; it timed out"
+            return _error(tool_call, timed_out), None
+        return _signalled(call), None
 
-    async def _run_activity(self, call: ToolCall, tool: Tool) -> ToolOutcome:
-        self._event("tool", "tool_started", tool=tool.name, tool_call_id=call.id)
+    async def _run_activity(self, call: OpenCall, tool: Tool) -> ToolOutcome:
+        tool_call = call.call
+        call.proceed()
+        self._conversation.event("tool", "tool_started", tool=tool.name, tool_call_id=tool_call.id)
         execute = workflow.execute_local_activity if tool.local else workflow.execute_activity
         try:
             outcome: ToolOutcome = await execute(
                 tool.activity_name,
                 ToolInvocation(
-                    tool_call_id=call.id,
-                    name=call.name,
-                    arguments=call.arguments,
-                    agent=self._agent_name,
+                    tool_call_id=tool_call.id,
+                    name=tool_call.name,
+                    arguments=tool_call.arguments,
+                    agent=self._conversation.agent,
                 ),
                 result_type=ToolOutcome,
                 start_to_close_timeout=tool.timeout,
@@ -400,70 +410,215 @@ class AgentWorkflow(ConversationState):
                 content=f"tool {tool.name} failed: {cause_text(exc)}", is_error=True
             )
         if tool.local:
-            self._local_bytes += len(outcome.content)
-        self._items.extend(outcome.events)
+            self._outbox.held_locally(len(outcome.content))
+        self._conversation.events(outcome.events)
         kind = "tool_failed" if outcome.is_error else "tool_finished"
-        self._event("tool", kind, tool=tool.name, tool_call_id=call.id)
+        self._conversation.event("tool", kind, tool=tool.name, tool_call_id=tool_call.id)
         return outcome
 
-    async def _handoff(self, slot: _Slot, handoff: Handoff) -> ToolMessage:
-        call = slot.call
+    async def _handoff(self, call: OpenCall, handoff: Handoff) -> ToolMessage:
+        tool_call = call.call
         if handoff.agent is not None:
-            if self._handoff_to is not None:
-                return _error(call, "only one handoff per response; this one was ignored")
-            self._handoff_to = handoff.agent.name
+            if not self._calls.claim_handoff(handoff.agent.name):
+                return _error(tool_call, "only one handoff per response; this one was ignored")
             return ToolMessage(
-                tool_call_id=call.id, name=call.name, content=f"Transferred to {handoff.name}."
+                tool_call_id=tool_call.id,
+                name=tool_call.name,
+                content=f"Transferred to {handoff.name}.",
             )
-        self._event(
-            "agent", "handoff", source_agent=self._agent_name, target=handoff.name, to="person"
+        self._conversation.event(
+            "agent",
+            "handoff",
+            source_agent=self._conversation.agent,
+            target=handoff.name,
+            to="person",
         )
-        await self._wait(slot, "handoff", None, False)
-        assert slot.arrived is not None
-        return ToolMessage(
-            tool_call_id=call.id,
-            name=call.name,
-            content=slot.arrived.content_text(),
-            is_error=slot.arrived.is_error,
-        )
+        await self._wait(call, "handoff", None, False)
+        return _signalled(call)
 
     async def _wait(
-        self, slot: _Slot, kind: PendingKind, deadline: timedelta | None, fail: bool
+        self, call: OpenCall, kind: PendingKind, deadline: timedelta | None, fail: bool
     ) -> bool:
-        """Wait durably for the slot's signal; False when the deadline passed first."""
-        now = workflow.now()
-        slot.pending = PendingCall(
-            tool_call_id=slot.call.id,
-            name=slot.call.name,
-            arguments=slot.call.arguments,
-            kind=kind,
-            agent=self._agent_name,
-            since=now,
-            deadline=now + deadline if deadline is not None else None,
+        """Wait durably for the call's signal; False when the deadline passed first."""
+        tool_call, now = call.call, workflow.now()
+        call.wait(
+            PendingCall(
+                tool_call_id=tool_call.id,
+                name=tool_call.name,
+                arguments=tool_call.arguments,
+                kind=kind,
+                agent=self._conversation.agent,
+                since=now,
+                deadline=now + deadline if deadline is not None else None,
+            )
         )
-        self._event("tool", "waiting", tool=slot.call.name, tool_call_id=slot.call.id, kind=kind)
+        self._conversation.event(
+            "tool", "waiting", tool=tool_call.name, tool_call_id=tool_call.id, kind=kind
+        )
         self._refresh_state()
-
-        def ready() -> bool:
-            return slot.approval is not None if kind == "approval" else slot.arrived is not None
-
         arrived = True
         try:
-            await workflow.wait_condition(ready, timeout=deadline)
+            await workflow.wait_condition(call.ready, timeout=deadline)
         except TimeoutError:
             arrived = False
-            self._event("tool", "deadline_passed", tool=slot.call.name, tool_call_id=slot.call.id)
+            self._conversation.event(
+                "tool", "deadline_passed", tool=tool_call.name, tool_call_id=tool_call.id
+            )
             if fail:
                 self._set_state(RunState.FAILED)
                 raise ApplicationError(
-                    f"tool call {slot.call.id} ({slot.call.name}) passed its deadline",
+                    f"tool call {tool_call.id} ({tool_call.name}) passed its deadline",
                     type="ToolDeadlineExceeded",
                     non_retryable=True,
                 ) from None
         # Not in a `finally`: on eviction the coroutine is closed outside the workflow loop.
-        slot.pending = None
+        call.proceed()
         self._refresh_state()
         return arrived
+
+    # ------------------------------------------------------------------ signals and updates
+
+    @workflow.signal(name="tool_result")
+    def tool_result(self, *payloads: Any) -> None:
+        self._receive(payloads, ToolResultSignal, self._check_result, self._apply_result)
+
+    @workflow.update(name="submit_tool_result")
+    def submit_tool_result(self, payload: Any) -> SubmitResult:
+        return self._apply_result(_parse(payload, ToolResultSignal))
+
+    @submit_tool_result.validator
+    def _validate_tool_result(self, payload: Any) -> None:
+        _refuse_if(self._check_result(_parse(payload, ToolResultSignal)))
+
+    @workflow.signal(name="approval")
+    def approval(self, *payloads: Any) -> None:
+        self._receive(payloads, ApprovalSignal, self._calls.check_approval, self._apply_approval)
+
+    @workflow.update(name="submit_approval")
+    def submit_approval(self, payload: Any) -> SubmitResult:
+        return self._apply_approval(_parse(payload, ApprovalSignal))
+
+    @submit_approval.validator
+    def _validate_approval(self, payload: Any) -> None:
+        _refuse_if(self._calls.check_approval(_parse(payload, ApprovalSignal)))
+
+    @workflow.signal(name="user_message")
+    def user_message(self, *payloads: Any) -> None:
+        self._receive(payloads, UserMessageSignal, _always, self._apply_user_message)
+
+    @workflow.update(name="submit_user_message")
+    def submit_user_message(self, payload: Any) -> SubmitResult:
+        return self._apply_user_message(_parse(payload, UserMessageSignal))
+
+    @submit_user_message.validator
+    def _validate_user_message(self, payload: Any) -> None:
+        _parse(payload, UserMessageSignal)
+
+    def _receive(
+        self,
+        payloads: tuple[object, ...],
+        shape: type[_Shape],
+        check: Callable[[_Shape], str | None],
+        apply: Callable[[_Shape], SubmitResult],
+    ) -> None:
+        """Signals cannot answer: a bad one is recorded in the stream and otherwise ignored.
+        Handlers take `*payloads` so that a signal with no input or several cannot raise.
+        Handlers never await, so they need no lock."""
+        try:
+            if len(payloads) != 1:
+                raise ValueError(f"expected one JSON input, got {len(payloads)}")
+            parsed = _parse(payloads[0], shape)
+        except ValueError as exc:
+            self._conversation.event(
+                "agent", "signal_ignored", signal=shape.__name__, reason=str(exc)
+            )
+            return
+        reason = check(parsed)
+        if reason is not None:
+            self._conversation.event(
+                "agent", "signal_ignored", signal=shape.__name__, reason=reason
+            )
+            return
+        apply(parsed)
+
+    def _check_result(self, sig: ToolResultSignal) -> str | None:
+        return self._calls.check_result(sig, self._conversation.answered)
+
+    def _apply_result(self, sig: ToolResultSignal) -> SubmitResult:
+        buffered = self._calls.take_result(sig)
+        self._conversation.event(
+            "tool", "result_received", tool_call_id=sig.tool_call_id, buffered=buffered
+        )
+        return SubmitResult(detail="buffered until the call waits" if buffered else "applied")
+
+    def _apply_approval(self, sig: ApprovalSignal) -> SubmitResult:
+        self._calls.take_approval(sig)
+        self._conversation.event(
+            "agent", "approval_received", tool_call_id=sig.tool_call_id, approved=sig.approved
+        )
+        return SubmitResult(detail="approved" if sig.approved else "rejected")
+
+    def _apply_user_message(self, sig: UserMessageSignal) -> SubmitResult:
+        """A person's reply to a handoff answers it; anything else waits for a safe point."""
+        self._conversation.receive(UserMessage(content=sig.content, name=sig.name))
+        answered = self._calls.answer_handoff()
+        if answered is None:
+            return SubmitResult(detail="queued for the next safe point")
+        self._conversation.event("tool", "result_received", tool_call_id=answered, buffered=False)
+        return SubmitResult(detail="answers the handoff")
+
+    # ------------------------------------------------------------------ queries
+
+    @workflow.query(name="status")
+    def status(self) -> StatusInfo:
+        conversation = self._conversation
+        return StatusInfo(
+            state=self._state,
+            agent=conversation.agent,
+            turn=conversation.turns,
+            usage=conversation.usage,
+            pending=len(self._calls.pending()),
+            messages=conversation.message_count,
+        )
+
+    @workflow.query(name="pending_tool_calls")
+    def pending_tool_calls(self) -> list[PendingCall]:
+        return self._calls.pending()
+
+    @workflow.query(name="history")
+    def history(self, query: HistoryQuery | None = None) -> HistoryPage:
+        ended = self._state in (RunState.COMPLETED, RunState.FAILED)
+        return self._conversation.history(query or HistoryQuery(), ended)
+
+    @workflow.query(name="transcript")
+    def transcript(self, query: TranscriptQuery) -> TranscriptPage:
+        """Prompt messages for a model or hook activity whose cache missed."""
+        return self._conversation.transcript(query)
+
+    @workflow.query(name="snapshot")
+    def snapshot(self) -> Snapshot:
+        return self._conversation.snapshot(self._calls.pending(), self._calls.unapplied_results())
+
+    # ------------------------------------------------------------------ run state
+
+    def _agent(self) -> Agent:
+        return _registry.lookup(workflow.info().task_queue, self._conversation.agent)
+
+    def _refresh_state(self) -> None:
+        kinds = self._calls.waiting_kinds()
+        if "approval" in kinds:
+            self._set_state(RunState.WAITING_FOR_APPROVAL)
+        elif "handoff" in kinds:
+            self._set_state(RunState.WAITING_FOR_USER)
+        elif kinds:
+            self._set_state(RunState.WAITING_FOR_TOOLS)
+        else:
+            self._set_state(RunState.RUNNING)
+
+    def _set_state(self, state: RunState) -> None:
+        if state is not self._state:
+            self._state = state
+            workflow.upsert_search_attributes([AGENT_STATUS.value_set(state.value)])
 
     @staticmethod
     def _should_continue_as_new(params: AgentRunInput) -> bool:
@@ -476,7 +631,7 @@ class AgentWorkflow(ConversationState):
         return info.is_continue_as_new_suggested()
 
 
-def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
+def _parse_input(raw: tuple[object, ...]) -> AgentRunInput:
     if len(raw) != 1:
         raise ApplicationError(
             f"AgentWorkflow takes one input, got {len(raw)}",
@@ -493,5 +648,31 @@ def _parse_input(raw: tuple[Any, ...]) -> AgentRunInput:
         ) from None
 
 
+def _parse(payload: Any, shape: type[_Shape]) -> _Shape:
+    try:
+        return shape.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        raise ValueError(f"malformed {shape.__name__}: {exc.errors(include_url=False)}") from None
+
+
+def _refuse_if(reason: str | None) -> None:
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def _always(_: UserMessageSignal) -> None:
+    """A user message is always taken: it answers a handoff or waits for a safe point."""
+
+
 def _error(call: ToolCall, message: str) -> ToolMessage:
     return ToolMessage(tool_call_id=call.id, name=call.name, content=message, is_error=True)
+
+
+def _signalled(call: OpenCall) -> ToolMessage:
+    assert call.result is not None
+    return ToolMessage(
+        tool_call_id=call.call.id,
+        name=call.call.name,
+        content=call.result.content_text(),
+        is_error=call.result.is_error,
+    )
