@@ -198,6 +198,7 @@ class AgentWorkflow:
             self._conversation.restore(snap)
             self._calls.early = dict(snap.early_results)
             self._calls.resumed = {p.tool_call_id: p.kind for p in snap.pending}
+            self._calls.answered = {m.tool_call_id: m for m in snap.answered}
             kind = "continued_as_new" if params.conversation_id else "resumed"
             self._conversation.event("agent", kind, turns=snap.turns, messages=len(snap.items))
         else:
@@ -333,18 +334,27 @@ class AgentWorkflow:
 
     async def _resolve(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
         """One call's answer, and the ref under which its tool's worker keeps the content."""
-        try:
+        if call.answer is not None:  # answered before the snapshot this run resumed
             target = agent.find_tool(call.call.name)
-            if target is None:
-                known = ", ".join(s.name for s in agent.tool_specs()) or "none"
-                return _error(
-                    call.call, f"unknown tool {call.call.name!r}; available tools: {known}"
-                ), None
-            if isinstance(target, Handoff):
-                return await self._handoff(call, target), None
-            return await self._run_tool(call, target)
+            if isinstance(target, Handoff) and target.agent and not call.answer.is_error:
+                self._calls.claim_handoff(target.agent.name)
+            return call.answer, None
+        answer: tuple[ToolMessage, str | None] | None = None
+        try:
+            answer = await self._answer(agent, call)
+            return answer
         finally:
-            call.resolve()
+            call.resolve(answer[0] if answer is not None else None)
+
+    async def _answer(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
+        target = agent.find_tool(call.call.name)
+        if target is None:
+            known = ", ".join(s.name for s in agent.tool_specs()) or "none"
+            unknown = f"unknown tool {call.call.name!r}; available tools: {known}"
+            return _error(call.call, unknown), None
+        if isinstance(target, Handoff):
+            return await self._handoff(call, target), None
+        return await self._run_tool(call, target)
 
     async def _run_tool(self, call: OpenCall, tool: Tool) -> tuple[ToolMessage, str | None]:
         tool_call = call.call
@@ -597,7 +607,10 @@ class AgentWorkflow:
 
     @workflow.query(name="snapshot")
     def snapshot(self) -> Snapshot:
-        return self._conversation.snapshot(self._calls.pending(), self._calls.unapplied_results())
+        calls = self._calls
+        return self._conversation.snapshot(
+            calls.pending(), calls.unapplied_results(), calls.answers()
+        )
 
     # ------------------------------------------------------------------ run state
 

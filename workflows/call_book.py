@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         PendingCall,
         PendingKind,
         ToolCall,
+        ToolMessage,
         ToolResultSignal,
     )
 
@@ -72,6 +73,8 @@ class OpenCall:
     pending: PendingCall | None = None
     result: ToolResultSignal | None = None
     decision: ApprovalSignal | None = None
+    answer: ToolMessage | None = None
+    """Set once resolved (or when a snapshot carried the call's answer over)."""
 
     def wait(self, pending: PendingCall) -> None:
         self.phase = (
@@ -82,8 +85,9 @@ class OpenCall:
     def proceed(self) -> None:
         self.phase, self.pending = Phase.RUNNING, None
 
-    def resolve(self) -> None:
+    def resolve(self, answer: ToolMessage | None = None) -> None:
         self.phase, self.pending = Phase.RESOLVED, None
+        self.answer = answer or self.answer
 
     def ready(self) -> bool:
         """What the call awaits has arrived."""
@@ -116,6 +120,8 @@ class CallBook:
         """Results signalled before their call was opened (carried over by a snapshot)."""
         self.resumed: dict[str, PendingKind] = {}
         """Calls that were waiting in the snapshot this run started from, by kind."""
+        self.answered: dict[str, ToolMessage] = {}
+        """Answers a snapshot carried for calls of its last response, by tool_call_id."""
         self._handoff: str | None = None
 
     def open(self, agent: Agent, calls: Iterable[ToolCall]) -> list[OpenCall]:
@@ -126,6 +132,10 @@ class CallBook:
             opened.append(OpenCall(call, route, needs_approval))
         self._calls = {c.call.id: c for c in opened}
         self._handoff = None
+        for each in opened:
+            carried = self.answered.pop(each.call.id, None)
+            if carried is not None:
+                each.resolve(carried)
         for call_id, early in list(self.early.items()):
             found = self._calls.get(call_id)
             if found is not None and found.route.takes_result:
@@ -202,6 +212,10 @@ class CallBook:
 
     def waiting_kinds(self) -> set[PendingKind]:
         return {p.kind for p in self.pending()}
+
+    def answers(self) -> list[ToolMessage]:
+        """Answers of calls already resolved while others of the response still wait."""
+        return [c.answer for c in self._calls.values() if c.answer is not None]
 
     def unapplied_results(self) -> dict[str, ToolResultSignal]:
         """Results received and not yet part of the conversation: a snapshot carries them."""

@@ -135,7 +135,10 @@ class Conversation:
         return TranscriptPage(messages=page, next=index)
 
     def snapshot(
-        self, pending: list[PendingCall], early_results: dict[str, ToolResultSignal]
+        self,
+        pending: list[PendingCall],
+        early_results: dict[str, ToolResultSignal],
+        answered: list[ToolMessage],
     ) -> Snapshot:
         return Snapshot(
             agent=self.agent,
@@ -145,6 +148,7 @@ class Conversation:
             turns=self.turns,
             inbox=self.inbox,
             early_results=early_results,
+            answered=answered,
         )
 
     def result(self) -> AgentRunResult:

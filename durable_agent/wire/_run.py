@@ -18,9 +18,11 @@ from ._conversation import (
     AssistantMessage,
     Data,
     EventSource,
+    Extensible,
     Item,
     Message,
     StatusEvent,
+    ToolMessage,
     Usage,
     render_content,
 )
@@ -53,8 +55,10 @@ class PendingCall(Data):
     deadline: datetime | None = None
 
 
-class Snapshot(Data):
+class Snapshot(Extensible):
     """The whole state of a conversation: what continue-as-new carries and `export` writes."""
+
+    _new_fields = ("answered",)
 
     version: Literal[1] = 1
     agent: str
@@ -66,6 +70,9 @@ class Snapshot(Data):
     """Messages received but not yet placed (they wait for a safe point)."""
     early_results: dict[str, ToolResultSignal] = Field(default_factory=dict)
     """Results signalled before their call was pending, applied when it is."""
+    answered: list[ToolMessage] = Field(default_factory=list)
+    """Results of the last response's calls that were already answered while others still
+    waited: a resumed run keeps them instead of running or waiting for those calls again."""
 
     def prefix(self, count: int) -> Snapshot:
         """A fork: the first `count` messages (with the events between them). Calls of the
@@ -80,9 +87,15 @@ class Snapshot(Data):
             items.append(item)
         called = {c.id for i in items if isinstance(i, AssistantMessage) for c in i.tool_calls}
         pending = [p for p in self.pending if p.tool_call_id in called]
-        return self.model_copy(
-            update={"items": items, "pending": pending, "inbox": [], "early_results": {}}
-        )
+        answered = [m for m in self.answered if m.tool_call_id in called]
+        update = {
+            "items": items,
+            "pending": pending,
+            "answered": answered,
+            "inbox": [],
+            "early_results": {},
+        }
+        return self.model_copy(update=update)
 
 
 class AgentRunInput(Data):
