@@ -95,7 +95,7 @@ class DevServer:
             writer.close()
             return True
 
-        await eventually(accepting)
+        await eventually(accepting, f"the dev server to accept connections on {self.address}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -43,7 +43,7 @@ async def test_cli_drives_a_run_with_approval_and_external_result(
         async def check() -> bool:
             return len(pending(wf)) == 2
 
-        await eventually(check)
+        await eventually(check, f"`durable-agent pending {wf}` to list two calls")
 
     worker = start_worker(address, queue, tmp_path / "log.jsonl")
     try:

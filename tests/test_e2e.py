@@ -13,6 +13,7 @@ from durable_agent import AgentRunResult, AssistantMessage, ToolMessage
 from durable_agent.client import AgentClient
 from durable_agent.worker import connect
 
+from .helpers import wait_pending
 from .processes import DevServer, eventually, log_lines, start_worker, stop, temporal
 
 
@@ -49,12 +50,7 @@ async def test_cli_start_signal_while_no_worker_runs(
             json.dumps({"agent": "jobber", "prompt": "go"}),
         )
         client = AgentClient(dev_env.client, queue)
-
-        async def waiting() -> bool:
-            return bool(await client.pending(wf))
-
-        await eventually(waiting)
-        [pending] = await client.pending(wf)
+        [pending] = await wait_pending(client, wf)
     finally:
         stop(worker)
     assert pending.kind == "long_running"
@@ -99,7 +95,7 @@ async def test_worker_killed_mid_tool_another_finishes(
         async def first_step_running() -> bool:
             return any(line["kind"] == "slow_step_started" for line in log_lines(log))
 
-        await eventually(first_step_running)
+        await eventually(first_step_running, "the first slow step to start")
     finally:
         stop(worker, signal.SIGKILL)
     worker = start_worker(address, queue, log)
@@ -124,11 +120,7 @@ async def test_dev_server_restarted_while_a_call_waits(tmp_path: Path) -> None:
         worker = start_worker(server.address, queue, log)
         try:
             handle = await client.start("jobber", "go")
-
-            async def waiting() -> bool:
-                return bool(await client.pending(handle.id))
-
-            await eventually(waiting)
+            await wait_pending(client, handle.id)
         finally:
             stop(worker)
         server.stop()

@@ -12,7 +12,6 @@ from durable_agent import (
     HookContext,
     ModelRequest,
     ScriptedModel,
-    StatusEvent,
     ToolMessage,
     hook,
     tool,
@@ -20,7 +19,8 @@ from durable_agent import (
 from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.client import AgentClient
 
-from .conftest import calls, run_error, serving, serving_with_caches
+from .conftest import agent_client, calls, run_error, serving_with_caches
+from .helpers import events
 
 ONCE = RetryPolicy(maximum_attempts=1)
 
@@ -54,8 +54,7 @@ async def test_a_failing_local_tool_answers_the_model_with_its_error(
         [calls(("a", "flaky", {"kind": "final"}), ("b", "flaky", {"kind": "again"})), "sorry"],
     )
     agent = Agent("fast-tools", model=model, tools=[flaky], local_model=True)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("fast-tools", "go")
         result = await handle.result()
     assert result.final_text == "sorry"
@@ -72,8 +71,7 @@ async def test_a_failing_local_model_fails_the_run_as_a_model_call_failure(
         raise ApplicationError("the model server is down", non_retryable=True)
 
     agent = Agent("fast-broken", model=ScriptedModel("fast-broken", broken), local_model=True)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("fast-broken", "go")
         cause = await run_error(handle)
         status = await client.status(handle.id)
@@ -92,15 +90,14 @@ async def test_a_failing_local_hook_is_recorded_and_the_run_goes_on(
 ) -> None:
     model = ScriptedModel("fast-hooked", ["fine"])
     agent = Agent("fast-hooked", model=model, hooks=[broken_hook], local_model=True)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("fast-hooked", "go")
         result = await handle.result()
         page = await client.history(handle.id, events=["agent"])
     assert result.final_text == "fine"
     assert await remote_activities(time_env, handle.id) == [], "every call ran locally"
-    failed = [i for i in page.items if isinstance(i, StatusEvent) and i.kind == "hook_failed"]
-    assert len(failed) == 1 and "the hook's store is gone" in failed[0].data["error"]
+    failed = events(page.items, "hook_failed")
+    assert len(failed) == 1 and "the hook's store is gone" in failed[0]["error"]
 
 
 async def test_a_local_hook_whose_worker_lacks_the_conversation_gets_it_whole(

@@ -23,7 +23,7 @@ from durable_agent import (
 from durable_agent.client import AgentClient
 from durable_agent.storage import LocalFileDriver, data_converter
 
-from .conftest import eventually, serving
+from .conftest import agent_client, eventually
 
 TURNS = 300
 OUTPUT = 100 * 1024
@@ -58,8 +58,7 @@ async def test_300_turns_of_100kb_outputs_continue_as_new(
     agent = Agent(
         "reader", model=ScriptedModel("reader", script), tools=[fetch_page], max_turns=TURNS
     )
-    async with serving(client, agent, max_cached_workflows=10) as worker:
-        agents = AgentClient(client, worker.task_queue)
+    async with agent_client(client, agent, max_cached_workflows=10) as (agents, _):
         handle = await agents.start("reader", "read", continue_as_new_at_bytes=4_000_000)
         notes = [f"note {i}" for i in range(12)]
         for i, note in enumerate(notes):  # spread over the run's turns and its several runs

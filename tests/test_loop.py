@@ -14,18 +14,17 @@ from durable_agent import (
     Agent,
     AgentRunInput,
     AgentRunResult,
-    AssistantMessage,
     ModelRequest,
     ModelResponse,
     ScriptedModel,
     ToolMessage,
-    external_tool,
     tool,
 )
-from durable_agent.client import AgentClient
 from durable_agent.workflows.agent_workflow import AgentWorkflow
 
-from .conftest import calls, eventually, new_id, serving
+from .conftest import agent_client, calls, eventually, new_id, serving
+from .helpers import recording, wait_pending
+from .tools import wait_for_it
 
 
 @tool
@@ -73,36 +72,22 @@ async def test_model_sees_the_whole_conversation_across_a_worker_restart(
 ) -> None:
     """Model calls carry only new messages; the provider still gets the whole conversation,
     from the activity's cache or, on a new worker, from the workflow's `transcript` query."""
-    seen: list[list[str]] = []
+    requests: list[ModelRequest] = []
     replies = [
         calls(("c1", "add", '{"a": 1, "b": 2}')),
         calls(("c2", "wait_for_it", "{}")),
         "done",
     ]
-
-    def script(request: ModelRequest) -> AssistantMessage:
-        seen.append([m.role for m in request.messages])
-        reply = replies[len(seen) - 1]
-        return reply if isinstance(reply, AssistantMessage) else AssistantMessage(content=reply)
-
-    @external_tool()
-    def wait_for_it() -> str:
-        """Wait for it."""
-        raise NotImplementedError
-
-    agent = Agent("restarts", model=ScriptedModel("restarts", script), tools=[add, wait_for_it])
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    model = recording(replies, requests)
+    agent = Agent("restarts", model=model, tools=[add, wait_for_it])
+    async with agent_client(time_env.client, agent) as (client, worker):
         handle = await client.start("restarts", "go")
-        for _ in range(200):
-            if await client.pending(handle.id):
-                break
-            await asyncio.sleep(0.05)
+        await wait_pending(client, handle.id)
     async with serving(time_env.client, agent, task_queue=worker.task_queue):
         await client.resolve(handle.id, "c2", "here it is")
         result = await handle.result()
     assert result.final_text == "done"
-    assert seen == [
+    assert [[m.role for m in r.messages] for r in requests] == [
         ["user"],
         ["user", "assistant", "tool"],
         ["user", "assistant", "tool", "assistant", "tool"],
@@ -122,8 +107,7 @@ async def test_cancelling_a_run_during_a_model_call_cancels_it(
 ) -> None:
     agent = Agent("stalled", model="stalled:model")
     providers = {"stalled": StalledProvider()}
-    async with serving(dev_env.client, agent, providers=providers) as worker:
-        client = AgentClient(dev_env.client, worker.task_queue)
+    async with agent_client(dev_env.client, agent, providers=providers) as (client, _):
         handle = await client.start("stalled", "hello?")
         await eventually(lambda: _model_called(dev_env, handle.id), "the model call")
         await handle.cancel()

@@ -9,9 +9,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, ToolContext, ToolMessage, tool
-from durable_agent.client import AgentClient
 
-from .conftest import serving
+from .conftest import agent_client
 from .fake_llm_server import FakeLLMServer, error, text, tool_calls
 
 
@@ -48,8 +47,7 @@ async def test_a_run_through_each_provider(
         text("It is sunny in Paris."),
     )
     agent = Agent("forecaster", model=f"{prefix}:fake-model", tools=[weather])
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("forecaster", "Weather in Paris?")
         result = await handle.result()
         events = await client.history(handle.id, ["tool"])

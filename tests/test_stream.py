@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -13,22 +12,22 @@ from durable_agent import (
     HookContext,
     HookResult,
     ModelRequest,
+    RunState,
     ScriptedModel,
+    Snapshot,
     StatusEvent,
     ToolCall,
     ToolContext,
     ToolMessage,
     UserMessage,
-    external_tool,
     hook,
     long_running_tool,
     tool,
 )
-from durable_agent.client import AgentClient
 
-from .conftest import serving
-
-STARTED: list[str] = []
+from .conftest import agent_client, calls
+from .helpers import events, recording, wait_pending, wait_state
+from .tools import RUNS, wait_for_it
 
 
 @tool
@@ -50,38 +49,17 @@ def start_job(name: str, ctx: ToolContext) -> str:
     Args:
         name: The job.
     """
-    STARTED.append(ctx.tool_call_id)
+    RUNS["start_job"].append(ctx.tool_call_id)
     return "started"
-
-
-def call(call_id: str, tool_name: str, /, **args: object) -> AssistantMessage:
-    return AssistantMessage(
-        tool_calls=[ToolCall(id=call_id, name=tool_name, arguments=json.dumps(args))]
-    )
-
-
-async def wait_pending(client: AgentClient, workflow_id: str, count: int = 1) -> None:
-    for _ in range(200):
-        if len(await client.pending(workflow_id)) == count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no pending call")
 
 
 async def test_events_are_in_the_stream_and_never_reach_the_model(
     time_env: WorkflowEnvironment,
 ) -> None:
     requests: list[ModelRequest] = []
-    replies = [call("c1", "echo", text="hi"), "done"]
-
-    def script(request: ModelRequest) -> AssistantMessage:
-        requests.append(request)
-        reply = replies[len(requests) - 1]
-        return reply if isinstance(reply, AssistantMessage) else AssistantMessage(content=reply)
-
-    agent = Agent("events", model=ScriptedModel("events", script), tools=[echo])
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    model = recording([calls(("c1", "echo", {"text": "hi"})), "done"], requests)
+    agent = Agent("events", model=model, tools=[echo])
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("events", "go")
         await handle.result()
         everything = await client.history(handle.id, ["agent", "llm", "tool"])
@@ -97,10 +75,7 @@ async def test_events_are_in_the_stream_and_never_reach_the_model(
         ("tool", "tool_finished"),
     ]:
         assert expected in kinds
-    progress = [
-        i.data for i in everything.items if isinstance(i, StatusEvent) and i.kind == "tool_progress"
-    ]
-    assert progress == [
+    assert events(everything.items, "tool_progress") == [
         {"message": "echoing", "length": 2},
         {"message": "echoed 2 characters", "level": "info"},
     ]
@@ -147,11 +122,10 @@ async def test_hooks_inject_at_the_safe_point_and_can_stop(time_env: WorkflowEnv
         ],
     )
     agent = Agent("hooked", model=model, tools=[echo], hooks=[reviewer])
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("hooked", "question")
         result = await handle.result()
-        events = await client.history(handle.id, ["agent"])
+        stream = await client.history(handle.id, ["agent"])
     shape = [
         m.tool_call_id if isinstance(m, ToolMessage) else (m.content or "")[:16]
         for m in result.messages
@@ -172,50 +146,36 @@ async def test_hooks_inject_at_the_safe_point_and_can_stop(time_env: WorkflowEnv
     assert result.turns == 3
     assert result.final_text == "Checking the source."
     assert seen_by_hook[0] == ["user", "assistant"]
-    stopped = [e for e in events.items if isinstance(e, StatusEvent) and e.kind == "stopped"]
-    assert [e.data["reason"] for e in stopped] == ["enough"]
+    assert [e["reason"] for e in events(stream.items, "stopped")] == ["enough"]
 
 
 async def test_snapshot_resume_keeps_pending_calls_pending(time_env: WorkflowEnvironment) -> None:
-    STARTED.clear()
-    model = ScriptedModel("snap", [call("j1", "start_job", name="x"), "job done"])
+    model = ScriptedModel("snap", [calls(("j1", "start_job", {"name": "x"})), "job done"])
     agent = Agent("snap", model=model, tools=[start_job])
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         original = await client.start("snap", "go")
         await wait_pending(client, original.id)
         snapshot = await client.snapshot(original.id)
         exported = snapshot.model_dump_json()
         await original.terminate("exported")
-
-        from durable_agent import Snapshot
-
         resumed = await client.start("snap", snapshot=Snapshot.model_validate_json(exported))
-        await wait_pending(client, resumed.id)
-        [pending] = await client.pending(resumed.id)
+        [pending] = await wait_pending(client, resumed.id)
         assert (pending.tool_call_id, pending.kind) == ("j1", "long_running")
         await client.resolve(resumed.id, "j1", "ok")
         result = await resumed.result()
     assert result.final_text == "job done"
-    assert STARTED == ["j1"], "the resumed run did not start the job again"
+    assert RUNS["start_job"] == ["j1"], "the resumed run did not start the job again"
     assert [m.tool_call_id for m in result.messages if isinstance(m, ToolMessage)] == ["j1"]
 
 
 async def test_fork_from_the_first_messages(time_env: WorkflowEnvironment) -> None:
     model = ScriptedModel("fork", lambda r: f"answer to {len(r.messages)} messages")
     agent = Agent("fork", model=model)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         first = await client.start("fork", "one", conversation=True)
-        for _ in range(200):
-            if (await client.status(first.id)).state == "waiting_for_user":
-                break
-            await asyncio.sleep(0.05)
+        await wait_state(client, first.id, RunState.WAITING_FOR_USER)
         await client.say(first.id, "two")
-        for _ in range(200):
-            if (await client.status(first.id)).turn == 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_state(client, first.id, turn=2)
         snapshot = await client.snapshot(first.id)
         await first.terminate("forked")
         fork = await client.start("fork", snapshot=snapshot.prefix(1))
@@ -228,14 +188,11 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
     dev_env: WorkflowEnvironment,
 ) -> None:
     turns = 40
-    script = [call(f"c{i}", "echo", text="x" * 2000) for i in range(turns - 1)]
-    script.insert(20, call("ext", "wait_for_it"))
-    script.append("finished")  # type: ignore[arg-type]
-
-    @external_tool()
-    def wait_for_it() -> str:
-        """Wait."""
-        raise NotImplementedError
+    script: list[str | AssistantMessage] = [
+        calls((f"c{i}", "echo", {"text": "x" * 2000})) for i in range(turns - 1)
+    ]
+    script.insert(20, calls(("ext", "wait_for_it", {})))
+    script.append("finished")
 
     @tool(name="echo")
     async def slow_echo(text: str) -> str:
@@ -246,8 +203,7 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
     agent = Agent(
         "long", model=ScriptedModel("long", script), tools=[slow_echo, wait_for_it], max_turns=100
     )
-    async with serving(dev_env.client, agent, max_cached_workflows=100) as worker:
-        client = AgentClient(dev_env.client, worker.task_queue)
+    async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):
         handle = await client.start("long", "go", continue_as_new_at_bytes=60_000)
         await wait_pending(client, handle.id)
         # Sent while the call waits, around continue-as-new boundaries: each applies once.
@@ -257,7 +213,7 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
         await handle.signal("user_message", {"content": "second note"})
         result = await handle.result()
         description = await client.handle(handle.id).describe()
-        events = await client.history(handle.id, ["agent"])
+        stream = await client.history(handle.id, ["agent"])
     assert result.final_text == "finished"
     assert result.turns == turns + 1
     ids = [m.tool_call_id for m in result.messages if isinstance(m, ToolMessage)]
@@ -267,5 +223,5 @@ async def test_continue_as_new_carries_everything_and_signals_apply_once(
     [ext] = [m for m in result.messages if isinstance(m, ToolMessage) and m.tool_call_id == "ext"]
     assert ext.content == "arrived"
     assert description.run_id != handle.first_execution_run_id, "the run continued as new"
-    kinds = [e.kind for e in events.items if isinstance(e, StatusEvent)]
+    kinds = [e.kind for e in stream.items if isinstance(e, StatusEvent)]
     assert "continued_as_new" in kinds and "resumed" not in kinds

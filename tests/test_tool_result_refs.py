@@ -16,7 +16,7 @@ from durable_agent import (
 from durable_agent.activities.transcripts import REF_MIN_CHARS, TranscriptCache
 from durable_agent.client import AgentClient
 
-from .conftest import calls, serving, serving_with_caches
+from .conftest import agent_client, calls, serving_with_caches
 
 SIZE = 20_000
 
@@ -73,8 +73,7 @@ async def test_large_results_reach_the_model_in_full_but_history_once(
 ) -> None:
     seen: list[str] = []
     agent = reader("refs", seen)
-    async with serving(time_env.client, agent) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("refs", "read the pages")
         result = await handle.result()
     assert result.final_text == "read"

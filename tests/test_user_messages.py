@@ -1,5 +1,5 @@
-"""Conversations: a run that waits (for days, if need be) for the user's next message, and a
-user message that arrives while tools run, which waits for all their results.
+"""User messages: a conversation run waits (for days, if need be) for the next one, and one
+that arrives while tools run waits for all their results before the model sees it.
 
 Time skips on the time-skipping server only while a test awaits `handle.result()`, so a test
 that idles a conversation skips a day explicitly with `time_env.sleep`.
