@@ -129,6 +129,8 @@ class CallBook:
         opened = []
         for call in calls:
             route, needs_approval = route_of(agent, call)
+            if self.resumed.get(call.id) in ("long_running", "external"):
+                needs_approval = False  # approved in the run the snapshot came from
             opened.append(OpenCall(call, route, needs_approval))
         self._calls = {c.call.id: c for c in opened}
         self._handoff = None
@@ -175,6 +177,8 @@ class CallBook:
             return f"tool call {sig.tool_call_id} already has a result"
         if call.needs_approval and call.decision is None:
             return f"tool call {sig.tool_call_id} is waiting for approval, not for a result"
+        if call.decision is not None and not call.decision.approved:
+            return f"tool call {sig.tool_call_id} was rejected: it takes no result"
         return None
 
     def take_result(self, sig: ToolResultSignal) -> bool:
@@ -182,7 +186,7 @@ class CallBook:
         yet)."""
         call = self._calls[sig.tool_call_id]
         call.result = sig
-        return call.pending is None
+        return call.phase is not Phase.AWAITING_RESULT
 
     def check_approval(self, sig: ApprovalSignal) -> str | None:
         call = self._calls.get(sig.tool_call_id)
@@ -198,7 +202,8 @@ class CallBook:
     def answer_handoff(self) -> str | None:
         """A person's message answers the first handoff that waits for one; its id."""
         for call in self._calls.values():
-            if call.pending is not None and call.pending.kind == "handoff":
+            waiting = call.pending is not None and call.pending.kind == "handoff"
+            if waiting and call.result is None:
                 call.result = ToolResultSignal(
                     tool_call_id=call.call.id, content="Handed over; their reply follows."
                 )
