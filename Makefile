@@ -1,10 +1,11 @@
-# Two commands on a fresh clone: `make demo` runs the main job, `make test` runs every test.
+# Two commands on a fresh clone: `make demo` runs the main job, `make test` runs every test
+# (`make test-fast` all but the slow ones).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint format typecheck check bench clean
+.PHONY: install demo test test-fast lint format typecheck check bench clean
 
 $(BIN)/durable-agent: pyproject.toml uv.lock
 	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==0.13.9)
@@ -18,6 +19,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest
+
+# Everything but the tests marked slow (see pyproject.toml): for the edit-test loop; CI runs `make test`.
+test-fast: install
+	$(BIN)/pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

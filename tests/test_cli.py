@@ -7,6 +7,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult, ToolMessage
@@ -27,6 +28,7 @@ def cli(
     )
 
 
+@pytest.mark.slow  # ~20 CLI processes
 async def test_cli_drives_a_run_with_approval_and_external_result(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:

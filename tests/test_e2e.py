@@ -7,6 +7,7 @@ import signal
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult, AssistantMessage, ToolMessage
@@ -82,6 +83,7 @@ async def test_cli_start_signal_while_no_worker_runs(
     assert len(log_lines(log)) == 1, "the long-running tool's body ran once"
 
 
+@pytest.mark.slow  # two worker processes
 async def test_worker_killed_mid_tool_another_finishes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -111,6 +113,7 @@ async def test_worker_killed_mid_tool_another_finishes(
     ]
 
 
+@pytest.mark.slow  # its own dev server, started twice
 async def test_dev_server_restarted_while_a_call_waits(tmp_path: Path) -> None:
     server = DevServer(tmp_path / "temporal.db")
     queue, log = f"e2e-{uuid.uuid4()}", tmp_path / "log.jsonl"
