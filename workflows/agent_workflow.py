@@ -74,9 +74,16 @@ from .failures import CALL_FAILED, cause_text, reraise_cancellation
 from .outbox import Outbox, whole_on_miss
 
 MODEL_ACTIVITY = "model.complete"
-# The server delays the first task of a run continued sooner than 1 s after its start
-# (history.continueAsNewMinInterval); on dev server 1.32 we saw that delayed task never
-# scheduled, so a run stays at least this long before it continues as new.
+# A run continued as new sooner than the server's history.workflowIdReuseMinimalInterval
+# (1 s by default; the older history.continueAsNewMinInterval key is gone since server 1.25)
+# after it started gets a first-task backoff of (interval - age): ~0.95 s on dev server 1.32,
+# and it always ends. Staying at least this long (the interval, with margin) avoids it, and with
+# it two hazards: a run whose carried history already passes continue_as_new_at_bytes would
+# otherwise continue as new in its first task, every run, without a turn (measured: 42 runs,
+# 0 turns in 40 s); and an Update rejected during the backoff sends the first task to a sticky
+# queue that server 1.32 refuses, so it waits out sticky_queue_schedule_to_start_timeout and a
+# caching worker can lose a signal sent meanwhile. tests/test_continue_as_new_interval.py pins
+# the server side.
 MIN_RUN_AGE = timedelta(seconds=2)
 
 
