@@ -27,7 +27,9 @@ from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 from .measure import (
     Timing,
     WorkerProcess,
+    long_run,
     per_turn_floor,
+    reason,
     resume_latency,
     run_once,
     throughput,
@@ -47,6 +49,13 @@ class Plan:
     throughput_turns: int = 20
     rss: bool = True
     resume: bool = True
+    long_calls: int = 100
+    long_output: int = 5 * 1024
+
+
+LONG_RUN_VARIANTS = ("bare", "anchor", "durable")
+"""Served names of the variants the long run compares: the obvious loop, the integration
+whose users hit the limit, and durable-agent's default mode."""
 
 
 QUICK = Plan(
@@ -55,10 +64,11 @@ QUICK = Plan(
     timing_turns=(3,),
     bytes_turns=(3,),
     sizes=(1024,),
-    concurrency=(1, 2),
+    concurrency=(1, 8),
     throughput_turns=3,
     rss=False,
     resume=False,
+    long_calls=3,
 )
 
 
@@ -92,7 +102,8 @@ async def measure_timing(variants: list[Variant], plan: Plan, report: Report) ->
 
 
 async def measure_history(variants: list[Variant], plan: Plan, report: Report) -> None:
-    """Last: the largest runs leave the in-memory dev server slower for whatever follows."""
+    """After the timed runs: the largest runs leave the in-memory dev server slower for
+    whatever follows."""
     async with serving(variants) as queues:
         for turns in plan.bytes_turns:
             for size in plan.sizes:
@@ -104,7 +115,19 @@ async def measure_history(variants: list[Variant], plan: Plan, report: Report) -
                         _, cost = await run_once(v, queues[v.name], turns, size, timeout)
                         report.cost(v.name, turns, size, cost)
                     except Exception as exc:  # a variant that cannot do it is a result
-                        report.failed(v.name, turns, size, _reason(exc))
+                        report.failed(v.name, turns, size, reason(exc))
+
+
+async def measure_long_run(variants: list[Variant], plan: Plan, report: Report) -> None:
+    """The conversation users of the OpenAI Agents integration hit (temporalio/sdk-python#1890):
+    many calls with mid-sized tool outputs in one run, no continue-as-new of our asking. One
+    run per variant; a run that fails is reported with its history so far."""
+    chosen = [v for v in variants if v.served_as in LONG_RUN_VARIANTS]
+    async with serving(chosen) as queues:
+        for v in chosen:
+            timeout = max(60.0, plan.long_calls * 3.0)
+            result = await long_run(v, queues[v.name], plan.long_calls, plan.long_output, timeout)
+            report.long_run(v.name, result)
 
 
 async def measure_throughput(
@@ -134,13 +157,6 @@ async def measure_throughput(
     finally:
         for worker, _ in workers.values():
             worker.stop(signal.SIGTERM)
-
-
-def _reason(exc: BaseException) -> str:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:80]}" if text else type(exc).__name__
 
 
 async def variants_on(env: WorkflowEnvironment, only: set[str] | None) -> list[Variant]:
@@ -196,6 +212,7 @@ async def _measure(plan: Plan, only: set[str] | None, report: Report) -> None:
         if plan.resume:
             await measure_resume(env, report)
         await measure_history(chosen, plan, report)
+        await measure_long_run(chosen, plan, report)
     finally:
         await env.shutdown()
     env = await start_embedded(ui=False)

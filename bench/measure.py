@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -54,21 +55,29 @@ async def per_turn_floor(turns: int, size: int, repeats: int) -> Timing:
     return Timing(statistics.median(times), min(times), max(times))
 
 
-async def history_cost(client: Client, workflow_id: str, first_run_id: str | None) -> Cost:
-    """Events and bytes over the whole continue-as-new chain, followed from the first run."""
-    events = size = runs = 0
+async def _chain(
+    client: Client, workflow_id: str, first_run_id: str | None
+) -> AsyncIterator[list[HistoryEvent]]:
+    """Each run's events over the whole continue-as-new chain, followed from the first run."""
     run_id = first_run_id
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        runs += 1
-        events += len(history.events)
-        size += sum(e.ByteSize() for e in history.events)
+        yield list(history.events)
         last = history.events[-1]
         run_id = (
             last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
             if last.HasField("workflow_execution_continued_as_new_event_attributes")
             else None
         )
+
+
+async def history_cost(client: Client, workflow_id: str, first_run_id: str | None) -> Cost:
+    """Events and bytes over the whole continue-as-new chain."""
+    events = size = runs = 0
+    async for history in _chain(client, workflow_id, first_run_id):
+        runs += 1
+        events += len(history)
+        size += sum(e.ByteSize() for e in history)
     return Cost(events, size, runs)
 
 
@@ -90,6 +99,66 @@ async def run_once(
         raise
     elapsed = time.perf_counter() - started
     return elapsed, await history_cost(variant.client, wid, handle.first_execution_run_id)
+
+
+@dataclass
+class LongRun:
+    """One long run, however it ended."""
+
+    calls: int
+    """Tool calls asked for: the model calls one `calls` times, then answers."""
+    size: int
+    cost: Cost
+    tool_calls: int
+    """Tool activities the run (or chain) scheduled: how far it got."""
+    suggested: bool
+    """The server suggested continue-as-new to some workflow task of the chain."""
+    seconds: float
+    failure: str | None
+    """None when it completed."""
+
+
+async def long_run(
+    variant: Variant,
+    queue: str,
+    calls: int,
+    size: int,
+    timeout: float,  # noqa: ASYNC109
+) -> LongRun:
+    """One run of `calls` model calls each followed by a tool returning `size` bytes, and a
+    final answer. A failure is a result: its history is measured all the same."""
+    wid = _id(variant.key)
+    started = time.perf_counter()
+    handle = await variant.start(queue, wid, calls + 1, size)
+    failure = None
+    try:
+        await _finish(variant.client, wid, handle.result(), timeout)
+    except Exception as exc:  # a variant that cannot do it is a result
+        failure = reason(exc)
+        with contextlib.suppress(RPCError):  # it may have ended already (failed, terminated)
+            await handle.terminate("bench: gave up")
+    elapsed = time.perf_counter() - started
+    events = size_bytes = runs = tools = 0
+    suggested = False
+    async for history in _chain(variant.client, wid, handle.first_execution_run_id):
+        runs += 1
+        events += len(history)
+        size_bytes += sum(e.ByteSize() for e in history)
+        for e in history:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                kind = e.activity_task_scheduled_event_attributes.activity_type.name
+                tools += kind == variant.tool_activity
+            elif e.HasField("workflow_task_started_event_attributes"):
+                suggested |= e.workflow_task_started_event_attributes.suggest_continue_as_new
+    return LongRun(calls, size, Cost(events, size_bytes, runs), tools, suggested, elapsed, failure)
+
+
+def reason(exc: BaseException) -> str:
+    """The root cause's type and first line: what a failed run reports."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:80]}" if text else type(exc).__name__
 
 
 class WorkflowTaskFailing(Exception):

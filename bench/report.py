@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .measure import Cost, Timing
+from .measure import Cost, LongRun, Timing
 
 BARE = "bare"
 DEFAULT = "durable-agent"
 FAST = "durable-agent fast"
+
+# The goals of the issue "One loop a reader can hold in their head", item 6.
+DEFAULT_MAX_RATIO = 0.8
+"""Default mode's time a turn, as a fraction of bare's, at most."""
+FAST_MAX_RATIO = 0.2
+"""Fast mode's time a turn, as a fraction of bare's, at most."""
+THROUGHPUT_MIN_RATIO = {8: 1.1, 32: 1.1}
+"""Default mode's throughput over bare's, at least, by concurrency; elsewhere bare's."""
+LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
+"""Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
+MB = 1024 * 1024
 
 
 class Report:
@@ -18,6 +29,7 @@ class Report:
         self.rates: dict[str, dict[int, float]] = defaultdict(dict)
         self.rss_mb: dict[str, float] = {}
         self.resumes: dict[str, float] = {}
+        self.long_runs: dict[str, LongRun] = {}
         self.notes: list[str] = []
 
     def timing(self, name: str, turns: int, t: Timing) -> None:
@@ -41,6 +53,9 @@ class Report:
     def resume(self, label: str, seconds: float) -> None:
         self.resumes[label] = seconds
 
+    def long_run(self, name: str, run: LongRun) -> None:
+        self.long_runs[name] = run
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 
@@ -51,7 +66,7 @@ class Report:
     def markdown(self, header: str) -> str:
         out = ["# Benchmarks: the cost of durability", "", header, ""]
         out += self._timing_table() + self._cost_table() + self._throughput_table()
-        out += self._resume_table() + self._goals()
+        out += self._long_run_table() + self._resume_table() + self._goals()
         if self.notes:
             out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(out)
@@ -120,6 +135,32 @@ class Report:
             )
         return [*rows, ""]
 
+    def _long_run_table(self) -> list[str]:
+        if not self.long_runs:
+            return []
+        first = next(iter(self.long_runs.values()))
+        rows = [
+            f"## One long run: {first.calls} model calls, each followed by a tool with "
+            f"{first.size // 1024} KB output, then a final answer",
+            "",
+            "Users of Temporal's OpenAI Agents integration report that a conversation like this "
+            "one reaches the run's 50 MB history limit (temporalio/sdk-python#1890). One run "
+            "per variant with no continue-as-new asked for: a run continues only if the server "
+            "suggests it. A run that fails is measured up to its end.",
+            "",
+            "| variant | completed | tool calls made | history | events | runs "
+            "| server suggested continue-as-new | wall time |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, run in self.long_runs.items():
+            rows.append(
+                f"| {name} | {'yes' if run.failure is None else f'no: {run.failure}'} "
+                f"| {run.tool_calls} of {run.calls} | {_mb(run.cost.bytes)} "
+                f"| {run.cost.events:,} | {run.cost.runs} | {'yes' if run.suggested else 'no'} "
+                f"| {run.seconds:.1f} s |"
+            )
+        return [*rows, ""]
+
     def _resume_table(self) -> list[str]:
         if not self.resumes:
             return []
@@ -138,16 +179,16 @@ class Report:
             r = self._ratio(DEFAULT, t)
             checks.append(
                 (
-                    f"default mode ≤ 1.0x bare per turn at {t} turns",
-                    None if r is None else r <= 1.0,
+                    f"default mode ≤ {DEFAULT_MAX_RATIO}x bare per turn at {t} turns",
+                    None if r is None else r <= DEFAULT_MAX_RATIO,
                     f"{r:.2f}x" if r else "-",
                 )
             )
             f = self._ratio(FAST, t)
             checks.append(
                 (
-                    f"fast mode ≤ 0.3x bare per turn at {t} turns",
-                    None if f is None else f <= 0.3,
+                    f"fast mode ≤ {FAST_MAX_RATIO}x bare per turn at {t} turns",
+                    None if f is None else f <= FAST_MAX_RATIO,
                     f"{f:.2f}x" if f else "-",
                 )
             )
@@ -192,10 +233,11 @@ class Report:
             )
         for n in sorted(n for n in self.rates[DEFAULT] if n in self.rates[BARE]):
             mine_rate, base_rate = self.rates[DEFAULT][n], self.rates[BARE][n]
+            least = THROUGHPUT_MIN_RATIO.get(n, 1.0)
             checks.append(
                 (
-                    f"default mode throughput ≥ bare's at {n} concurrent",
-                    mine_rate >= base_rate,
+                    f"default mode throughput ≥ {least}x bare's at {n} concurrent",
+                    mine_rate >= base_rate * least,
                     f"{mine_rate:.1f} vs {base_rate:.1f} turns/s ({mine_rate / base_rate:.2f}x)",
                 )
             )
@@ -211,12 +253,36 @@ class Report:
                         f"{self.resumes[label]:.2f} s",
                     )
                 )
+        long = self.long_runs.get(DEFAULT)
+        if long is not None:
+            others = "; ".join(
+                f"{name}: {_mb(run.cost.bytes)}"
+                + (f", failed after {run.tool_calls} tool calls" if run.failure else "")
+                for name, run in self.long_runs.items()
+                if name != DEFAULT
+            )
+            checks.append(
+                (
+                    f"history < {LONG_RUN_MAX_BYTES // MB} MB in one run of {long.calls} calls "
+                    f"with {long.size // 1024} KB tool outputs, completed, no continue-as-new",
+                    long.failure is None
+                    and long.cost.runs == 1
+                    and long.cost.bytes < LONG_RUN_MAX_BYTES,
+                    f"{_mb(long.cost.bytes)}, {long.cost.runs} run(s), "
+                    + ("completed" if long.failure is None else f"failed: {long.failure}")
+                    + (f" ({others})" if others else ""),
+                )
+            )
         rows = ["## Goals", "", "| goal | met | measured |", "|---|---|---|"]
         rows += [
             f"| {g} | {'yes' if ok else ('no' if ok is False else '-')} | {m} |"
             for g, ok, m in checks
         ]
         return [*rows, ""]
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.2f} MB"
 
 
 def _ms(seconds: float) -> str:

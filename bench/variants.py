@@ -9,11 +9,12 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from durable_agent import Tool
 from durable_agent.client import AgentClient
 from durable_agent.worker import create_worker
 
 from . import bare, durable
-from .fake import prompt
+from .fake import TOOL_NAME, prompt
 
 Start = Callable[[str, str, int, int], Awaitable[WorkflowHandle[Any, Any]]]
 
@@ -28,6 +29,8 @@ class Variant:
     """Its name for `bench.serve`, which runs its worker in a process of its own."""
     history: bool = True
     """Measure history size: off for variants whose history is another's."""
+    tool_activity: str = TOOL_NAME
+    """The tool's activity type in history, to count how many tool calls a run made."""
 
     @property
     def key(self) -> str:
@@ -55,9 +58,18 @@ async def bare_variant(target: str, sandboxed: bool = True) -> Variant:
             bare.BareLoop.run, args=[turns, size], id=wid, task_queue=queue
         )
 
+    tool = "bare_tool"
     if sandboxed:
-        return Variant("bare", client, worker, start, "bare")
-    return Variant("bare, unsandboxed", client, worker, start, "bare-unsandboxed", history=False)
+        return Variant("bare", client, worker, start, "bare", tool_activity=tool)
+    return Variant(
+        "bare, unsandboxed",
+        client,
+        worker,
+        start,
+        "bare-unsandboxed",
+        history=False,
+        tool_activity=tool,
+    )
 
 
 def durable_variant(client: Client, fast: bool) -> Variant:
@@ -67,13 +79,18 @@ def durable_variant(client: Client, fast: bool) -> Variant:
         return create_worker(client, [agent], task_queue=queue)
 
     async def start(queue: str, wid: str, turns: int, size: int) -> WorkflowHandle[Any, Any]:
+        # No continue-as-new of our asking (None is the default too): a run continues only
+        # when the server suggests it, and the long-run scenario reports whether it did.
         return await AgentClient(client, queue).start(
-            agent.name, prompt(turns, size), workflow_id=wid
+            agent.name, prompt(turns, size), workflow_id=wid, continue_as_new_at_bytes=None
         )
 
+    tool = next(t.activity_name for t in agent.tools if isinstance(t, Tool))
     if fast:
-        return Variant("durable-agent fast", client, worker, start, "durable-fast")
-    return Variant("durable-agent", client, worker, start, "durable")
+        return Variant(
+            "durable-agent fast", client, worker, start, "durable-fast", tool_activity=tool
+        )
+    return Variant("durable-agent", client, worker, start, "durable", tool_activity=tool)
 
 
 async def anchor_variant(target: str) -> Variant:
