@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -143,16 +143,37 @@ class Agent:
         return None
 
     def reachable(self) -> list[Agent]:
-        """This agent and every agent reachable by handoffs, each once."""
-        seen: dict[str, Agent] = {}
-        stack: list[Agent] = [self]
+        """This agent and every agent reachable by handoffs, each once; `ValueError` when two
+        different agents share a name (a handoff would reach only one of them)."""
+        return list(handoff_graph([self]).values())
+
+
+def handoff_graph(roots: Iterable[Agent]) -> dict[str, Agent]:
+    """Every agent in `roots` and reachable from them by handoffs, by name.
+
+    Names are how runs find their agent, so two different agents with one name are refused,
+    naming where each was found, rather than the first silently winning.
+    """
+    found: dict[str, tuple[Agent, str]] = {}
+    for root in roots:
+        stack: list[tuple[Agent, str]] = [(root, "given as a root agent")]
         while stack:
-            agent = stack.pop()
-            if agent.name in seen:
+            agent, origin = stack.pop()
+            seen = found.get(agent.name)
+            if seen is not None:
+                if seen[0] is not agent:
+                    raise ValueError(
+                        f"two different agents are named {agent.name!r}: one {seen[1]}, "
+                        f"one {origin}; hand off to the same Agent object or rename one"
+                    )
                 continue
-            seen[agent.name] = agent
-            stack.extend(h.agent for h in agent.handoff_list if h.agent is not None)
-        return list(seen.values())
+            found[agent.name] = (agent, origin)
+            stack.extend(
+                (h.agent, f"reached from {agent.name!r}")
+                for h in agent.handoff_list
+                if h.agent is not None
+            )
+    return {name: agent for name, (agent, _) in found.items()}
 
 
 __all__ = ["Agent", "Handoff", "ScriptedModel", "ToolKind", "person"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ._agent import Agent
+from ._agent import Agent, handoff_graph
 
 _agents: dict[str, dict[str, Agent]] = {}
 
@@ -19,14 +19,9 @@ class UnknownAgentError(LookupError):
 
 
 def register(task_queue: str, agents: Iterable[Agent]) -> dict[str, Agent]:
-    """Register `agents` and every agent they hand off to; return them by name."""
-    by_name: dict[str, Agent] = {}
-    for root in agents:
-        for agent in root.reachable():
-            other = by_name.get(agent.name)
-            if other is not None and other is not agent:
-                raise ValueError(f"two different agents are named {agent.name!r}")
-            by_name[agent.name] = agent
+    """Register `agents` and every agent they hand off to; return them by name. Two different
+    agents with one name raise `ValueError` naming where each was found."""
+    by_name = handoff_graph(agents)
     _agents[task_queue] = by_name
     return by_name
 

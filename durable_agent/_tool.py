@@ -273,7 +273,21 @@ def tool(
     return wrap(fn) if fn is not None else wrap
 
 
+@overload
+def long_running_tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
 def long_running_tool(
+    *,
+    name: str | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+    requires_approval: bool = False,
+    timeout: timedelta = ...,
+    retry: RetryPolicy | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+def long_running_tool(
+    fn: Callable[..., Any] | None = None,
+    /,
     *,
     name: str | None = None,
     deadline: timedelta | None = None,
@@ -281,9 +295,10 @@ def long_running_tool(
     requires_approval: bool = False,
     timeout: timedelta = timedelta(minutes=5),
     retry: RetryPolicy | None = None,
-) -> Callable[[Callable[..., Any]], Tool]:
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """A tool whose function only starts the work (for example enqueues a job keyed by the
-    tool_call_id); the call then waits, durably, for its `tool_result` signal."""
+    tool_call_id); the call then waits, durably, for its `tool_result` signal. Use it bare
+    (`@long_running_tool`) or with arguments (`@long_running_tool(deadline=...)`)."""
 
     def wrap(f: Callable[..., Any]) -> Tool:
         return _build_tool(
@@ -297,20 +312,32 @@ def long_running_tool(
             retry=retry or RetryPolicy(maximum_attempts=3),
         )
 
-    return wrap
+    return wrap(fn) if fn is not None else wrap
 
 
+@overload
+def external_tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
 def external_tool(
     *,
     name: str | None = None,
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
-) -> Callable[[Callable[..., Any]], Tool]:
-    """A tool declared by its signature only: its body never runs, its result is signalled in."""
+) -> Callable[[Callable[..., Any]], Tool]: ...
+def external_tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    deadline: timedelta | None = None,
+    fail_on_deadline: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """A tool declared by its signature only: its body never runs, its result is signalled in.
+    Use it bare (`@external_tool`) or with arguments (`@external_tool(deadline=...)`)."""
 
     def wrap(f: Callable[..., Any]) -> Tool:
         return _build_tool(
             f, ToolKind.EXTERNAL, name, deadline=deadline, fail_on_deadline=fail_on_deadline
         )
 
-    return wrap
+    return wrap(fn) if fn is not None else wrap

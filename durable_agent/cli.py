@@ -10,12 +10,17 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+import pydantic
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from ._render import render
 from .client import AgentClient
@@ -23,6 +28,10 @@ from .wire import EventSource, Item, Snapshot, dump_json_schemas
 from .worker import DEFAULT_TASK_QUEUE
 
 EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")
+
+
+class CliError(Exception):
+    """A failure the user can fix: `main` prints its message as one line, no traceback."""
 
 
 def _events(value: str) -> list[EventSource]:
@@ -44,13 +53,17 @@ def _content(value: str) -> Any:
 
 
 async def _client(args: argparse.Namespace) -> AgentClient:
-    return await AgentClient.connect(
-        args.task_queue,
-        address=args.address,
-        namespace=args.namespace,
-        profile=args.profile,
-        api_key=args.api_key,
-    )
+    try:
+        return await AgentClient.connect(
+            args.task_queue,
+            address=args.address,
+            namespace=args.namespace,
+            profile=args.profile,
+            api_key=args.api_key,
+        )
+    except RuntimeError as exc:  # the SDK's bridge reports a refused connection this way
+        where = args.address or "TEMPORAL_ADDRESS or localhost:7233"
+        raise CliError(f"cannot connect to Temporal at {where} ({exc})") from exc
 
 
 def _print_json(value: Any) -> None:
@@ -66,7 +79,14 @@ async def cmd_worker(args: argparse.Namespace) -> None:
     from .worker import create_worker, ensure_search_attributes, load_agents, run_worker
 
     sys.path.insert(0, os.getcwd())
-    agents = [a for path in args.agents for a in load_agents(path)]
+    agents = []
+    for path in args.agents:
+        try:
+            agents += load_agents(path)
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
+            # load_agents' own messages already name the path; an import error does not.
+            detail = str(exc) if path in str(exc) else f"cannot load --agents {path!r}: {exc}"
+            raise CliError(detail) from exc
     client = await _client(args)
     await ensure_search_attributes(client.client)
     await run_worker(create_worker(client.client, agents, task_queue=args.task_queue))
@@ -98,10 +118,14 @@ async def cmd_run(args: argparse.Namespace) -> None:
     )
     if args.detach:
         print(handle.id)
+        await _warn_without_worker(client, client.task_queue)
         return
     print(f"workflow {handle.id}", file=sys.stderr)
     await _follow(client, handle.id, args.events)
-    result = await handle.result()
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        raise CliError(f"run {handle.id} failed: {_cause(exc)}") from exc
     print(
         f"\n{result.turns} turns, {result.usage.input_tokens} tokens in, "
         f"{result.usage.output_tokens} out",
@@ -110,7 +134,17 @@ async def cmd_run(args: argparse.Namespace) -> None:
 
 
 async def cmd_start(args: argparse.Namespace) -> None:
-    snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())  # noqa: ASYNC240
+    try:
+        snapshot = Snapshot.model_validate_json(Path(args.from_file).read_text())  # noqa: ASYNC240
+    except OSError as exc:
+        raise CliError(f"cannot read --from {args.from_file}: {exc.strerror}") from exc
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(
+            f"--from {args.from_file} is not an exported snapshot"
+            f" ({where + ': ' if where else ''}{first['msg']})"
+        ) from exc
     if args.until is not None:
         snapshot = snapshot.prefix(args.until)
     client = await _client(args)
@@ -124,8 +158,29 @@ async def cmd_start(args: argparse.Namespace) -> None:
 
 
 async def _follow(client: AgentClient, workflow_id: str, events: Sequence[EventSource]) -> None:
+    description = await client.handle(workflow_id).describe()  # an unknown id fails here
+    if description.status is not None and description.status.name == "RUNNING":
+        await _warn_without_worker(client, description.task_queue)
     async for item in client.follow(workflow_id, events):
         print(render(item), flush=True)
+
+
+async def _warn_without_worker(client: AgentClient, task_queue: str) -> None:
+    """Say so when no worker polls the run's task queue: the run would wait silently."""
+    response = await client.client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    if not response.pollers:
+        print(
+            f"no worker polls task queue {task_queue!r}; the run waits until one does. Start one:"
+            f" durable-agent worker --agents package.module:agents --task-queue {task_queue}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def cmd_watch(args: argparse.Namespace) -> None:
@@ -202,6 +257,9 @@ async def cmd_demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (before the command)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(
@@ -281,6 +339,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cause(exc: BaseException) -> str:
+    """The innermost cause's message: what failed, not the layers that reported it."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+def error_line(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line for stderr that says what went wrong."""
+    if isinstance(exc, WorkflowUpdateFailedError):
+        line = f"refused: {exc.cause or exc}"
+    elif (
+        isinstance(exc, RPCError)
+        and exc.status is RPCStatusCode.NOT_FOUND
+        and (workflow_id := getattr(args, "workflow_id", None))
+    ):
+        line = f"error: no run with id {workflow_id}"
+    elif isinstance(exc, RPCError):
+        line = f"error: {exc.message}"
+    elif isinstance(exc, WorkflowFailureError):
+        line = f"error: the run failed: {_cause(exc)}"
+    elif isinstance(exc, CliError):
+        line = f"error: {exc}"
+    else:
+        line = f"error: {type(exc).__name__}: {exc} (--debug shows the traceback)"
+    return " ".join(line.split())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -292,11 +378,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(args.handler(args))
     except KeyboardInterrupt:
         pass
-    except WorkflowUpdateFailedError as exc:
-        print(f"refused: {exc.cause or exc}", file=sys.stderr)
-        code = 1
-    except RPCError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(error_line(exc, args), file=sys.stderr)
         code = 1
     # The Temporal client's Rust runtime threads can crash CPython's finalization at exit
     # (temporalio/sdk-python#300; we saw SIGSEGV in about 1 of 6 short commands): skip it.

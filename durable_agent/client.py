@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from .wire import (
     AGENT_NAME,
@@ -151,12 +151,15 @@ class AgentClient:
         poll_interval: float = 0.25,
     ) -> AsyncIterator[Item]:
         """Yield the run's stream as it grows, until the run ends. Queries need a worker: while
-        none runs (a run waiting for days), keep polling, more slowly."""
+        none runs (a run waiting for days), keep polling, more slowly. An unknown workflow id
+        raises the server's NOT_FOUND `RPCError` at once."""
         since, ended = 0, False
         while True:
             try:
                 page = await self.history(workflow_id, events, since)
-            except RPCError:
+            except RPCError as exc:
+                if exc.status is RPCStatusCode.NOT_FOUND:
+                    raise
                 await asyncio.sleep(max(poll_interval, 2.0))
                 continue
             for item in page.items:
