@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow  # ~20-30 s: the whole quick benchmark
+@pytest.mark.slow  # 18-32 s: the whole quick benchmark
 def test_quick_bench_writes_its_tables(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
     subprocess.run(

@@ -28,7 +28,7 @@ def cli(
     )
 
 
-@pytest.mark.slow  # ~20 CLI processes
+@pytest.mark.slow  # 40-67 s: ~20 CLI processes
 async def test_cli_drives_a_run_with_approval_and_external_result(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -105,6 +105,7 @@ def test_schema_prints_every_shape() -> None:
     assert "tool_call_id" in schemas["signal.tool_result"]["properties"]
 
 
+@pytest.mark.slow  # 6-11 s: a worker process and a run of three turns
 def test_run_follows_the_conversation_to_the_end(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:

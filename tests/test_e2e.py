@@ -83,7 +83,7 @@ async def test_cli_start_signal_while_no_worker_runs(
     assert len(log_lines(log)) == 1, "the long-running tool's body ran once"
 
 
-@pytest.mark.slow  # two worker processes
+@pytest.mark.slow  # ~12 s: two worker processes
 async def test_worker_killed_mid_tool_another_finishes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
@@ -113,7 +113,7 @@ async def test_worker_killed_mid_tool_another_finishes(
     ]
 
 
-@pytest.mark.slow  # its own dev server, started twice
+@pytest.mark.slow  # 9-13 s: its own dev server, started twice
 async def test_dev_server_restarted_while_a_call_waits(tmp_path: Path) -> None:
     server = DevServer(tmp_path / "temporal.db")
     queue, log = f"e2e-{uuid.uuid4()}", tmp_path / "log.jsonl"

@@ -40,7 +40,7 @@ def fetch_page(page: int) -> str:
     return f"{page:06d}" + "x" * (OUTPUT - 6)
 
 
-@pytest.mark.slow  # ~40-55 s: 300 turns, 30 MB of history
+@pytest.mark.slow  # 28-54 s: 300 turns, 30 MB of history
 async def test_300_turns_of_100kb_outputs_continue_as_new(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
