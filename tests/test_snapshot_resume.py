@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, ScriptedModel, external_tool, tool
-from durable_agent.client import AgentClient
 
-from .conftest import calls, eventually, new_id, serving, tool_messages
+from .conftest import agent_client, calls, new_id, tool_messages
+from .helpers import wait_pending
 
 RAN: list[str] = []
 
@@ -49,29 +49,20 @@ async def test_answers_given_before_an_export_survive_the_resume(
     has one, and the snapshot used to keep only the calls still waiting, so a resumed run ran
     `take_note` again and waited again for `x1`, which had been answered."""
     RAN.clear()
-    async with serving(time_env.client, agent()) as worker:
-        client = AgentClient(time_env.client, worker.task_queue)
+    async with agent_client(time_env.client, agent()) as (client, _):
         original = await client.start("noter", "go", workflow_id=new_id())
-        await eventually(
-            lambda: _pending_ids(client, original.id, {"x1", "x2"}), "x1 and x2 to wait"
-        )
+        await wait_pending(client, original.id, ids=["x1", "x2"])
         await client.resolve(original.id, "x1", "yes")
-        await eventually(lambda: _pending_ids(client, original.id, {"x2"}), "only x2 to wait")
+        await wait_pending(client, original.id, ids=["x2"])
         snapshot = await client.snapshot(original.id)
         await original.terminate("exported")
         assert [m.tool_call_id for m in snapshot.answered] == ["n1", "x1"]
 
         resumed = await client.start(snapshot=snapshot, workflow_id=new_id())
-        await eventually(
-            lambda: _pending_ids(client, resumed.id, {"x2"}), "the resumed run to wait for x2"
-        )
+        await wait_pending(client, resumed.id, ids=["x2"], what="the resumed run to wait for x2")
         await client.resolve(resumed.id, "x2", "no")
         result = await resumed.result()
     assert RAN == ["once"], "take_note ran again after the resume"
     answers = {m.tool_call_id: m.content for m in tool_messages(result.messages)}
     assert answers == {"n1": "noted once", "x1": "yes", "x2": "no"}
     assert [m.tool_call_id for m in tool_messages(result.messages)] == ["n1", "x1", "x2"]
-
-
-async def _pending_ids(client: AgentClient, workflow_id: str, ids: set[str]) -> bool:
-    return {p.tool_call_id for p in await client.pending(workflow_id)} == ids
