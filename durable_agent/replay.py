@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from . import _registry
 from ._agent import Agent
+from .storage import data_converter
 
 _BUILD_ID = "durable-agent-replay"
 
@@ -26,5 +26,5 @@ def agent_replayer(agents: Iterable[Agent], **replayer_options: Any) -> Replayer
     from durable_agent.workflows.agent_workflow import AgentWorkflow
 
     _registry.register(f"replay-{_BUILD_ID}", agents)
-    replayer_options.setdefault("data_converter", pydantic_data_converter)
+    replayer_options.setdefault("data_converter", data_converter())
     return Replayer(workflows=[AgentWorkflow], build_id=_BUILD_ID, **replayer_options)

@@ -3,9 +3,14 @@
 A 100 KB tool output is fine inline, but a long conversation carried over continue-as-new, or a
 final result with every message, passes Temporal's 2 MB payload limit. Payloads above the
 threshold are written to a directory and history keeps a reference. The directory must be
-shared by every worker and client of the namespace (one machine, or a shared volume); across
-machines use Temporal's S3 (`temporalio.contrib.aws`) or GCS (`temporalio.contrib.gcp`)
-drivers with `data_converter(storage=...)`.
+shared by every worker and client of the namespace: the default is an absolute per-user path
+(so a client started from another folder reads it too), right for one machine; across machines
+point DURABLE_AGENT_PAYLOAD_DIR at a shared volume, or use Temporal's S3
+(`temporalio.contrib.aws`) or GCS (`temporalio.contrib.gcp`) drivers with
+`data_converter(storage=...)`. A payload a process cannot find fails with an error that names
+the setting, so a misconfigured worker is told what to fix instead of failing obscurely.
+
+Worker, client, CLI, dev server and replayer all build their converter here.
 """
 
 from __future__ import annotations
@@ -30,8 +35,17 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-DEFAULT_DIR = Path(".durable-agent/payloads")
-DEFAULT_THRESHOLD = 256 * 1024  # Temporal warns about payloads above 256 KiB
+from .wire.limits import EXTERNAL_PAYLOAD_BYTES
+
+PAYLOAD_DIR_VARIABLE = "DURABLE_AGENT_PAYLOAD_DIR"
+DEFAULT_DIR = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / (
+    "durable-agent/payloads"
+)
+DEFAULT_THRESHOLD = EXTERNAL_PAYLOAD_BYTES
+
+
+class StoredPayloadMissing(LookupError):
+    """A payload history refers to is not in this process's payload directory."""
 
 
 class LocalFileDriver(StorageDriver):
@@ -71,7 +85,14 @@ class LocalFileDriver(StorageDriver):
         payloads = []
         for claim in claims:
             digest = claim.claim_data["sha256"]
-            data = (self.directory / digest).read_bytes()
+            try:
+                data = (self.directory / digest).read_bytes()
+            except FileNotFoundError:
+                raise StoredPayloadMissing(
+                    f"stored payload {digest} is not in {self.directory}: every worker and "
+                    f"client of the namespace must share {PAYLOAD_DIR_VARIABLE} (a shared volume "
+                    "across machines), or use Temporal's S3/GCS storage driver"
+                ) from None
             if hashlib.sha256(data).hexdigest() != digest:
                 raise ValueError(f"stored payload {digest} is corrupt")
             payload = Payload()
@@ -103,12 +124,12 @@ class SharedPydanticPayloadConverter(CompositePayloadConverter):
 
 
 def default_storage() -> ExternalStorage | None:
-    """From DURABLE_AGENT_PAYLOAD_DIR (default .durable-agent/payloads) and
+    """From DURABLE_AGENT_PAYLOAD_DIR (default `DEFAULT_DIR`, absolute) and
     DURABLE_AGENT_PAYLOAD_THRESHOLD (bytes; 0 turns external storage off)."""
     threshold = int(os.environ.get("DURABLE_AGENT_PAYLOAD_THRESHOLD", DEFAULT_THRESHOLD))
     if threshold <= 0:
         return None
-    directory = os.environ.get("DURABLE_AGENT_PAYLOAD_DIR", str(DEFAULT_DIR))
+    directory = os.environ.get(PAYLOAD_DIR_VARIABLE) or str(DEFAULT_DIR)
     return ExternalStorage(drivers=[LocalFileDriver(directory)], payload_size_threshold=threshold)
 
 

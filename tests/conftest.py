@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -15,7 +17,6 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -26,12 +27,16 @@ from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.client import AgentClient
+from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
 from durable_agent.workflows.agent_workflow import AgentWorkflow
 
 from . import tools
 
 BIN = Path(sys.executable).parent
+# The converter every process uses, with its payload storage in a directory of this session's
+# own (worker subprocesses inherit it), as a deployment's workers and clients share one.
+os.environ.setdefault(PAYLOAD_DIR_VARIABLE, tempfile.mkdtemp(prefix="durable-agent-payloads-"))
 
 
 def binary(name: str) -> str:
@@ -48,7 +53,7 @@ def binary(name: str) -> str:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
     )
     await ensure_search_attributes(env.client)
     yield env
@@ -59,7 +64,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(),
         search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
         dev_server_extra_args=[
             "--dynamic-config-value",
