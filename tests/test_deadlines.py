@@ -1,4 +1,4 @@
-"""External tools with a deadline: when no answer comes in time the model is told the call
+"""Waiting calls with a deadline: when no answer or approval comes in time the model is told the call
 timed out, or, with `fail_on_deadline`, the run fails. Time skips on the time-skipping server
 while the test awaits the result."""
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, RunState, ScriptedModel, external_tool
+from durable_agent import Agent, RunState, ScriptedModel, external_tool, tool
 
 from .conftest import agent_client, calls, run_error, tool_messages
 from .helpers import events, wait_pending
@@ -47,7 +47,7 @@ async def test_deadline_tells_the_model_the_call_timed_out(time_env: WorkflowEnv
     [timeout] = tool_messages(result.messages)
     assert timeout.tool_call_id == "s1"
     assert timeout.is_error
-    assert "timed out" in timeout.content
+    assert timeout.content == "ask_slowly timed out: no result within 2 days"
     assert result.final_text == "gave up"
     assert events(stream.items, "deadline_passed") == [{"tool": "ask_slowly", "tool_call_id": "s1"}]
 
@@ -63,3 +63,28 @@ async def test_deadline_with_fail_on_deadline_fails_the_run(time_env: WorkflowEn
     assert cause.non_retryable
     assert "f1" in str(cause)
     assert status.state is RunState.FAILED
+
+
+@tool(requires_approval=True, deadline=timedelta(minutes=90))
+def refund(order: str) -> str:
+    """Refund an order, once a person approves.
+
+    Args:
+        order: The order.
+    """
+    raise AssertionError("never approved, so never runs")
+
+
+async def test_an_approval_deadline_reads_like_any_other(time_env: WorkflowEnvironment) -> None:
+    """Regression: a passed approval deadline said "no approval for refund within 1:30:00" where
+    other waiting calls said they timed out."""
+    model = ScriptedModel("refunds", [calls(("r1", "refund", {"order": "A-1"})), "sorry"])
+    agent = Agent("refunds", model=model, tools=[refund])
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("refunds", "refund A-1")
+        [pending] = await wait_pending(client, handle.id)
+        result = await handle.result()
+    assert pending.kind == "approval"
+    [timeout] = tool_messages(result.messages)
+    assert timeout.is_error
+    assert timeout.content == "refund timed out: no approval within 90 min"

@@ -375,9 +375,7 @@ class AgentWorkflow:
         already_started = self._calls.was_waiting(tool_call.id)
         if call.needs_approval and not already_started:
             if not await self._wait(call, "approval", tool.deadline, tool.fail_on_deadline):
-                return _error(
-                    tool_call, f"no approval for {tool.name} within {tool.deadline}"
-                ), None
+                return _timed_out(tool_call, "no approval", tool.deadline), None
             assert call.decision is not None
             if not call.decision.approved:
                 reason = f": {call.decision.reason}" if call.decision.reason else ""
@@ -397,8 +395,7 @@ class AgentWorkflow:
                 return message, outcome.ref
         kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
         if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
-            timed_out = f"no result for {tool.name} within {tool.deadline}; it timed out"
-            return _error(tool_call, timed_out), None
+            return _timed_out(tool_call, "no result", tool.deadline), None
         return _signalled(call), None
 
     async def _run_activity(self, call: OpenCall, tool: Tool) -> ToolOutcome:
@@ -686,6 +683,21 @@ def _always(_: UserMessageSignal) -> None:
 
 def _error(call: ToolCall, message: str) -> ToolMessage:
     return ToolMessage(tool_call_id=call.id, name=call.name, content=message, is_error=True)
+
+
+def _timed_out(call: ToolCall, missing: str, deadline: timedelta | None) -> ToolMessage:
+    """One wording for every waiting call whose deadline passed."""
+    return _error(call, f"{call.name} timed out: {missing} within {_duration(deadline)}")
+
+
+def _duration(span: timedelta | None) -> str:
+    """A deadline as people write it: `3 s`, `90 min`, `2 days`."""
+    seconds = int(span.total_seconds()) if span is not None else 0
+    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit[:-1] if unit == 'days' and count == 1 else unit}"
+    return f"{seconds} s"
 
 
 def _signalled(call: OpenCall) -> ToolMessage:
