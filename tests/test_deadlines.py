@@ -1,6 +1,6 @@
-"""Waiting calls with a deadline: when no answer or approval comes in time the model is told the call
-timed out, or, with `fail_on_deadline`, the run fails. Time skips on the time-skipping server
-while the test awaits the result."""
+"""Waiting calls with a deadline: when no answer or approval comes in time the model is told
+the call timed out, or, with `fail_on_deadline`, the run fails. Time skips on the time-skipping
+server while the test awaits the result."""
 
 from __future__ import annotations
 
