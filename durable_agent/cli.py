@@ -227,7 +227,10 @@ async def cmd_resolve(args: argparse.Namespace) -> None:
 async def cmd_approve(args: argparse.Namespace) -> None:
     client = await _client(args)
     approved = args.command == "approve"
-    _print_json(await client.decide(args.workflow_id, args.tool_call_id, approved, args.reason))
+    decision = client.decide(
+        args.workflow_id, args.tool_call_id, approved, args.reason, digest=args.digest
+    )
+    _print_json(await decision)
 
 
 async def cmd_say(args: argparse.Namespace) -> None:
@@ -323,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = wf(command(verb, cmd_approve, f"{verb} a tool call that needs approval"))
         p.add_argument("tool_call_id")
         p.add_argument("--reason")
+        p.add_argument("--digest", help="the pending call's digest: refused if it differs")
     p = wf(command("say", cmd_say, "send a user message"))
     p.add_argument("content")
     p.add_argument("--name")

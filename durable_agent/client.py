@@ -125,9 +125,19 @@ class AgentClient:
         return await self._update(workflow_id, "submit_tool_result", signal)
 
     async def decide(
-        self, workflow_id: str, tool_call_id: str, approved: bool, reason: str | None = None
+        self,
+        workflow_id: str,
+        tool_call_id: str,
+        approved: bool,
+        reason: str | None = None,
+        *,
+        digest: str | None = None,
     ) -> SubmitResult:
-        signal = ApprovalSignal(tool_call_id=tool_call_id, approved=approved, reason=reason)
+        """Approve or reject a call. With `digest` (the pending call's), the decision is refused
+        unless it was made on the call's exact arguments."""
+        signal = ApprovalSignal(
+            tool_call_id=tool_call_id, approved=approved, reason=reason, digest=digest
+        )
         return await self._update(workflow_id, "submit_approval", signal)
 
     async def say(self, workflow_id: str, content: str, name: str | None = None) -> SubmitResult:

@@ -8,6 +8,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, RunState, ScriptedModel, tool
+from durable_agent.wire import arguments_digest
 
 from .conftest import agent_client, calls, tool_messages
 from .helpers import events, wait_pending
@@ -70,3 +71,26 @@ async def test_rejected_call_never_runs_and_the_model_hears_why(
     assert message.is_error
     assert "over the refund limit" in message.content
     assert result.final_text == "sorry"
+
+
+async def test_a_decision_is_bound_to_the_arguments_it_was_made_on(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """The pending approval shows the arguments and their digest; a decision carrying another
+    digest is refused, one carrying the call's is taken."""
+    model = ScriptedModel("bound", [calls(("r1", "refund", {"amount": 70})), "refunded"])
+    agent = Agent("bound", model=model, tools=[refund])
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("bound", "refund me")
+        [pending] = await wait_pending(client, handle.id)
+        seen_elsewhere = arguments_digest("refund", '{"amount": 7000}')
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await client.decide(handle.id, "r1", True, digest=seen_elsewhere)
+        decision = await client.decide(handle.id, "r1", True, digest=pending.digest)
+        result = await handle.result()
+    assert pending.arguments == '{"amount": 70}'
+    assert pending.digest == arguments_digest("refund", '{"amount": 70}')
+    assert "made on other arguments" in str(refused.value.cause)
+    assert decision.detail == "approved"
+    assert RUNS["refund"] == ["70"]
+    assert result.final_text == "refunded"

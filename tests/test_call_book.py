@@ -324,3 +324,13 @@ def test_second_person_message_answers_the_next_handoff() -> None:
     second.wait(pending(second, "handoff"))
     assert book.answer_handoff() == "h1"
     assert book.answer_handoff() == "h2"
+
+
+def test_a_decision_with_another_digest_is_refused() -> None:
+    book, open_call = opened("invocable+approval", "wait:approval")
+    other = ApprovalSignal(tool_call_id="c1", approved=True, digest="0" * 64)
+    refusal = book.check_approval(other)
+    assert refusal is not None and "made on other arguments" in refusal
+    same = ApprovalSignal(tool_call_id="c1", approved=True, digest=open_call.digest)
+    assert book.check_approval(same) is None
+    assert book.check_approval(decision(True)) is None  # a decision without a digest is taken

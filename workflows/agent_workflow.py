@@ -464,6 +464,7 @@ class AgentWorkflow:
                 agent=self._conversation.agent,
                 since=now,
                 deadline=now + deadline if deadline is not None else None,
+                digest=call.digest if kind == "approval" else None,
             )
         )
         self._conversation.event(

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ToolCall,
         ToolMessage,
         ToolResultSignal,
+        arguments_digest,
     )
 
 
@@ -88,6 +89,10 @@ class OpenCall:
     def resolve(self, answer: ToolMessage | None = None) -> None:
         self.phase, self.pending = Phase.RESOLVED, None
         self.answer = answer or self.answer
+
+    @property
+    def digest(self) -> str:
+        return arguments_digest(self.call.name, self.call.arguments)
 
     def ready(self) -> bool:
         """What the call awaits has arrived."""
@@ -194,6 +199,11 @@ class CallBook:
             return f"tool call {sig.tool_call_id} is not waiting for approval"
         if call.decision is not None or call.phase is Phase.RESOLVED:
             return f"tool call {sig.tool_call_id} was already decided"
+        if sig.digest is not None and sig.digest != call.digest:
+            return (
+                f"the decision on tool call {sig.tool_call_id} was made on other arguments "
+                f"(digest {sig.digest[:12]}..., the call's is {call.digest[:12]}...)"
+            )
         return None
 
     def take_approval(self, sig: ApprovalSignal) -> None:

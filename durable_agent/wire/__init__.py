@@ -54,6 +54,7 @@ from ._run import (
     SubmitResult,
     ToolResultSignal,
     UserMessageSignal,
+    arguments_digest,
     dump_json_schemas,
 )
 
@@ -98,6 +99,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "UserMessageSignal",
+    "arguments_digest",
     "dump_json_schemas",
     "limits",
     "prompt_messages",

@@ -6,6 +6,7 @@ never rename or remove one while runs are open. `durable-agent schema` prints th
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -43,8 +44,16 @@ class RunState(StrEnum):
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
 
 
-class PendingCall(Data):
+def arguments_digest(name: str, arguments: str) -> str:
+    """What an approval is bound to: the tool's name and the model's arguments, exactly as the
+    approver saw them (sha256, hex)."""
+    return hashlib.sha256(f"{name}\n{arguments}".encode()).hexdigest()
+
+
+class PendingCall(Extensible):
     """A tool call that waits for something from outside the workflow."""
+
+    _new_fields = ("digest",)
 
     tool_call_id: str
     name: str
@@ -53,6 +62,9 @@ class PendingCall(Data):
     agent: str
     since: datetime
     deadline: datetime | None = None
+    digest: str | None = None
+    """For an approval: `arguments_digest(name, arguments)`. A decision that carries it is
+    refused unless it matches, so the arguments cannot change under the approver."""
 
 
 class Snapshot(Extensible):
@@ -150,6 +162,8 @@ class ApprovalSignal(Data):
     tool_call_id: str
     approved: bool
     reason: str | None = None
+    digest: str | None = None
+    """The pending call's `digest`, to bind the decision to the arguments it was made on."""
 
 
 class UserMessageSignal(Data):
