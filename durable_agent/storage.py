@@ -10,7 +10,8 @@ point DURABLE_AGENT_PAYLOAD_DIR at a shared volume, or use Temporal's S3
 `data_converter(storage=...)`. A payload a process cannot find fails with an error that names
 the setting, so a misconfigured worker is told what to fix instead of failing obscurely.
 
-Worker, client, CLI, dev server and replayer all build their converter here.
+Worker, client, CLI, dev server, codec server and replayer all build their converter here,
+so one setting (`encryption.KEYS_VARIABLE`) encrypts for all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverter,
+    DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
     ExternalStorage,
     JSONPlainPayloadConverter,
@@ -35,6 +38,7 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
+from .encryption import EncryptionCodec
 from .wire.limits import EXTERNAL_PAYLOAD_BYTES
 
 PAYLOAD_DIR_VARIABLE = "DURABLE_AGENT_PAYLOAD_DIR"
@@ -133,9 +137,25 @@ def default_storage() -> ExternalStorage | None:
     return ExternalStorage(drivers=[LocalFileDriver(directory)], payload_size_threshold=threshold)
 
 
-def data_converter(storage: ExternalStorage | None = None) -> DataConverter:
-    """Pydantic JSON payloads, with `storage` (default: `default_storage()`) for large ones."""
+def data_converter(
+    storage: ExternalStorage | None = None, encryption: EncryptionCodec | None = None
+) -> DataConverter:
+    """Pydantic JSON payloads, with `storage` (default: `default_storage()`) for large ones,
+    encrypted by `encryption` (default: from DURABLE_AGENT_ENCRYPTION_KEYS or _KEY_FILE; none
+    when unset).
+
+    The SDK runs the codec before the storage driver when writing and after it when reading
+    (temporalio/converter/_data_converter.py, `_transform_outbound_payload`), so stored
+    payloads are ciphertext too. With encryption on, failure messages and stack traces move
+    into an encoded payload as well: a tool's error text is conversation data.
+    """
     storage = storage if storage is not None else default_storage()
+    codec = encryption if encryption is not None else EncryptionCodec.from_environment()
     return DataConverter(
-        payload_converter_class=SharedPydanticPayloadConverter, external_storage=storage
+        payload_converter_class=SharedPydanticPayloadConverter,
+        external_storage=storage,
+        payload_codec=codec,
+        failure_converter_class=(
+            DefaultFailureConverterWithEncodedAttributes if codec else DefaultFailureConverter
+        ),
     )
