@@ -24,6 +24,7 @@ from durable_agent.convert import (
     to_openai_responses,
 )
 
+# Tool results carry their tool's name, as the workflow records them: every format gives it back.
 CONVERSATION: list[Message] = [
     SystemMessage(content="Be brief."),
     UserMessage(content="Weather in Paris and Rome?"),
@@ -34,11 +35,11 @@ CONVERSATION: list[Message] = [
             ToolCall(id="call_2", name="weather", arguments='{"city": "Rome"}'),
         ],
     ),
-    ToolMessage(tool_call_id="call_1", content="sunny"),
-    ToolMessage(tool_call_id="call_2", content="rain"),
+    ToolMessage(tool_call_id="call_1", name="weather", content="sunny"),
+    ToolMessage(tool_call_id="call_2", name="weather", content="rain"),
     UserMessage(content="And tomorrow?"),
     AssistantMessage(tool_calls=[ToolCall(id="call_3", name="weather", arguments="{}")]),
-    ToolMessage(tool_call_id="call_3", content="no data"),
+    ToolMessage(tool_call_id="call_3", name="weather", content="no data", is_error=True),
     AssistantMessage(content="Paris sunny, Rome rain."),
 ]
 
@@ -61,19 +62,59 @@ def test_anthropic_round_trip_and_alternation() -> None:
     assert [b["type"] for b in merged] == ["tool_result", "tool_result", "text"]
     assert [b.get("tool_use_id") for b in merged[:2]] == ["call_1", "call_2"]
     # Anthropic carries arguments as objects: they come back as equivalent, re-serialised JSON.
+    assert from_anthropic(*to_anthropic(CONVERSATION)) == CONVERSATION
+    assert from_anthropic(system, messages) == CONVERSATION
+    assert to_anthropic(CONVERSATION).messages == messages
+
+
+def test_from_anthropic_still_takes_the_order_of_earlier_versions() -> None:
+    """Callers written for `from_anthropic(messages, system=None)` keep working."""
+    system, messages = to_anthropic(CONVERSATION)
     assert from_anthropic(messages, system=system) == CONVERSATION
+    assert from_anthropic(messages, system) == CONVERSATION
+    assert from_anthropic(messages=messages, system=system) == CONVERSATION
+    assert from_anthropic(messages) == CONVERSATION[1:]
+    assert from_anthropic(None, messages) == CONVERSATION[1:]
+    with pytest.raises(TypeError):
+        from_anthropic("Be brief.")  # type: ignore[call-overload]
 
 
 def test_anthropic_keeps_broken_arguments_and_errors() -> None:
     broken = [
         UserMessage(content="hi"),
         AssistantMessage(tool_calls=[ToolCall(id="t", name="x", arguments='{"a": ')]),
-        ToolMessage(tool_call_id="t", content="invalid arguments", is_error=True),
+        ToolMessage(tool_call_id="t", name="x", content="invalid arguments", is_error=True),
     ]
     _, messages = to_anthropic(broken)
     assert messages[1]["content"][0]["input"] == {"_raw_arguments": '{"a": '}
     assert messages[2]["content"][0]["is_error"] is True
     assert from_anthropic(messages) == broken
+
+
+def test_openai_models_read_an_error_result_as_one() -> None:
+    """Regression: OpenAI's wires have no `is_error`; an error result looked like a success."""
+    errors = [
+        UserMessage(content="hi"),
+        AssistantMessage(
+            tool_calls=[ToolCall(id="a", name="f", arguments="{}"), ToolCall(id="b", name="f")]
+        ),
+        ToolMessage(tool_call_id="a", name="f", content="tool f failed: boom", is_error=True),
+        ToolMessage(tool_call_id="b", name="f", content="Error: already says so", is_error=True),
+    ]
+    chat = to_openai_chat(errors)
+    assert [m["content"] for m in chat[2:]] == [
+        "Error: tool f failed: boom",
+        "Error: already says so",
+    ]
+    responses = to_openai_responses(errors)
+    assert responses[-2]["output"] == "Error: tool f failed: boom"
+    assert responses[-1]["output"] == "Error: already says so"
+    # Back, the prefix marks an error again; an error's own prefix is the one thing lost.
+    back = from_openai_chat(chat)
+    assert back[:3] == errors[:3] == from_openai_responses(responses)[:3]
+    assert back[3] == ToolMessage(
+        tool_call_id="b", name="f", content="already says so", is_error=True
+    )
 
 
 @pytest.mark.parametrize("convert", [to_openai_chat, to_openai_responses])
