@@ -91,18 +91,33 @@ async def test_cli_drives_a_run_with_approval_and_external_result(
 
 
 def test_schema_prints_every_shape() -> None:
+    """Every signal, update and query of `AgentWorkflow`, with what goes in and what comes out."""
     out = subprocess.run(
         [str(BIN / "durable-agent"), "schema"], capture_output=True, text=True, check=True
     ).stdout
     schemas = json.loads(out)
-    assert {
+    assert set(schemas) == {
         "input",
         "output",
-        "signal.tool_result",
-        "signal.approval",
-        "signal.user_message",
-    } <= set(schemas)
+        *(f"signal.{name}" for name in ("tool_result", "approval", "user_message")),
+        *(
+            f"update.{name}{part}"
+            for name in ("submit_tool_result", "submit_approval", "submit_user_message")
+            for part in (".input", "")
+        ),
+        "query.status",
+        "query.pending_tool_calls",
+        *(f"query.{name}{part}" for name in ("history", "transcript") for part in (".input", "")),
+        "query.snapshot",
+        "snapshot",
+    }
     assert "tool_call_id" in schemas["signal.tool_result"]["properties"]
+    assert schemas["update.submit_approval.input"] == schemas["signal.approval"]
+    assert set(schemas["update.submit_user_message"]["properties"]) == {"accepted", "detail"}
+    assert schemas["query.pending_tool_calls"]["type"] == "array"
+    assert {"more", "next"} <= set(schemas["query.history"]["properties"])
+    assert "max_bytes" in schemas["query.history.input"]["properties"]
+    assert schemas["query.status"]["properties"]["messages"]["type"] == "integer"
 
 
 @pytest.mark.slow  # 6-11 s: a worker process and a run of three turns

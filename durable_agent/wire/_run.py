@@ -11,10 +11,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 from temporalio.common import SearchAttributeKey
 
 from . import limits
+from ._activities import TranscriptPage, TranscriptQuery
 from ._conversation import (
     AssistantMessage,
     Data,
@@ -212,20 +213,30 @@ class HistoryPage(Data):
 
 
 def dump_json_schemas() -> dict[str, Any]:
-    """JSON Schemas of everything a `temporal` CLI user sends or reads."""
-    shapes: dict[str, type[Data]] = {
+    """JSON Schemas of everything a `temporal` CLI user sends or reads: `signal.<name>` and
+    `<kind>.<name>.input` are what goes in, `<kind>.<name>` what a query or update answers."""
+    shapes: dict[str, Any] = {
         "input": AgentRunInput,
         "output": AgentRunResult,
         "signal.tool_result": ToolResultSignal,
         "signal.approval": ApprovalSignal,
         "signal.user_message": UserMessageSignal,
+        "update.submit_tool_result.input": ToolResultSignal,
+        "update.submit_tool_result": SubmitResult,
+        "update.submit_approval.input": ApprovalSignal,
+        "update.submit_approval": SubmitResult,
+        "update.submit_user_message.input": UserMessageSignal,
+        "update.submit_user_message": SubmitResult,
         "query.status": StatusInfo,
-        "query.pending_tool_calls": PendingCall,
+        "query.pending_tool_calls": list[PendingCall],
         "query.history.input": HistoryQuery,
         "query.history": HistoryPage,
+        "query.snapshot": Snapshot,
+        "query.transcript.input": TranscriptQuery,
+        "query.transcript": TranscriptPage,
         "snapshot": Snapshot,
     }
-    return {name: model.model_json_schema() for name, model in shapes.items()}
+    return {name: TypeAdapter(shape).json_schema() for name, shape in shapes.items()}
 
 
 Snapshot.model_rebuild()
