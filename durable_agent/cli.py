@@ -307,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_file", required=True, metavar="conv.json")
     p.add_argument("--until", type=int, help="keep only the first N messages (a fork)")
     p.add_argument("--workflow-id")
-    p.add_argument("--conversation", action="store_true")
+    p.add_argument(
+        "--conversation",
+        action="store_true",
+        help="stay open for user messages, as `run --conversation` (a snapshot does not keep it)",
+    )
 
     p = wf(command("watch", cmd_watch, "follow a live run until it ends"))
     p.add_argument("--events", type=_events, default=list(EVENT_SOURCES))
