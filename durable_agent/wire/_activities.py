@@ -118,7 +118,11 @@ class HookContext(Data):
     """What a hook sees: the conversation so far, ending with the model's latest reply."""
 
     agent: str
+    """The agent that made the reply."""
     turn: int
+    """How many model calls the run has made, the one just made included: 1 after the first.
+    It goes on counting across continue-as-new, and a run resumed or forked from a snapshot
+    starts from the snapshot's count. The same count `status` reports and `max_turns` limits."""
     workflow_id: str
     messages: list[Message]
 
