@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from ._render import render
 from .client import AgentClient
+from .encryption import KEY_FILE_VARIABLE, KEYS_VARIABLE, EncryptionCodec, generate_key
 from .wire import EventSource, Item, Snapshot, dump_json_schemas
-from .worker import DEFAULT_TASK_QUEUE
+from .worker import DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_TASK_QUEUE
 
 EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")
+GRACEFUL_SECONDS = DEFAULT_GRACEFUL_TIMEOUT.total_seconds()
 
 
 class CliError(Exception):
@@ -42,6 +45,16 @@ def _events(value: str) -> list[EventSource]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown event source(s) {unknown}; use {EVENT_SOURCES}")
     return chosen  # type: ignore[return-value]
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
+    return seconds
 
 
 def _content(value: str) -> Any:
@@ -76,8 +89,18 @@ def _print_json(value: Any) -> None:
 
 
 async def cmd_worker(args: argparse.Namespace) -> None:
-    from .worker import create_worker, ensure_search_attributes, load_agents, run_worker
+    from .worker import (
+        create_worker,
+        deployment_config,
+        ensure_search_attributes,
+        load_agents,
+        run_worker,
+    )
 
+    try:
+        versioning = deployment_config(args.deployment_name, args.build_id)
+    except ValueError as exc:
+        raise CliError(f"{exc}: pass --deployment-name and --build-id (or neither)") from exc
     sys.path.insert(0, os.getcwd())
     agents = []
     for path in args.agents:
@@ -89,7 +112,14 @@ async def cmd_worker(args: argparse.Namespace) -> None:
             raise CliError(detail) from exc
     client = await _client(args)
     await ensure_search_attributes(client.client)
-    await run_worker(create_worker(client.client, agents, task_queue=args.task_queue))
+    worker = create_worker(
+        client.client,
+        agents,
+        task_queue=args.task_queue,
+        graceful_shutdown_timeout=timedelta(seconds=args.graceful_timeout),
+        deployment_config=versioning,
+    )
+    await run_worker(worker)
 
 
 async def cmd_dev(args: argparse.Namespace) -> None:
@@ -98,13 +128,53 @@ async def cmd_dev(args: argparse.Namespace) -> None:
     db = None if args.in_memory else Path(args.db_filename)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    argv = start_dev_args(db, args.port, args.ui_port, args.ip)
+    codec = EncryptionCodec.from_environment()
+    # The browser calls the codec server, so the UI is told an address a browser can reach.
+    host = "127.0.0.1" if args.ip in ("0.0.0.0", "::") else args.ip
+    endpoint = f"http://{host}:{args.codec_port}" if codec else None
+    argv = start_dev_args(db, args.port, args.ui_port, args.ip, endpoint)
     print(
         f"Temporal dev server on {args.ip}:{args.port}, UI http://{args.ip}:{args.ui_port}"
         + (f", state in {db}" if db else ", in memory"),
         flush=True,
     )
-    os.execv(argv[0], argv)
+    if codec is None:
+        os.execv(argv[0], argv)
+    from .codec_server import codec_app, listen, serve_beside, ui_origins
+
+    sock = listen(args.ip, args.codec_port)
+    print(
+        f"Encryption on (key {codec.keys.current_id}): the UI decodes through {endpoint}",
+        flush=True,
+    )
+    app = codec_app(codec, cors_origins=ui_origins(host, args.ui_port))
+    sys.exit(await serve_beside(argv, app, sock))
+
+
+async def cmd_codec_server(args: argparse.Namespace) -> None:
+    from .codec_server import TOKEN_VARIABLE, codec_app, listen, serve, ui_origins
+
+    codec = EncryptionCodec.from_environment()
+    if codec is None:
+        raise CliError(f"encryption is off: set {KEYS_VARIABLE} or {KEY_FILE_VARIABLE}")
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    origins = args.cors_origin or ui_origins("127.0.0.1", 8233)
+    sock = listen(args.host, args.port)
+    print(
+        f"codec server on http://{args.host}:{args.port} for {', '.join(origins)};"
+        f" keys {list(codec.keys.keys)} (current {codec.keys.current_id});"
+        + (" bearer token required" if token else " no token"),
+        flush=True,
+    )
+    await serve(codec_app(codec, token=token, cors_origins=origins), sock)
+
+
+async def cmd_keygen(args: argparse.Namespace) -> None:
+    print(f"{args.id}:{generate_key()}")
+    print(
+        f"set {KEYS_VARIABLE} to this line; to rotate, put a new one first and keep the old",
+        file=sys.stderr,
+    )
 
 
 async def cmd_run(args: argparse.Namespace) -> None:
@@ -290,9 +360,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ip", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
+    p.add_argument(
+        "--codec-port", type=int, default=8081, help="the UI's codec server, when encryption is on"
+    )
+
+    p = command("codec-server", cmd_codec_server, "decode payloads for the web UI and CLI", False)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument(
+        "--token", help="require Authorization: Bearer TOKEN (default: DURABLE_AGENT_CODEC_TOKEN)"
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        help="the web UI's origin, repeatable (default: http://localhost:8233 and 127.0.0.1)",
+    )
+
+    p = command("keygen", cmd_keygen, "print a new encryption key entry (kid:base64key)", False)
+    p.add_argument("--id", default=f"k{datetime.now(UTC):%Y%m%d}", help="key id (default: kDATE)")
 
     p = command("worker", cmd_worker, "serve agents from an import path")
     p.add_argument("--agents", action="append", required=True, metavar="pkg.module:attr")
+    p.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=os.environ.get("DURABLE_AGENT_GRACEFUL_TIMEOUT", str(GRACEFUL_SECONDS)),
+        metavar="SECONDS",
+        help="on SIGTERM, how long running tools and model calls may finish before they are"
+        " cancelled and retried elsewhere (default: DURABLE_AGENT_GRACEFUL_TIMEOUT or"
+        f" {GRACEFUL_SECONDS:g}; keep it below your orchestrator's kill delay)",
+    )
+    p.add_argument(
+        "--deployment-name",
+        default=os.environ.get("DURABLE_AGENT_DEPLOYMENT_NAME"),
+        help="Worker Versioning: the worker deployment (default: DURABLE_AGENT_DEPLOYMENT_NAME;"
+        " neither it nor --build-id: an unversioned worker)",
+    )
+    p.add_argument(
+        "--build-id",
+        default=os.environ.get("DURABLE_AGENT_BUILD_ID"),
+        help="Worker Versioning: this build's id (default: DURABLE_AGENT_BUILD_ID)",
+    )
 
     p = command("run", cmd_run, "start a run and print its conversation as it goes")
     p.add_argument("agent")

@@ -38,10 +38,15 @@ def dynamic_config_args() -> list[str]:
     return args
 
 
-def start_dev_args(db_file: Path | None, port: int, ui_port: int, ip: str) -> list[str]:
-    """Arguments for `temporal server start-dev` with our search attributes and dynamic config."""
+def start_dev_args(
+    db_file: Path | None, port: int, ui_port: int, ip: str, ui_codec_endpoint: str | None = None
+) -> list[str]:
+    """Arguments for `temporal server start-dev` with our search attributes and dynamic config;
+    with `ui_codec_endpoint`, the web UI decodes payloads through that codec server."""
     args = [temporal_binary(), "server", "start-dev", "--ip", ip, "--port", str(port)]
     args += ["--ui-port", str(ui_port)]
+    if ui_codec_endpoint is not None:
+        args += ["--ui-codec-endpoint", ui_codec_endpoint]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
     for name in SEARCH_ATTRIBUTES:

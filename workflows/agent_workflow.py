@@ -26,6 +26,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -148,7 +149,7 @@ class AgentWorkflow:
             workflow.upsert_search_attributes(
                 [AGENT_NAME.value_set(agent.name), AGENT_STATUS.value_set(self._state.value)]
             )
-        outcome: Outcome = await self._resolve_calls(self._conversation.open_calls())
+        outcome = await self._resume(params)
         while True:
             if isinstance(outcome, HandedOff):
                 self._hand_off(outcome.agent)
@@ -162,6 +163,17 @@ class AgentWorkflow:
                 self._set_state(RunState.COMPLETED)
                 return self._conversation.result()
             outcome = await self._turn(params, max_turns)
+
+    async def _resume(self, params: AgentRunInput) -> Outcome:
+        """Where a run from a snapshot carries on: the calls its last response still owes; or,
+        if it ended with an answer and nothing waits, that answer stands (no new model call)."""
+        conversation = self._conversation
+        open_calls = conversation.open_calls()
+        if open_calls:
+            return await self._resolve_calls(open_calls)
+        if params.snapshot is not None and conversation.ends_in_answer() and not conversation.inbox:
+            return Wait() if params.conversation else Final()
+        return RunAgain()
 
     async def _turn(self, params: AgentRunInput, max_turns: int) -> Outcome:
         """Steps 1 to 5 of the module docstring."""
@@ -261,8 +273,13 @@ class AgentWorkflow:
         return response
 
     async def _execute_model(self, agent: Agent, request: ModelRequest) -> ModelResponse:
+        # Heartbeats: a dead worker's call is retried in seconds, and a cancelled run cancels
+        # it (TRY_CANCEL, the default: the run does not wait for the call to acknowledge).
+        # Local activities have none.
         execute = (
-            workflow.execute_local_activity if agent.local_model else workflow.execute_activity
+            workflow.execute_local_activity
+            if agent.local_model
+            else partial(workflow.execute_activity, heartbeat_timeout=agent.heartbeat_timeout)
         )
         response: ModelResponse = await execute(
             MODEL_ACTIVITY,
@@ -292,7 +309,11 @@ class AgentWorkflow:
             )
 
     async def _run_hook(self, agent: Agent, hook: Hook) -> HookResult:
-        execute = workflow.execute_local_activity if hook.local else workflow.execute_activity
+        execute = (
+            workflow.execute_local_activity
+            if hook.local
+            else partial(workflow.execute_activity, heartbeat_timeout=agent.heartbeat_for(hook))
+        )
         invocation = self._outbox.hook_invocation(hook, agent.name, self._conversation.turns)
 
         async def call(payload: HookInvocation) -> HookResult:
@@ -402,7 +423,13 @@ class AgentWorkflow:
         tool_call = call.call
         call.proceed()
         self._conversation.event("tool", "tool_started", tool=tool.name, tool_call_id=tool_call.id)
-        execute = workflow.execute_local_activity if tool.local else workflow.execute_activity
+        execute = (
+            workflow.execute_local_activity
+            if tool.local
+            else partial(
+                workflow.execute_activity, heartbeat_timeout=self._agent().heartbeat_for(tool)
+            )
+        )
         try:
             outcome: ToolOutcome = await execute(
                 tool.activity_name,

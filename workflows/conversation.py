@@ -104,6 +104,11 @@ class Conversation:
         answered = {m.tool_call_id for m in self.items if isinstance(m, ToolMessage)}
         return [c for c in last.tool_calls if c.id not in answered]
 
+    def ends_in_answer(self) -> bool:
+        """The last message is the model's answer without tool calls."""
+        last = next((i for i in reversed(self.items) if not isinstance(i, StatusEvent)), None)
+        return isinstance(last, AssistantMessage) and not last.tool_calls
+
     def history(self, query: HistoryQuery, ended: bool) -> HistoryPage:
         """A page of the stream from `query.since` (an index into messages and events alike),
         with events only from the chosen sources, at most `query.max_bytes` long."""

@@ -89,26 +89,58 @@ class Snapshot(Extensible):
 
     def prefix(self, count: int) -> Snapshot:
         """A fork: the first `count` messages (with the events between them). Calls of the
-        kept messages that lack results will be made, or waited for, again in the new run."""
+        kept messages that lack results will be made, or waited for, again in the new run.
+        A real cut also winds back the agent speaking, the turns and the usage to that point,
+        so a fork of an early point neither hits `max_turns` nor speaks as a later agent."""
         items: list[Item] = []
         seen = 0
+        cut = False
         for item in self.items:
             if not isinstance(item, StatusEvent):
                 if seen == count:
+                    cut = True
                     break
                 seen += 1
             items.append(item)
         called = {c.id for i in items if isinstance(i, AssistantMessage) for c in i.tool_calls}
-        pending = [p for p in self.pending if p.tool_call_id in called]
-        answered = [m for m in self.answered if m.tool_call_id in called]
-        update = {
+        update: dict[str, Any] = {
             "items": items,
-            "pending": pending,
-            "answered": answered,
+            "pending": [p for p in self.pending if p.tool_call_id in called],
+            "answered": [m for m in self.answered if m.tool_call_id in called],
             "inbox": [],
             "early_results": {},
         }
+        if cut:
+            update.update(_wound_back(items, self.agent))
         return self.model_copy(update=update)
+
+
+def _wound_back(items: list[Item], agent: str) -> dict[str, Any]:
+    """Agent, turns and usage as they were after `items`: each model call records a
+    `model_called` event just before the reply it produced."""
+    usage, turns, called = Usage(), 0, None
+    speaking = next(
+        (
+            str(i.data["agent"])
+            for i in items
+            if isinstance(i, StatusEvent) and i.kind == "run_started"
+        ),
+        agent,
+    )
+    for item in items:
+        if isinstance(item, StatusEvent) and item.kind == "model_called":
+            called = item
+        elif isinstance(item, AssistantMessage):
+            turns += 1
+            speaking = item.agent or speaking
+            if called is not None:
+                tokens = Usage(
+                    requests=1,
+                    input_tokens=int(called.data.get("input_tokens", 0)),
+                    output_tokens=int(called.data.get("output_tokens", 0)),
+                )
+                usage, called = usage + tokens, None
+    return {"agent": speaking, "turns": turns, "usage": usage}
 
 
 class AgentRunInput(Data):
