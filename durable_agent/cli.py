@@ -413,7 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("start", cmd_start, "start a new run from an exported snapshot (resume or fork)")
     p.add_argument("--from", dest="from_file", required=True, metavar="conv.json")
-    p.add_argument("--until", type=int, help="keep only the first N messages (a fork)")
+    p.add_argument(
+        "--until",
+        type=int,
+        help="a fork: keep the first N messages (status events are not counted)",
+    )
     p.add_argument("--workflow-id")
     p.add_argument(
         "--conversation",
@@ -447,7 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", help="e.g. waiting_for_tools")
     p.add_argument("--query", help="a Temporal list filter")
 
-    p = command("schema", cmd_schema, "JSON Schema of the workflow's input, output, signals", False)
+    p = command(
+        "schema",
+        cmd_schema,
+        "JSON Schema of every shape: input, output, signals, updates, queries",
+        False,
+    )
     p.add_argument("shape", nargs="?", choices=sorted(dump_json_schemas()))
 
     p = command("demo", cmd_demo, "embedded server, worker and an agent run, end to end", False)
