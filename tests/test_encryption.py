@@ -466,3 +466,15 @@ async def test_dev_wires_the_web_ui_to_its_codec_server() -> None:
     for closed in (codec_port, port):  # both servers are gone when the command returns
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", closed), timeout=1).close()
+
+
+def test_compose_passes_the_keys_through_and_runs_the_codec_server() -> None:
+    from .test_docker import COMPOSE, environment, services
+
+    found = services()
+    for name in ("worker", "codec-server"):
+        assert environment(found[name])[KEYS_VARIABLE] == "", f"{name}: from the host, no value"
+    assert environment(found["codec-server"])[TOKEN_VARIABLE] == ""
+    assert environment(found["ui"])["TEMPORAL_CODEC_ENDPOINT"] == ""
+    assert '"codec-server"' in found["codec-server"] and '"8081:8081"' in found["codec-server"]
+    assert "BASE64" not in COMPOSE.read_text()
