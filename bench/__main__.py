@@ -35,7 +35,7 @@ from .measure import (
     throughput,
 )
 from .report import Report
-from .variants import Variant, anchor_variant, bare_variant, durable_variant
+from .variants import Variant, anchor_variant, bare_variant, durable_variant, encrypted_variant
 
 
 @dataclass
@@ -168,6 +168,7 @@ async def variants_on(env: WorkflowEnvironment, only: set[str] | None) -> list[V
         await bare_variant(target, sandboxed=False),
         durable_variant(env.client, False),
         durable_variant(env.client, True),
+        await encrypted_variant(target),
     ]
     if only is None or "anchor" in only:
         variants.insert(1, await anchor_variant(target))

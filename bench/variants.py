@@ -93,6 +93,19 @@ def durable_variant(client: Client, fast: bool) -> Variant:
     return Variant("durable-agent", client, worker, start, "durable", tool_activity=tool)
 
 
+async def encrypted_variant(target: str) -> Variant:
+    """durable-agent's default mode with encryption on: its own client whose converter seals
+    every payload with a fresh key (AES-256-GCM, zlib when smaller)."""
+    from durable_agent.encryption import EncryptionCodec, KeyRing, generate_key
+    from durable_agent.storage import data_converter
+
+    codec = EncryptionCodec(KeyRing.parse(f"bench:{generate_key()}"))
+    client = await Client.connect(target, data_converter=data_converter(encryption=codec))
+    durable_agent = durable_variant(client, False)
+    durable_agent.name, durable_agent.served_as = "encrypted durable-agent", None
+    return durable_agent
+
+
 async def anchor_variant(target: str) -> Variant:
     from . import anchor
 
