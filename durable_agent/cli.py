@@ -89,6 +89,12 @@ async def cmd_worker(args: argparse.Namespace) -> None:
             # load_agents' own messages already name the path; an import error does not.
             detail = str(exc) if path in str(exc) else f"cannot load --agents {path!r}: {exc}"
             raise CliError(detail) from exc
+    from . import telemetry
+
+    if args.tracing:
+        telemetry.request_tracing()
+    if args.metrics_port is not None:  # before connecting: the client takes the runtime then
+        telemetry.serve_metrics(f"{args.metrics_host}:{args.metrics_port}")
     client = await _client(args)
     await ensure_search_attributes(client.client)
     await run_worker(create_worker(client.client, agents, task_queue=args.task_queue))
@@ -353,6 +359,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("worker", cmd_worker, "serve agents from an import path")
     p.add_argument("--agents", action="append", required=True, metavar="pkg.module:attr")
+    p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="export OpenTelemetry traces over OTLP/HTTP (on anyway when"
+        " OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; without"
+        " either, to localhost:4318)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=os.environ.get("DURABLE_AGENT_METRICS_PORT"),
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (default:"
+        " DURABLE_AGENT_METRICS_PORT; neither: no metrics)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=os.environ.get("DURABLE_AGENT_METRICS_HOST", "127.0.0.1"),
+        metavar="HOST",
+        help="the metrics endpoint's address (default: DURABLE_AGENT_METRICS_HOST or 127.0.0.1;"
+        " 0.0.0.0 for a container)",
+    )
 
     p = command("run", cmd_run, "start a run and print its conversation as it goes")
     p.add_argument("agent")

@@ -20,7 +20,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from . import _registry
+from . import _registry, telemetry
 from ._agent import Agent, ScriptedModel
 from .storage import data_converter
 
@@ -48,7 +48,9 @@ async def connect(
     if api_key:
         config["api_key"] = api_key
     config["target_host"] = config.get("target_host") or "localhost:7233"
-    return await Client.connect(**config, data_converter=data_converter())
+    return await Client.connect(
+        **config, data_converter=data_converter(), interceptors=telemetry.client_interceptors()
+    )
 
 
 async def ensure_search_attributes(client: Client) -> None:
@@ -119,6 +121,9 @@ def create_worker(
     hooks = {h.name: h for a in served.values() for h in a.hook_list}
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
     worker_options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
+    # Inside the client's tracing interceptor (client interceptors come first), so its spans
+    # get the GenAI attributes.
+    interceptors = [*worker_options.pop("interceptors", ()), *telemetry.worker_interceptors(client)]
     return Worker(
         client,
         task_queue=task_queue,
@@ -128,6 +133,7 @@ def create_worker(
             *tool_activities(tools, model_activities.transcripts),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
         ],
+        interceptors=interceptors,
         **worker_options,
     )
 

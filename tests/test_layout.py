@@ -38,7 +38,8 @@ def layer_of(module: str) -> str:
         return "loop"
     if top == "activities":
         return "activities"
-    if top in {"_agent", "_tool", "_hooks", "_registry", "_render", "convert"}:
+    # telemetry: both the loop and the activities record metrics through it; it imports only wire.
+    if top in {"_agent", "_tool", "_hooks", "_registry", "_render", "convert", "telemetry"}:
         return "agents"
     return "edges"
 

@@ -33,10 +33,11 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    # Pure data models and the registry the worker filled outside the sandbox.
+    # Pure data models and the registry the worker filled outside the sandbox; telemetry
+    # records metrics only through the replay-safe meter the workflow hands it.
     import pydantic
 
-    from durable_agent import _registry
+    from durable_agent import _registry, telemetry
     from durable_agent._agent import Agent, Handoff
     from durable_agent._hooks import Hook
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
@@ -255,6 +256,9 @@ class AgentWorkflow:
                 f"model call failed: {cause_text(exc)}", type="ModelCallFailed", non_retryable=True
             ) from exc
         conversation.usage = conversation.usage + response.usage
+        telemetry.record_model_call(
+            workflow.metric_meter(), agent.name, agent.model_string, response.usage
+        )
         message = response.message
         if agent.local_model:
             outbox.held_locally(len(message.model_dump_json()))
@@ -497,6 +501,7 @@ class AgentWorkflow:
         self._conversation.event(
             "tool", "waiting", tool=tool_call.name, tool_call_id=tool_call.id, kind=kind
         )
+        telemetry.record_wait(workflow.metric_meter(), self._conversation.agent, kind)
         self._refresh_state()
         arrived = True
         try:

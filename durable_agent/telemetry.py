@@ -1,0 +1,231 @@
+"""Traces and metrics of agent runs, both off unless asked for.
+
+Tracing is Temporal's `TracingInterceptor` on the client (workers built on that client inherit
+it): one trace per run, rooted at the client call that started it, with a span for each
+activity (model call, tool, hook) and each signal and update the workflow handled. Workflow
+spans are made only when the workflow is not replaying and activities never replay, so a worker
+that replays every task records each span once. `ActivityTelemetry` adds the OpenTelemetry GenAI
+attributes to the activity spans and records the activity metrics.
+
+Metrics are the SDK runtime's Prometheus endpoint (`serve_metrics`) plus the agent's own,
+named `durable_agent_*`: from the workflow through `workflow.metric_meter()` (the SDK drops
+recordings while a workflow replays) and from activities through `activity.metric_meter()`.
+Labels carry names only (agent, model, tool, kind, outcome): never arguments, content or keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import temporalio.activity
+import temporalio.client
+import temporalio.worker
+from temporalio.common import MetricMeter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from .wire import HookInvocation, ModelRequest, ModelResponse, ToolInvocation, ToolOutcome, Usage
+
+__all__ = [
+    "ENDPOINT_VARIABLES",
+    "ActivityTelemetry",
+    "client_interceptors",
+    "record_model_call",
+    "record_wait",
+    "request_tracing",
+    "serve_metrics",
+    "tracing_enabled",
+    "tracing_interceptor",
+    "worker_interceptors",
+]
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+"""Either one set turns tracing on; the OTLP/HTTP exporter reads them (and the other standard
+`OTEL_EXPORTER_OTLP_*` variables: headers, timeout, certificates) itself."""
+SERVICE_NAME = "durable-agent"
+"""The traces' `service.name` unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says."""
+
+_requested = False
+
+
+# ---------------------------------------------------------------------- tracing setup
+
+
+def request_tracing() -> None:
+    """Turn tracing on for this process even without an OTLP endpoint variable
+    (`durable-agent worker --tracing`; the exporter then sends to localhost:4318)."""
+    global _requested
+    _requested = True
+
+
+def tracing_enabled() -> bool:
+    return _requested or any(os.environ.get(v) for v in ENDPOINT_VARIABLES)
+
+
+def client_interceptors() -> list[temporalio.client.Interceptor]:
+    """What `connect` installs: the tracing interceptor when tracing is on, else nothing (so
+    tracing off costs nothing at all)."""
+    return [tracing_interceptor()] if tracing_enabled() else []
+
+
+def tracing_interceptor(tracer_provider: Any = None) -> temporalio.client.Interceptor:
+    """Temporal's tracing interceptor over `tracer_provider` (default: this process's global
+    provider, set up once with the OTLP/HTTP exporter)."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    provider = tracer_provider or _global_tracer_provider()
+    return TracingInterceptor(provider.get_tracer("durable_agent"))
+
+
+def _global_tracer_provider() -> Any:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):  # ours from an earlier call, or the application's
+        return current
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    # The environment's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) wins over ours.
+    resource = Resource.create({"service.name": SERVICE_NAME}).merge(
+        OTELResourceDetector().detect()
+    )
+    # The provider flushes its batch at interpreter exit, so a short CLI call's span is sent.
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+# ---------------------------------------------------------------------- metrics setup
+
+
+def serve_metrics(bind_address: str) -> Runtime:
+    """Serve Prometheus metrics on `bind_address` (`host:port`) from a new SDK runtime, made
+    the process default so every client connected after this call (and its workers) uses it.
+    """
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address)))
+    Runtime.set_default(runtime, error_if_already_set=False)
+    return runtime
+
+
+def worker_interceptors(client: temporalio.client.Client) -> list[temporalio.worker.Interceptor]:
+    """`ActivityTelemetry` when the client traces or its runtime serves metrics; else none."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    tracing = any(isinstance(i, TracingInterceptor) for i in client.config()["interceptors"])
+    runtime = client.service_client.config.runtime or Runtime.default()
+    if tracing or runtime.metric_meter is not MetricMeter.noop:
+        return [ActivityTelemetry()]
+    return []
+
+
+# ---------------------------------------------------------------------- activity side
+
+
+class ActivityTelemetry(temporalio.worker.Interceptor):
+    """GenAI attributes on each activity's span, and `durable_agent_tool_calls` and
+    `durable_agent_model_latency`. An interceptor sees every activity's input, result and
+    exception in one place, so the activities carry no telemetry code. It must come after
+    Temporal's tracing interceptor (inside its span): client interceptors come first."""
+
+    def intercept_activity(
+        self, next: temporalio.worker.ActivityInboundInterceptor
+    ) -> temporalio.worker.ActivityInboundInterceptor:
+        return _ActivityTelemetryInbound(next)
+
+
+class _ActivityTelemetryInbound(temporalio.worker.ActivityInboundInterceptor):
+    async def execute_activity(self, input: temporalio.worker.ExecuteActivityInput) -> Any:
+        kind, _, name = temporalio.activity.info().activity_type.partition(".")
+        argument = input.args[0] if input.args else None
+        started = time.monotonic()
+        outcome = "failed"  # raised: Temporal retries it, or the run sees the failure
+        result: Any = None
+        try:
+            result = await super().execute_activity(input)
+            outcome = "error" if isinstance(result, ToolOutcome) and result.is_error else "ok"
+            return result
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            meter = temporalio.activity.metric_meter()
+            if kind == "tool":
+                _tool_call(meter, name, argument, outcome)
+            elif kind == "hook":
+                agent = argument.agent if isinstance(argument, HookInvocation) else ""
+                _set_span_attributes({"durable_agent.hook.name": name, "gen_ai.agent.name": agent})
+            elif isinstance(argument, ModelRequest):
+                response = result if isinstance(result, ModelResponse) else None
+                _model_call(meter, argument, response, time.monotonic() - started, outcome)
+
+
+def _tool_call(meter: MetricMeter, tool: str, invocation: object, outcome: str) -> None:
+    attributes: dict[str, str] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
+    if isinstance(invocation, ToolInvocation):
+        attributes["gen_ai.tool.call.id"] = invocation.tool_call_id
+        attributes["gen_ai.agent.name"] = invocation.agent
+    _set_span_attributes(attributes)
+    meter.create_counter("durable_agent_tool_calls", "Tool activity attempts.").add(
+        1, {"tool": tool, "outcome": outcome}
+    )
+
+
+def _model_call(
+    meter: MetricMeter,
+    request: ModelRequest,
+    response: ModelResponse | None,
+    seconds: float,
+    outcome: str,
+) -> None:
+    system, _, model = request.model.partition(":")
+    attributes: dict[str, str | int] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": system.removesuffix("-chat"),  # openai-chat is OpenAI's other API
+        "gen_ai.request.model": model,
+    }
+    if request.agent is not None:
+        attributes["gen_ai.agent.name"] = request.agent
+    if response is not None:
+        attributes["gen_ai.response.model"] = response.model or model
+        attributes["gen_ai.usage.input_tokens"] = response.usage.input_tokens
+        attributes["gen_ai.usage.output_tokens"] = response.usage.output_tokens
+    _set_span_attributes(attributes)
+    meter.create_histogram_float(
+        "durable_agent_model_latency", "Model activity attempts, start to end.", "s"
+    ).record(seconds, {"model": request.model, "outcome": outcome})
+
+
+def _set_span_attributes(attributes: dict[str, Any]) -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
+
+
+# ---------------------------------------------------------------------- workflow side
+# Called with `workflow.metric_meter()`, whose instruments record nothing while the workflow
+# replays: each model call and each wait is counted once, however often its task replays.
+
+
+def record_model_call(meter: MetricMeter, agent: str, model: str, usage: Usage) -> None:
+    """`durable_agent_tokens` (by agent, model and direction) and `durable_agent_model_calls`."""
+    labels = {"agent": agent, "model": model}
+    meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(1, labels)
+    tokens = meter.create_counter("durable_agent_tokens", "Tokens the model calls used.")
+    tokens.add(usage.input_tokens, {**labels, "direction": "input"})
+    tokens.add(usage.output_tokens, {**labels, "direction": "output"})
+
+
+def record_wait(meter: MetricMeter, agent: str, kind: str) -> None:
+    """`durable_agent_waits_started`: a call began to wait for a signal (an approval, a result
+    or a person), by agent and kind."""
+    meter.create_counter(
+        "durable_agent_waits_started", "Tool calls that began to wait for a signal."
+    ).add(1, {"agent": agent, "kind": kind})
