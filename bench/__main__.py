@@ -35,7 +35,14 @@ from .measure import (
     throughput,
 )
 from .report import Report
-from .variants import Variant, anchor_variant, bare_variant, durable_variant, encrypted_variant
+from .variants import (
+    Variant,
+    anchor_variant,
+    bare_variant,
+    durable_variant,
+    encrypted_variant,
+    traced_variant,
+)
 
 
 @dataclass
@@ -169,6 +176,7 @@ async def variants_on(env: WorkflowEnvironment, only: set[str] | None) -> list[V
         durable_variant(env.client, False),
         durable_variant(env.client, True),
         await encrypted_variant(target),
+        await traced_variant(target),
     ]
     if only is None or "anchor" in only:
         variants.insert(1, await anchor_variant(target))
@@ -190,6 +198,11 @@ async def main(args: argparse.Namespace) -> None:
         "server's CPU a turn grows with every run it keeps (measured: 1.8x after about 500 "
         "runs). With one run at a time, throughput is the reciprocal of a turn's "
         "latency plus a run's start and end."
+    )
+    report.note(
+        "`traced durable-agent` is tracing on (Temporal's tracing interceptor, GenAI attributes, "
+        "spans batched to an exporter that drops them); `durable-agent` is tracing off, which "
+        "installs no interceptor."
     )
     for turns in plan.timing_turns:
         report.timing("floor (asyncio)", turns, await per_turn_floor(turns, 1024, 5))
@@ -250,7 +263,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--only",
         help="comma-separated: bare (both bare loops), bare-unsandboxed, anchor, durable-agent "
-        "(both modes), durable-fast",
+        "(both modes), durable-fast, encrypted, traced",
     )
     parser.add_argument("--output", default="docs/benchmarks.md")
     asyncio.run(main(parser.parse_args()))

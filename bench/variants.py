@@ -106,6 +106,33 @@ async def encrypted_variant(target: str) -> Variant:
     return durable_agent
 
 
+async def traced_variant(target: str) -> Variant:
+    """durable-agent's default mode with tracing on: Temporal's tracing interceptor on its
+    client and worker and the GenAI attributes on every activity span, batched to an exporter
+    that drops them (a turn's cost to the worker, without a collector's network). Tracing
+    off is `durable-agent` itself: no interceptor at all."""
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from durable_agent import telemetry
+    from durable_agent.storage import data_converter
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropped()))
+    interceptors = [telemetry.tracing_interceptor(provider)]
+    converter = data_converter()
+    client = await Client.connect(target, data_converter=converter, interceptors=interceptors)
+    traced = durable_variant(client, False)
+    traced.name, traced.served_as = "traced durable-agent", None
+    return traced
+
+
 async def anchor_variant(target: str) -> Variant:
     from . import anchor
 

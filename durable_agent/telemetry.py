@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import temporalio.activity
@@ -32,6 +33,7 @@ __all__ = [
     "ENDPOINT_VARIABLES",
     "ActivityTelemetry",
     "client_interceptors",
+    "metrics_runtime",
     "record_model_call",
     "record_wait",
     "request_tracing",
@@ -46,6 +48,9 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 `OTEL_EXPORTER_OTLP_*` variables: headers, timeout, certificates) itself."""
 SERVICE_NAME = "durable-agent"
 """The traces' `service.name` unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says."""
+
+MODEL_LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000)
+"""In ms. The SDK's default buckets end at 10 s; a model call often takes longer."""
 
 _requested = False
 
@@ -108,9 +113,16 @@ def serve_metrics(bind_address: str) -> Runtime:
     """Serve Prometheus metrics on `bind_address` (`host:port`) from a new SDK runtime, made
     the process default so every client connected after this call (and its workers) uses it.
     """
-    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address)))
+    runtime = metrics_runtime(bind_address)
     Runtime.set_default(runtime, error_if_already_set=False)
     return runtime
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """An SDK runtime serving Prometheus metrics on `bind_address`, for `Client.connect`."""
+    buckets = {"durable_agent_model_latency": MODEL_LATENCY_BUCKETS_MS}
+    config = PrometheusConfig(bind_address, histogram_bucket_overrides=buckets)
+    return Runtime(telemetry=TelemetryConfig(metrics=config))
 
 
 def worker_interceptors(client: temporalio.client.Client) -> list[temporalio.worker.Interceptor]:
@@ -196,9 +208,10 @@ def _model_call(
         attributes["gen_ai.usage.input_tokens"] = response.usage.input_tokens
         attributes["gen_ai.usage.output_tokens"] = response.usage.output_tokens
     _set_span_attributes(attributes)
-    meter.create_histogram_float(
-        "durable_agent_model_latency", "Model activity attempts, start to end.", "s"
-    ).record(seconds, {"model": request.model, "outcome": outcome})
+    # A duration, like the SDK's own latencies: same unit (ms) and buckets on the endpoint.
+    meter.create_histogram_timedelta(
+        "durable_agent_model_latency", "Model activity attempts, start to end.", "duration"
+    ).record(timedelta(seconds=seconds), {"model": request.model, "outcome": outcome})
 
 
 def _set_span_attributes(attributes: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult, telemetry
@@ -129,9 +128,7 @@ async def test_agent_metrics_on_the_prometheus_endpoint_once_despite_replays(
     time_env: WorkflowEnvironment,
 ) -> None:
     port = free_port()
-    runtime = Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}"))
-    )
+    runtime = telemetry.metrics_runtime(f"127.0.0.1:{port}")
     client = await Client.connect(
         time_env.client.service_client.config.target_host,
         namespace=time_env.client.namespace,
@@ -160,6 +157,8 @@ async def test_agent_metrics_on_the_prometheus_endpoint_once_despite_replays(
     assert sample(text, "durable_agent_tool_calls", tool="refund", outcome="ok") == 1
     latency = {"model": "scripted:traced-model", "outcome": "ok"}
     assert sample(text, "durable_agent_model_latency_count", **latency) == 3
+    # Buckets up to 2 minutes (the SDK's defaults end at 10 s).
+    assert sample(text, "durable_agent_model_latency_bucket", **latency, le="120000") == 3
     assert "4111" not in text and "Paris" not in text
 
 
