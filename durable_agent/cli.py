@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ from ._render import render
 from .client import AgentClient
 from .encryption import KEY_FILE_VARIABLE, KEYS_VARIABLE, EncryptionCodec, generate_key
 from .wire import EventSource, Item, Snapshot, dump_json_schemas
-from .worker import DEFAULT_TASK_QUEUE
+from .worker import DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_TASK_QUEUE
 
 EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")
+GRACEFUL_SECONDS = DEFAULT_GRACEFUL_TIMEOUT.total_seconds()
 
 
 class CliError(Exception):
@@ -44,6 +45,16 @@ def _events(value: str) -> list[EventSource]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown event source(s) {unknown}; use {EVENT_SOURCES}")
     return chosen  # type: ignore[return-value]
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
+    return seconds
 
 
 def _content(value: str) -> Any:
@@ -78,8 +89,18 @@ def _print_json(value: Any) -> None:
 
 
 async def cmd_worker(args: argparse.Namespace) -> None:
-    from .worker import create_worker, ensure_search_attributes, load_agents, run_worker
+    from .worker import (
+        create_worker,
+        deployment_config,
+        ensure_search_attributes,
+        load_agents,
+        run_worker,
+    )
 
+    try:
+        versioning = deployment_config(args.deployment_name, args.build_id)
+    except ValueError as exc:
+        raise CliError(f"{exc}: pass --deployment-name and --build-id (or neither)") from exc
     sys.path.insert(0, os.getcwd())
     agents = []
     for path in args.agents:
@@ -97,7 +118,14 @@ async def cmd_worker(args: argparse.Namespace) -> None:
         telemetry.serve_metrics(f"{args.metrics_host}:{args.metrics_port}")
     client = await _client(args)
     await ensure_search_attributes(client.client)
-    await run_worker(create_worker(client.client, agents, task_queue=args.task_queue))
+    worker = create_worker(
+        client.client,
+        agents,
+        task_queue=args.task_queue,
+        graceful_shutdown_timeout=timedelta(seconds=args.graceful_timeout),
+        deployment_config=versioning,
+    )
+    await run_worker(worker)
 
 
 async def cmd_dev(args: argparse.Namespace) -> None:
@@ -359,6 +387,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("worker", cmd_worker, "serve agents from an import path")
     p.add_argument("--agents", action="append", required=True, metavar="pkg.module:attr")
+    p.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=os.environ.get("DURABLE_AGENT_GRACEFUL_TIMEOUT", str(GRACEFUL_SECONDS)),
+        metavar="SECONDS",
+        help="on SIGTERM, how long running tools and model calls may finish before they are"
+        " cancelled and retried elsewhere (default: DURABLE_AGENT_GRACEFUL_TIMEOUT or"
+        f" {GRACEFUL_SECONDS:g}; keep it below your orchestrator's kill delay)",
+    )
+    p.add_argument(
+        "--deployment-name",
+        default=os.environ.get("DURABLE_AGENT_DEPLOYMENT_NAME"),
+        help="Worker Versioning: the worker deployment (default: DURABLE_AGENT_DEPLOYMENT_NAME;"
+        " neither it nor --build-id: an unversioned worker)",
+    )
+    p.add_argument(
+        "--build-id",
+        default=os.environ.get("DURABLE_AGENT_BUILD_ID"),
+        help="Worker Versioning: this build's id (default: DURABLE_AGENT_BUILD_ID)",
+    )
     p.add_argument(
         "--tracing",
         action="store_true",

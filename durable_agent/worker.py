@@ -16,9 +16,10 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
 from . import _registry, telemetry
 from ._agent import Agent, ScriptedModel
@@ -26,6 +27,11 @@ from .storage import data_converter
 
 DEFAULT_TASK_QUEUE = "durable-agent"
 SEARCH_ATTRIBUTES = ("AgentName", "AgentStatus")
+DEFAULT_GRACEFUL_TIMEOUT = timedelta(seconds=30)
+"""How long a stopping `durable-agent worker` lets running activities finish before it cancels
+them. docker/docker-compose.yml gives the container 5 s more (`stop_grace_period: 35s`), so
+the cancellations are reported before Docker's SIGKILL and the calls are retried on another
+worker at once instead of after their heartbeat timeout."""
 
 log = logging.getLogger("durable_agent")
 
@@ -138,6 +144,32 @@ def create_worker(
     )
 
 
+def deployment_config(
+    deployment_name: str | None, build_id: str | None
+) -> WorkerDeploymentConfig | None:
+    """Worker Versioning for a worker of build `build_id` in deployment `deployment_name`; None
+    (an unversioned worker, as before deployments) when neither is given.
+
+    Runs are AUTO_UPGRADE: each moves to the deployment's current build at its next workflow
+    task. Runs stay open for days waiting on signals; PINNED, each would keep its build's
+    workers alive until it ended. Moving is safe because the replay corpus (tests/histories,
+    tests/test_replay.py) proves that new code replays the histories old code wrote. It is the
+    worker's default rather than `@workflow.defn(versioning_behavior=...)`: server 1.32 refuses
+    every workflow task of a workflow that declares one on an unversioned worker ("versioning
+    behavior cannot be specified without deployment options"), and without the flags a
+    worker must work as before.
+    """
+    if not deployment_name and not build_id:
+        return None
+    if not deployment_name or not build_id:
+        raise ValueError("a versioned worker needs both a deployment name and a build id")
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name, build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
 def load_agents(import_path: str) -> list[Agent]:
     """`pkg.module:attr` where attr is an Agent, a list of them, or a function returning either."""
     module_name, _, attr = import_path.partition(":")
@@ -153,7 +185,10 @@ def load_agents(import_path: str) -> list[Agent]:
 
 
 async def run_worker(worker: Worker) -> None:
-    """Run until SIGINT or SIGTERM, then shut down gracefully (in-flight tasks finish)."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully: polling stops at once, running
+    activities get the worker's `graceful_shutdown_timeout` to finish, and what is left is
+    cancelled and reported, so the server retries it on another worker without waiting for a
+    timeout."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
