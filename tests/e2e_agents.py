@@ -5,6 +5,7 @@ Side effects are appended to the file named by E2E_LOG so the test process can c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -119,3 +120,75 @@ clerk = Agent(
 )
 
 agents = [stepper, jobber, clerk]
+
+
+# Rolling restarts (tests/test_rolling_restart.py): async tools, so a worker that stops can
+# cancel them once its grace period is over. Their log lines say which worker ran them, when.
+def _log_shift(kind: str, ctx: ToolContext) -> None:
+    line = {"kind": kind, "id": ctx.tool_call_id, "wf": ctx.workflow_id, "pid": os.getpid()}
+    with Path(os.environ["E2E_LOG"]).open("a") as f:
+        f.write(json.dumps({**line, "t": time.time()}) + "\n")
+
+
+@tool
+async def shift(seconds: float, ctx: ToolContext) -> str:
+    """A shift of work.
+
+    Args:
+        seconds: How long it takes.
+    """
+    _log_shift("shift_started", ctx)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _log_shift("shift_cancelled", ctx)
+        raise
+    _log_shift("shift_done", ctx)
+    return f"worked {seconds} s"
+
+
+def _shifts(turns: int) -> list[AssistantMessage | str]:
+    """Each turn two shifts at once, of 1 s and 2 s."""
+    replies: list[AssistantMessage | str] = [
+        AssistantMessage(
+            tool_calls=[
+                ToolCall(id=f"shift-{turn}-{i}", name="shift", arguments=json.dumps({"seconds": s}))
+                for i, s in enumerate((1.0, 2.0))
+            ]
+        )
+        for turn in range(turns)
+    ]
+    return [*replies, "all shifts worked"]
+
+
+SHIFTER_TURNS = 9
+shifter = Agent("shifter", model=ScriptedModel("shifter", _shifts(SHIFTER_TURNS)), tools=[shift])
+
+
+@tool
+async def overtime(ctx: ToolContext) -> str:
+    """Works a minute on its first attempt, a moment on any later one."""
+    _log_shift("overtime_started", ctx)
+    try:
+        await asyncio.sleep(60 if ctx.attempt == 1 else 0.5)
+    except asyncio.CancelledError:
+        _log_shift("overtime_cancelled", ctx)
+        raise
+    _log_shift("overtime_done", ctx)
+    return "overtime worked"
+
+
+overworker = Agent(
+    "overworker",
+    model=ScriptedModel("overworker", [_calls(0, "overtime", {}), "overtime is over"]),
+    tools=[overtime],
+)
+
+# Worker Versioning (tests/test_worker_versioning.py): a run that waits for a person.
+asker = Agent(
+    "asker",
+    model=ScriptedModel("asker", [_calls(0, "ask_human", {"question": "ship it?"}), "shipped"]),
+    tools=[ask_human],
+)
+
+agents += [shifter, overworker, asker]
