@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable, Mapping
 
 from temporalio import activity
@@ -10,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from durable_agent._agent import ScriptedModel
 from durable_agent.wire import ModelRequest, ModelResponse
 
+from .heartbeat import heartbeating
 from .providers import ModelProvider, split_model
 from .providers.scripted import ScriptedProvider
 from .transcripts import TranscriptCache
@@ -41,6 +46,13 @@ PROVIDER_FACTORIES: dict[str, Callable[[], ModelProvider]] = {
 }
 
 
+# A worker whose environment holds a provider's API key imports that provider's SDK as it
+# starts, in the background: otherwise a fresh worker's first call pays the import (openai:
+# 1.5-3.3 s on our loaded 2-core machines) on top of taking over a dead worker's call
+# (tests/test_crash_recovery.py). Workers without the key still never load the SDK.
+API_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
 class ModelActivities:
     """Holds the providers (and their HTTP clients) for the worker's lifetime."""
 
@@ -54,6 +66,16 @@ class ModelActivities:
         }
         self._providers.update(providers or {})
         self.transcripts = TranscriptCache()
+        configured = [p for p, key in API_KEYS.items() if os.environ.get(key)]
+        if configured:
+            threading.Thread(
+                target=self._import, args=(configured,), name="provider-import", daemon=True
+            ).start()
+
+    def _import(self, prefixes: list[str]) -> None:
+        for prefix in prefixes:
+            with contextlib.suppress(Exception):  # the first call reports it
+                self.provider(prefix)
 
     def provider(self, prefix: str) -> ModelProvider:
         provider = self._providers.get(prefix)
@@ -75,9 +97,16 @@ class ModelActivities:
             prefix, name = split_model(request.model)
         except ValueError as exc:
             raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
-        provider = self.provider(prefix)
-        full = await self.transcripts.full_request(request)
-        response = await provider.complete(full, name)
+        # Heartbeats, so a dead worker's call is retried in seconds and a cancelled run's
+        # cancellation reaches the HTTP call (as asyncio.CancelledError).
+        async with heartbeating():
+            provider = self._providers.get(prefix)
+            if provider is None:
+                # First use imports the provider's SDK: 2-5 s for openai on our loaded 2-core
+                # machines, which in the event loop would stall every call's heartbeats.
+                provider = await asyncio.to_thread(self.provider, prefix)
+            full = await self.transcripts.full_request(request)
+            response = await provider.complete(full, name)
         if request.agent is not None:
             response.message.agent = request.agent
         self.transcripts.remember(request, full, response.message)

@@ -10,12 +10,18 @@ from temporalio import activity
 from durable_agent._tool import Tool, ToolArgumentsError, ToolContext, ToolKind
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
+from .heartbeat import heartbeating
 from .transcripts import TranscriptCache
 
 
 def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocation], Any]:
     """An activity that runs `tool`. Exceptions propagate so Temporal retries them; bad
-    arguments do not, since a retry would fail the same way: they go back to the model."""
+    arguments do not, since a retry would fail the same way: they go back to the model.
+
+    It heartbeats while the tool runs. A cancelled call raises `asyncio.CancelledError` in an
+    async tool; a sync tool runs in a thread that cannot be interrupted, so it runs to its end
+    and its result is discarded.
+    """
 
     async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
         info = activity.info()
@@ -28,7 +34,8 @@ def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocat
             attempt=info.attempt,
         )
         try:
-            content = await tool.invoke(invocation.arguments, context)
+            async with heartbeating():
+                content = await tool.invoke(invocation.arguments, context)
         except ToolArgumentsError as exc:
             return ToolOutcome(content=str(exc), is_error=True, events=context.events)
         # Only an invocable tool's result is the content the model reads next.

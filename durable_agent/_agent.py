@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from ._hooks import Hook, hook
-from ._tool import Tool, ToolKind, tool
+from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
 from .wire import AssistantMessage, ModelRequest, ModelSettings, ToolSpec
 
 
@@ -99,6 +99,9 @@ class Agent:
             maximum_attempts=8, maximum_interval=timedelta(minutes=1)
         )
     )
+    heartbeat_timeout: timedelta | None = HEARTBEAT_TIMEOUT
+    """For its model calls, and its tools and hooks that set none: a call whose worker has not
+    heartbeaten for this long is retried elsewhere; `None` turns heartbeats off."""
 
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
 
@@ -141,6 +144,11 @@ class Agent:
             if h.tool_name == name:
                 return h
         return None
+
+    def heartbeat_for(self, call: Tool | Hook) -> timedelta | None:
+        """The heartbeat timeout a tool or hook call runs with: its own, else this agent's."""
+        own = call.heartbeat_timeout
+        return self.heartbeat_timeout if own is FROM_AGENT else own
 
     def reachable(self) -> list[Agent]:
         """This agent and every agent reachable by handoffs, each once; `ValueError` when two

@@ -11,13 +11,39 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import StrEnum
-from typing import Any, cast, get_type_hints, overload
+from enum import Enum, StrEnum
+from typing import Any, Literal, cast, get_type_hints, overload
 
 import pydantic
 from temporalio.common import RetryPolicy
 
 from .wire import StatusEvent, ToolSpec, render_content
+
+HEARTBEAT_TIMEOUT = timedelta(seconds=4)
+"""How long a running call (tool, model or hook activity) may go without a heartbeat before
+Temporal presumes its worker dead and retries it elsewhere. The call beats every fifth of it.
+
+Without one, a SIGKILLed worker leaves the run still for the call's whole start-to-close timeout
+(5 min for a tool, 2 min for a model call). The bar: another worker finishes the run within 15 s
+of the kill. Recovery = detection (at most this timeout after the kill: the SDK sends a
+heartbeat at most every ~80% of it) + the retry policy's 1 s initial interval + the retried call
++ a fresh worker's start. Measured by tests/test_crash_recovery.py (dev server 1.32, 2 shared
+cores, load 3-5), a 6 s call killed 1.5 s in: with 4 s the retry starts 4.4 s after the kill
+and the run ends 10.5-11.7 s after it (tool) and 10.5-13 s (model, whose fresh worker loads the
+OpenAI SDK); with 5 s, 11.6-14.6 s, too close to the bar under load. Shorter would presume dead
+a worker whose event loop merely stalls for 80% of it (an async tool that blocks it).
+"""
+
+
+class _Inherit(Enum):
+    AGENT = "the agent's"
+
+
+FROM_AGENT = _Inherit.AGENT
+"""A tool's or hook's heartbeat timeout when it sets none: its agent's `heartbeat_timeout`."""
+
+HeartbeatTimeout = timedelta | None | Literal[_Inherit.AGENT]
+"""A heartbeat timeout setting: a duration, `None` for no heartbeats, or `FROM_AGENT`."""
 
 
 class ToolKind(StrEnum):
@@ -102,6 +128,8 @@ class Tool:
     context_param: str | None = None
     local: bool = False
     """Run as a local activity: much faster, but see README "fast mode" for the trade-offs."""
+    heartbeat_timeout: HeartbeatTimeout = FROM_AGENT
+    """Presume the call's worker dead after this long without a heartbeat; `None`: never."""
 
     @property
     def activity_name(self) -> str:
@@ -232,6 +260,7 @@ def tool(
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
     local: bool = False,
+    heartbeat_timeout: HeartbeatTimeout = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -244,6 +273,7 @@ def tool(
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
     local: bool = False,
+    heartbeat_timeout: HeartbeatTimeout = FROM_AGENT,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a sync or async function a tool, run as an activity per call.
 
@@ -255,6 +285,9 @@ def tool(
         deadline: How long to wait for an approval before the call times out.
         fail_on_deadline: Fail the run, rather than tell the model, when the deadline passes.
         local: Run as a local activity (fast mode): for quick, idempotent tools only.
+        heartbeat_timeout: Retry the call elsewhere when its worker has not heartbeaten for
+            this long (it heartbeats while it runs); `None` turns heartbeats off. Default: the
+            agent's `heartbeat_timeout` (`HEARTBEAT_TIMEOUT`, 4 s).
     """
 
     def wrap(f: Callable[..., Any]) -> Tool:
@@ -268,6 +301,7 @@ def tool(
             deadline=deadline,
             fail_on_deadline=fail_on_deadline,
             local=local,
+            heartbeat_timeout=heartbeat_timeout,
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -284,6 +318,7 @@ def long_running_tool(
     requires_approval: bool = False,
     timeout: timedelta = ...,
     retry: RetryPolicy | None = None,
+    heartbeat_timeout: HeartbeatTimeout = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def long_running_tool(
     fn: Callable[..., Any] | None = None,
@@ -295,6 +330,7 @@ def long_running_tool(
     requires_approval: bool = False,
     timeout: timedelta = timedelta(minutes=5),
     retry: RetryPolicy | None = None,
+    heartbeat_timeout: HeartbeatTimeout = FROM_AGENT,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """A tool whose function only starts the work (for example enqueues a job keyed by the
     tool_call_id); the call then waits, durably, for its `tool_result` signal. Use it bare
@@ -310,6 +346,7 @@ def long_running_tool(
             requires_approval=requires_approval,
             timeout=timeout,
             retry=retry or RetryPolicy(maximum_attempts=3),
+            heartbeat_timeout=heartbeat_timeout,
         )
 
     return wrap(fn) if fn is not None else wrap
