@@ -9,10 +9,7 @@ import asyncio
 import json
 import os
 import time
-from datetime import timedelta
 from pathlib import Path
-
-from temporalio.common import RetryPolicy
 
 from durable_agent import (
     Agent,
@@ -32,7 +29,7 @@ def _log(kind: str, ctx: ToolContext) -> None:
         f.write(json.dumps({"kind": kind, "id": ctx.tool_call_id, "wf": ctx.workflow_id}) + "\n")
 
 
-@tool(timeout=timedelta(seconds=4), retry=RetryPolicy(initial_interval=timedelta(milliseconds=100)))
+@tool
 def slow_step(step: int, ctx: ToolContext) -> str:
     """A step that takes a while.
 
@@ -119,7 +116,65 @@ clerk = Agent(
     tools=[wire_money, ask_human],
 )
 
-agents = [stepper, jobber, clerk]
+
+@tool
+def long_step(ctx: ToolContext) -> str:
+    """A step that takes six seconds, with every setting at its default."""
+    _log("long_step_started", ctx)
+    time.sleep(6)
+    _log("long_step_done", ctx)
+    return "long step done"
+
+
+plodder = Agent(
+    "plodder",
+    model=ScriptedModel("plodder", [_calls(0, "long_step", {}), "the long step is done"]),
+    tools=[long_step],
+)
+
+# The real OpenAI provider, against the OPENAI_BASE_URL the test gives the worker.
+thinker = Agent("thinker", model="openai:fake-model")
+
+
+@tool
+async def wait_async(ctx: ToolContext) -> str:
+    """Waits a minute, unless cancelled."""
+    _log("wait_async_started", ctx)
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        _log("wait_async_cancelled", ctx)
+        raise
+    return "waited"
+
+
+@tool
+def wait_sync(ctx: ToolContext) -> str:
+    """Waits three seconds in its thread; cancellation cannot interrupt it."""
+    _log("wait_sync_started", ctx)
+    time.sleep(3)
+    _log("wait_sync_done", ctx)
+    return "waited"
+
+
+waiter = Agent(
+    "waiter",
+    model=ScriptedModel(
+        "waiter",
+        [
+            AssistantMessage(
+                tool_calls=[
+                    ToolCall(id="a1", name="wait_async", arguments="{}"),
+                    ToolCall(id="s1", name="wait_sync", arguments="{}"),
+                ]
+            ),
+            "both waited",
+        ],
+    ),
+    tools=[wait_async, wait_sync],
+)
+
+agents = [stepper, jobber, clerk, plodder, thinker, waiter]
 
 
 # Rolling restarts (tests/test_rolling_restart.py): async tools, so a worker that stops can

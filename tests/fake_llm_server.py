@@ -3,6 +3,7 @@
 
     with FakeLLMServer() as server:
         server.reply(text("hello"), tool_calls(("c1", "add", '{"a": 1}')), error(429, ...))
+        server.reply(text("thought long", delay=6))  # answers after 6 s
         client = openai.AsyncOpenAI(base_url=server.openai_url, api_key="test", max_retries=0)
 
 Each request takes the next scripted reply and renders it in the format of the endpoint hit;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,10 +28,12 @@ class Reply:
     status: int = 200
     error_message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds the server thinks before it answers: a slow model call."""
 
 
-def text(content: str) -> Reply:
-    return Reply(text=content)
+def text(content: str, delay: float = 0.0) -> Reply:
+    return Reply(text=content, delay=delay)
 
 
 def tool_calls(*calls: tuple[str, str, str], content: str | None = None) -> Reply:
@@ -157,6 +161,8 @@ class FakeLLMServer:
                 with server._lock:
                     server.requests.append(Request(self.path, body, dict(self.headers.items())))
                     reply = server.replies.popleft() if server.replies else None
+                if reply is not None and reply.delay:
+                    time.sleep(reply.delay)  # a thread of its own per request
                 render = RENDERERS.get(self.path)
                 if render is None:
                     self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
@@ -182,8 +188,11 @@ class FakeLLMServer:
                 self.send_header("content-length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller is gone (a worker killed mid-call)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -83,7 +83,7 @@ async def test_cli_start_signal_while_no_worker_runs(
     assert len(log_lines(log)) == 1, "the long-running tool's body ran once"
 
 
-@pytest.mark.slow  # ~12 s: two worker processes
+@pytest.mark.slow  # ~13 s: two worker processes; its tool keeps every default
 async def test_worker_killed_mid_tool_another_finishes(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
