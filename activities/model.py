@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -46,13 +45,6 @@ PROVIDER_FACTORIES: dict[str, Callable[[], ModelProvider]] = {
 }
 
 
-# A worker whose environment holds a provider's API key imports that provider's SDK as it
-# starts, in the background: otherwise a fresh worker's first call pays the import (openai:
-# 1.5-3.3 s on our loaded 2-core machines) on top of taking over a dead worker's call
-# (tests/test_crash_recovery.py). Workers without the key still never load the SDK.
-API_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-
-
 class ModelActivities:
     """Holds the providers (and their HTTP clients) for the worker's lifetime."""
 
@@ -60,16 +52,21 @@ class ModelActivities:
         self,
         scripted: Mapping[str, ScriptedModel] | None = None,
         providers: Mapping[str, ModelProvider] | None = None,
+        preload: Iterable[str] = (),
     ) -> None:
+        """`preload`: the provider prefixes of the served agents' models. Their SDKs are
+        imported as the worker starts, in the background: otherwise a fresh worker's first call
+        pays the import (openai: 1.5-3.3 s on our loaded 2-core machines) on top of taking over a
+        dead worker's call (tests/test_crash_recovery.py). Other SDKs are never loaded."""
         self._providers: dict[str, ModelProvider] = {
             "scripted": ScriptedProvider(dict(scripted or {}))
         }
         self._providers.update(providers or {})
         self.transcripts = TranscriptCache()
-        configured = [p for p, key in API_KEYS.items() if os.environ.get(key)]
-        if configured:
+        wanted = [p for p in dict.fromkeys(preload) if p in PROVIDER_FACTORIES]
+        if wanted:
             threading.Thread(
-                target=self._import, args=(configured,), name="provider-import", daemon=True
+                target=self._import, args=(wanted,), name="provider-import", daemon=True
             ).start()
 
     def _import(self, prefixes: list[str]) -> None:

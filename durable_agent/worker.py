@@ -122,7 +122,9 @@ def create_worker(
     scripted = {
         a.model.name: a.model for a in served.values() if isinstance(a.model, ScriptedModel)
     }
-    model_activities = ModelActivities(scripted, providers)
+    model_activities = ModelActivities(
+        scripted, providers, preload=(a.model_string.partition(":")[0] for a in served.values())
+    )
     tools = [t for a in served.values() for t in a.tool_list]
     hooks = {h.name: h for a in served.values() for h in a.hook_list}
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
