@@ -105,6 +105,10 @@ def tool_context() -> ToolContext:
         raise RuntimeError("tool_context() is only available while a tool runs") from None
 
 
+ApprovalPolicy = bool | Callable[..., bool]
+"""`requires_approval`: always, never, or a deterministic function of the call's arguments."""
+
+
 class ToolArgumentsError(ValueError):
     """The model's arguments are not valid JSON or do not match the schema."""
 
@@ -118,7 +122,9 @@ class Tool:
     args_model: type[pydantic.BaseModel]
     fn: Callable[..., Any] | None
     kind: ToolKind = ToolKind.INVOCABLE
-    requires_approval: bool = False
+    requires_approval: ApprovalPolicy = False
+    """True, or a policy: a function of the call's arguments (as keywords, like the tool's),
+    called in the workflow, so it must be deterministic."""
     timeout: timedelta = timedelta(minutes=5)
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(maximum_attempts=3))
     deadline: timedelta | None = None
@@ -140,6 +146,22 @@ class Tool:
         return ToolSpec(
             name=self.name, description=self.description, parameters=_schema(self.args_model)
         )
+
+    def needs_approval(self, arguments: str) -> bool:
+        """Whether this call waits for a person's decision. Arguments that do not validate
+        need none (the call is answered with their error); a policy that raises asks for one
+        (better to ask than to act)."""
+        policy = self.requires_approval
+        if not callable(policy):
+            return bool(policy)
+        try:
+            kwargs = self.parse_arguments(arguments)
+        except ToolArgumentsError:
+            return False
+        try:
+            return bool(policy(**kwargs))
+        except Exception:
+            return True
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """Validate the model's JSON arguments; `ToolArgumentsError` says why they are bad."""
@@ -254,7 +276,7 @@ def tool(fn: Callable[..., Any], /) -> Tool: ...
 def tool(
     *,
     name: str | None = None,
-    requires_approval: bool = False,
+    requires_approval: ApprovalPolicy = False,
     timeout: timedelta = ...,
     retry: RetryPolicy | None = None,
     deadline: timedelta | None = None,
@@ -267,7 +289,7 @@ def tool(
     /,
     *,
     name: str | None = None,
-    requires_approval: bool = False,
+    requires_approval: ApprovalPolicy = False,
     timeout: timedelta = timedelta(minutes=5),
     retry: RetryPolicy | None = None,
     deadline: timedelta | None = None,
@@ -279,7 +301,8 @@ def tool(
 
     Args:
         name: Tool name shown to the model; defaults to the function name.
-        requires_approval: Wait for an `approval` signal before running.
+        requires_approval: Wait for an `approval` signal before running: True, or a policy
+            of the arguments (`lambda amount: amount > 100`), deterministic.
         timeout: Start-to-close timeout of one attempt.
         retry: Temporal retry policy; after the last attempt the error goes to the model.
         deadline: How long to wait for an approval before the call times out.
@@ -315,7 +338,7 @@ def long_running_tool(
     name: str | None = None,
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
-    requires_approval: bool = False,
+    requires_approval: ApprovalPolicy = False,
     timeout: timedelta = ...,
     retry: RetryPolicy | None = None,
     heartbeat_timeout: HeartbeatTimeout = ...,
@@ -327,7 +350,7 @@ def long_running_tool(
     name: str | None = None,
     deadline: timedelta | None = None,
     fail_on_deadline: bool = False,
-    requires_approval: bool = False,
+    requires_approval: ApprovalPolicy = False,
     timeout: timedelta = timedelta(minutes=5),
     retry: RetryPolicy | None = None,
     heartbeat_timeout: HeartbeatTimeout = FROM_AGENT,

@@ -247,3 +247,30 @@ asker = Agent(
 )
 
 agents += [shifter, overworker, asker]
+
+
+@tool(requires_approval=True)
+def pay(amount: int, ctx: ToolContext) -> str:
+    """Pay out (a person approves first); takes a second.
+
+    Args:
+        amount: Dollars.
+    """
+    _log("pay_started", ctx)
+    time.sleep(1)
+    _log("pay_done", ctx)
+    return f"paid {amount}"
+
+
+payer = Agent(
+    "payer",
+    model=ScriptedModel(
+        "payer",
+        [
+            AssistantMessage(tool_calls=[ToolCall(id="p1", name="pay", arguments='{"amount": 9}')]),
+            "paid",
+        ],
+    ),
+    tools=[pay],
+)
+agents += [payer]

@@ -94,3 +94,40 @@ async def test_a_decision_is_bound_to_the_arguments_it_was_made_on(
     assert decision.detail == "approved"
     assert RUNS["refund"] == ["70"]
     assert result.final_text == "refunded"
+
+
+@tool(requires_approval=lambda amount: amount > 100)
+def policy_refund(amount: int) -> str:
+    """Refund money; over 100 EUR a person approves first.
+
+    Args:
+        amount: Euros.
+    """
+    RUNS["policy_refund"].append(str(amount))
+    return f"refunded {amount} EUR"
+
+
+def test_an_approval_policy_decides_per_call() -> None:
+    assert policy_refund.needs_approval('{"amount": 500}')
+    assert not policy_refund.needs_approval('{"amount": 30}')
+    assert not policy_refund.needs_approval('{"amount": "lots"}'), "bad arguments need no approval"
+    assert refund.needs_approval('{"amount": 1}')
+
+
+async def test_only_the_calls_the_policy_names_wait_for_approval(
+    time_env: WorkflowEnvironment,
+) -> None:
+    reply = calls(
+        ("small", "policy_refund", {"amount": 30}), ("large", "policy_refund", {"amount": 500})
+    )
+    agent = Agent("policy", model=ScriptedModel("policy", [reply, "done"]), tools=[policy_refund])
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("policy", "refund both")
+        [pending] = await wait_pending(client, handle.id)
+        ran_while_waiting = list(RUNS["policy_refund"])
+        await client.decide(handle.id, "large", True, digest=pending.digest)
+        result = await handle.result()
+    assert (pending.tool_call_id, pending.kind) == ("large", "approval")
+    assert ran_while_waiting == ["30"], "the small refund ran without waiting"
+    assert sorted(RUNS["policy_refund"]) == ["30", "500"]
+    assert [m.tool_call_id for m in tool_messages(result.messages)] == ["small", "large"]

@@ -112,7 +112,7 @@ def route_of(agent: Agent, call: ToolCall) -> tuple[Route, bool]:
             ToolKind.LONG_RUNNING: Route.LONG_RUNNING,
             ToolKind.EXTERNAL: Route.EXTERNAL,
         }[target.kind]
-        return route, target.requires_approval
+        return route, target.needs_approval(call.arguments)
     return Route.UNKNOWN, False
 
 
