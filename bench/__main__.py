@@ -27,6 +27,7 @@ from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 from .measure import (
     Timing,
     WorkerProcess,
+    kill_recovery,
     long_run,
     per_turn_floor,
     reason,
@@ -175,6 +176,7 @@ async def variants_on(env: WorkflowEnvironment, only: set[str] | None) -> list[V
         await bare_variant(target, sandboxed=False),
         durable_variant(env.client, False),
         durable_variant(env.client, True),
+        durable_variant(env.client, False, heartbeats=False),
         await encrypted_variant(target),
         await traced_variant(target),
     ]
@@ -245,6 +247,11 @@ async def measure_resume(env: WorkflowEnvironment, report: Report) -> None:
         ("SIGKILL, sticky 10 s (Temporal default)", signal.SIGKILL, 10.0),
     ):
         report.resume(label, await resume_latency(env.client, target, sig, sticky))
+    for label, agent in (
+        ("SIGKILL mid-tool call", "bench-slow-tool"),
+        ("SIGKILL mid-model call", "bench-slow-model"),
+    ):
+        report.crash(label, await kill_recovery(env.client, target, agent))
 
 
 def _header(quick: bool) -> str:

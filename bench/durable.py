@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from durable_agent import Agent, AssistantMessage, ModelRequest, ScriptedModel, ToolCall, tool
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    ScriptedModel,
+    ToolCall,
+    tool,
+)
 from durable_agent._tool import external_tool
 
 from .fake import TOOL_NAME, parse, tool_output, wants_tool
@@ -20,8 +29,9 @@ def _script(request: ModelRequest) -> AssistantMessage:
     return AssistantMessage(content="done")
 
 
-def agent(fast: bool) -> Agent:
-    name = "bench-fast" if fast else "bench"
+def agent(fast: bool, heartbeats: bool = True) -> Agent:
+    """The bench agent; `heartbeats=False` turns them off, to show what they cost a turn."""
+    name = "bench-fast" if fast else ("bench" if heartbeats else "bench-no-heartbeats")
 
     @tool(name=TOOL_NAME, local=fast)
     async def fetch(size: int) -> str:
@@ -35,6 +45,7 @@ def agent(fast: bool) -> Agent:
         local_model=fast,
         max_turns=100_000,
         model_timeout=timedelta(seconds=30),
+        **({} if heartbeats else {"heartbeat_timeout": None}),
     )
 
 
@@ -50,3 +61,36 @@ def resume_agent() -> Agent:
     return Agent(
         "bench-resume", model=ScriptedModel("bench-resume", [call, "done"]), tools=[wait_here]
     )
+
+
+SLOW_CALL_SECONDS = 4.0
+"""How long the crash-recovery agents' tool or model call takes: the worker is killed in it."""
+
+
+class SlowProvider:
+    """A model provider (`slow:<name>`) that thinks for `SLOW_CALL_SECONDS`, then answers."""
+
+    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+        await asyncio.sleep(SLOW_CALL_SECONDS)
+        return ModelResponse(message=AssistantMessage(content="thought it through"))
+
+
+@tool
+async def slow_step() -> str:
+    """A step that takes a few seconds."""
+    await asyncio.sleep(SLOW_CALL_SECONDS)
+    return "step done"
+
+
+def crash_agents() -> list[Agent]:
+    """Every setting at its default: a run whose tool call takes a few seconds, and one whose
+    model call does."""
+    step = AssistantMessage(tool_calls=[ToolCall(id="s", name="slow_step")])
+    return [
+        Agent(
+            "bench-slow-tool",
+            model=ScriptedModel("bench-slow-tool", [step, "done"]),
+            tools=[slow_step],
+        ),
+        Agent("bench-slow-model", model="slow:think"),
+    ]

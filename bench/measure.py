@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import statistics
 import subprocess
 import sys
@@ -267,3 +268,20 @@ async def resume_latency(client: Client, address: str, sig: int, sticky: float |
         return time.perf_counter() - started
     finally:
         second.stop(15)
+
+
+async def kill_recovery(client: Client, address: str, agent: str) -> float:
+    """Seconds from a SIGKILL in the middle of the run's slow call (tool or model, every
+    setting at its default) to the run's end, with a new worker started at once."""
+    queue = _id("crash")
+    first = WorkerProcess("durable", address, queue)
+    handle = await AgentClient(client, queue).start(agent, "go", workflow_id=_id("crash"))
+    await asyncio.sleep(1.5)  # into the call, after its first heartbeat
+    first.stop(signal.SIGKILL)
+    killed = time.perf_counter()
+    second = WorkerProcess("durable", address, queue)
+    try:
+        await asyncio.wait_for(handle.result(), 120)
+        return time.perf_counter() - killed
+    finally:
+        second.stop(signal.SIGTERM)

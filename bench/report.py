@@ -17,6 +17,11 @@ FAST_MAX_RATIO = 0.2
 """Fast mode's time a turn, as a fraction of bare's, at most."""
 THROUGHPUT_MIN_RATIO = {8: 1.1, 32: 1.1}
 """Default mode's throughput over bare's, at least, by concurrency; elsewhere bare's."""
+NO_HEARTBEATS = "durable-agent, no heartbeats"
+HEARTBEAT_MAX_COST = 1.03
+"""Heartbeats may cost a turn whose calls end before their first at most 3% (issue 10)."""
+CRASH_MAX_SECONDS = 15.0
+"""A worker SIGKILLed mid-call: another finishes the run within this long (issue 10)."""
 LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
 """Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
 MB = 1024 * 1024
@@ -29,6 +34,7 @@ class Report:
         self.rates: dict[str, dict[int, float]] = defaultdict(dict)
         self.rss_mb: dict[str, float] = {}
         self.resumes: dict[str, float] = {}
+        self.crashes: dict[str, float] = {}
         self.long_runs: dict[str, LongRun] = {}
         self.notes: list[str] = []
 
@@ -52,6 +58,9 @@ class Report:
 
     def resume(self, label: str, seconds: float) -> None:
         self.resumes[label] = seconds
+
+    def crash(self, label: str, seconds: float) -> None:
+        self.crashes[label] = seconds
 
     def long_run(self, name: str, run: LongRun) -> None:
         self.long_runs[name] = run
@@ -171,7 +180,17 @@ class Report:
             "|---|---|",
         ]
         rows += [f"| {label} | {s:.2f} |" for label, s in self.resumes.items()]
-        return [*rows, ""]
+        rows.append("")
+        if self.crashes:
+            rows += [
+                "## Crash mid-call (kill to the run's end, new worker at once, every default)",
+                "",
+                "| case | seconds |",
+                "|---|---|",
+            ]
+            rows += [f"| {label} | {s:.1f} |" for label, s in self.crashes.items()]
+            rows.append("")
+        return rows
 
     def _goals(self) -> list[str]:
         checks: list[tuple[str, bool | None, str]] = []
@@ -251,6 +270,25 @@ class Report:
                         f"resume after {label.split(',')[0]} ≤ {limit} s",
                         self.resumes[label] <= limit,
                         f"{self.resumes[label]:.2f} s",
+                    )
+                )
+        for label, seconds in self.crashes.items():
+            checks.append(
+                (
+                    f"{label}: another worker finishes the run ≤ {CRASH_MAX_SECONDS:.0f} s after",
+                    seconds <= CRASH_MAX_SECONDS,
+                    f"{seconds:.1f} s",
+                )
+            )
+        for turns in sorted(self.timings[NO_HEARTBEATS]):
+            mine, without = self.timings[DEFAULT].get(turns), self.timings[NO_HEARTBEATS][turns]
+            if mine is not None:
+                cost = mine.median / without.median
+                checks.append(
+                    (
+                        f"heartbeats cost ≤ {HEARTBEAT_MAX_COST - 1:.0%} a turn at {turns} turns",
+                        cost <= HEARTBEAT_MAX_COST,
+                        f"{cost:.3f}x",
                     )
                 )
         long = self.long_runs.get(DEFAULT)

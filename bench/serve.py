@@ -47,10 +47,13 @@ async def serve(variant: str, address: str, queue: str, sticky: float | None) ->
         )
     else:
         agents = {
-            "durable": [durable.agent(False), durable.resume_agent()],
+            "durable": [durable.agent(False), durable.resume_agent(), *durable.crash_agents()],
             "durable-fast": [durable.agent(True)],
         }[variant]
-        worker = create_worker(await connect(address), agents, task_queue=queue, **options)
+        providers = {"slow": durable.SlowProvider()}
+        worker = create_worker(
+            await connect(address), agents, task_queue=queue, providers=providers, **options
+        )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with worker:

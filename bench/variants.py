@@ -72,8 +72,8 @@ async def bare_variant(target: str, sandboxed: bool = True) -> Variant:
     )
 
 
-def durable_variant(client: Client, fast: bool) -> Variant:
-    agent = durable.agent(fast)
+def durable_variant(client: Client, fast: bool, heartbeats: bool = True) -> Variant:
+    agent = durable.agent(fast, heartbeats)
 
     def worker(queue: str) -> Worker:
         return create_worker(client, [agent], task_queue=queue)
@@ -89,6 +89,11 @@ def durable_variant(client: Client, fast: bool) -> Variant:
     if fast:
         return Variant(
             "durable-agent fast", client, worker, start, "durable-fast", tool_activity=tool
+        )
+    if not heartbeats:
+        # Per-turn time only: what heartbeats cost a turn whose calls end before their first.
+        return Variant(
+            "durable-agent, no heartbeats", client, worker, start, history=False, tool_activity=tool
         )
     return Variant("durable-agent", client, worker, start, "durable", tool_activity=tool)
 
