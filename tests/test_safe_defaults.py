@@ -135,7 +135,8 @@ async def test_run_of_an_unknown_agent_says_which_agents_the_worker_serves(
         stop(worker)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
-    assert "failed: unknown agent 'nosuchagent' (this worker serves: clerk," in errors[0]
+    assert "failed: unknown agent 'nosuchagent' (this worker serves: " in errors[0]
+    assert " clerk, " in errors[0], "the agents the worker serves are named"
 
 
 async def test_worker_with_a_bad_agents_path_fails_in_one_line(

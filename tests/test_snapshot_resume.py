@@ -129,7 +129,7 @@ async def test_a_snapshot_that_ends_in_an_answer_is_not_answered_again(
             await wait_state(client, resumed.id, RunState.WAITING_FOR_USER)
             await client.say(resumed.id, "and?")
             await wait_state(client, resumed.id, RunState.WAITING_FOR_USER, turn=2)
-            await resumed.cancel()
+            await resumed.terminate("test over")
             return
         result = await resumed.result()
     assert (result.final_text, result.turns) == ("first answer", 1)
