@@ -31,6 +31,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.converter import DataConverter
+from temporalio.converter._data_converter import _is_reference_payload  # the SDK's own test
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.testing import WorkflowEnvironment
 
@@ -278,6 +279,8 @@ async def test_no_secret_in_history_events_logs_spans_or_metrics(
     ]
     assert len(model_inputs) == 4, "a model call each turn (the 429 is a retry)"
     assert not [i for i in model_inputs if STATEMENT in i], "the statement goes by ref"
+    stored = [p for e in history.events for p in payloads_in(e) if _is_reference_payload(p)]
+    assert stored, "the statement went to payload storage"
     assert any(PROMPT in p for p in payloads_by_event.values()), "payloads decode"
 
     # The codec server decodes the history's payloads for whoever holds its token.
