@@ -10,6 +10,7 @@ with _workflow.unsafe.imports_passed_through():
 
     from ._agent import Agent, Handoff, ScriptedModel, person
     from ._hooks import Hook, hook
+    from ._mcp import MCPServer
     from ._tool import (
         Tool,
         ToolContext,
@@ -63,6 +64,7 @@ __all__ = [
     "HookContext",
     "HookResult",
     "Item",
+    "MCPServer",
     "Message",
     "ModelRequest",
     "ModelResponse",

@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from ._hooks import Hook, hook
+from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
 from .wire import AssistantMessage, ModelRequest, ModelSettings, ToolSpec
 
@@ -85,7 +86,8 @@ class Agent:
     name: str
     model: str | ScriptedModel
     instructions: str = ""
-    tools: Sequence[Tool | Callable[..., Any]] = ()
+    tools: Sequence[Tool | MCPServer | Callable[..., Any]] = ()
+    """Functions, `Tool`s, and `MCPServer`s whose tools the run lists once (see README "MCP")."""
     handoffs: Sequence[Agent | Handoff] = ()
     hooks: Sequence[Hook | Callable[..., Any]] = ()
     """Run after every model completion; see `durable_agent.hook`."""
@@ -106,17 +108,24 @@ class Agent:
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tools = [t if isinstance(t, Tool) else tool(t) for t in self.tools]
+        self.tools = [t if isinstance(t, Tool | MCPServer) else tool(t) for t in self.tools]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
         self.hooks = [h if isinstance(h, Hook) else hook(h) for h in self.hooks]
         names = [t.name for t in self.tool_list] + [h.tool_name for h in self.handoff_list]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")
+        servers = [s.name for s in self.mcp_servers]
+        if len(set(servers)) != len(servers):
+            raise ValueError(f"agent {self.name!r} has two MCP servers with one name: {servers}")
 
     @property
     def tool_list(self) -> list[Tool]:
         return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def mcp_servers(self) -> list[MCPServer]:
+        return [t for t in self.tools if isinstance(t, MCPServer)]
 
     @property
     def hook_list(self) -> list[Hook]:
@@ -145,7 +154,7 @@ class Agent:
                 return h
         return None
 
-    def heartbeat_for(self, call: Tool | Hook) -> timedelta | None:
+    def heartbeat_for(self, call: Tool | Hook | MCPServer | MCPTool) -> timedelta | None:
         """The heartbeat timeout a tool or hook call runs with: its own, else this agent's."""
         own = call.heartbeat_timeout
         return self.heartbeat_timeout if own is FROM_AGENT else own

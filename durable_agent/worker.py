@@ -114,6 +114,7 @@ def create_worker(
     `temporalio.worker.workflow_sandbox`) to run it sandboxed.
     """
     from durable_agent.activities.hooks import hook_activity
+    from durable_agent.activities.mcp import MCPActivities
     from durable_agent.activities.model import ModelActivities
     from durable_agent.activities.tools import tool_activities
     from durable_agent.workflows.agent_workflow import AgentWorkflow
@@ -127,6 +128,10 @@ def create_worker(
     )
     tools = [t for a in served.values() for t in a.tool_list]
     hooks = {h.name: h for a in served.values() for h in a.hook_list}
+    mcp_servers = [s for a in served.values() for s in a.mcp_servers]
+    # Only a worker with MCP servers has the dynamic handler: elsewhere an unknown activity
+    # type keeps failing as unknown instead of reaching it.
+    mcp = [MCPActivities(mcp_servers, model_activities.transcripts).run] if mcp_servers else []
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
     worker_options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     # Inside the client's tracing interceptor (client interceptors come first), so its spans
@@ -140,6 +145,7 @@ def create_worker(
             model_activities.complete,
             *tool_activities(tools, model_activities.transcripts),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
+            *mcp,
         ],
         interceptors=interceptors,
         **worker_options,
@@ -195,7 +201,10 @@ async def run_worker(worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from durable_agent.activities.mcp import close_connections
+
     async with worker:
         log.info("worker serving task queue %s", worker.task_queue)
         await stop.wait()
         log.info("shutting down")
+    await close_connections()

@@ -5,13 +5,14 @@ One turn:
    arrived meanwhile (signals, hooks), stop if a hook asked to, and continue as new if the
    history has grown large.
 2. Call the model activity with what the activity side lacks (`Outbox`; status events never go
-   out), then run the agent's hooks.
+   out), then run the agent's hooks. An agent with MCP servers first lists their tools, once a
+   run (`MCPToolsets`).
 3. No tool calls: if messages are waiting, go to 1; otherwise the run ends, or in a
    conversation waits for the next user message.
 4. Every tool call of the response is resolved by its own coroutine, all at once (`CallBook`):
-   invocable tools run as activities; approval tools wait for an `approval` signal first;
-   external and long-running tools wait for a `tool_result` signal; a handoff switches agent
-   or waits for a person. Deadlines are durable timers.
+   invocable tools (and MCP servers' tools) run as activities; approval tools wait for an
+   `approval` signal first; external and long-running tools wait for a `tool_result` signal;
+   a handoff switches agent or waits for a person. Deadlines are durable timers.
 5. When every tool_call_id of the response has exactly one result, the results are appended
    in call order, and the loop goes back to 1.
 Each turn ends in one outcome: final, run again, handoff, wait or stop.
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent import _registry, telemetry
     from durable_agent._agent import Agent, Handoff
     from durable_agent._hooks import Hook
+    from durable_agent._mcp import MCPServer, MCPTool, parse_arguments
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent.wire import (
         AGENT_NAME,
@@ -51,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         HistoryQuery,
         HookInvocation,
         HookResult,
+        MCPListTools,
+        MCPToolList,
         ModelRequest,
         ModelResponse,
         PendingCall,
@@ -74,6 +78,7 @@ from .call_book import CallBook, OpenCall
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, reraise_cancellation
 from .outbox import Outbox, whole_on_miss
+from .toolsets import MCPToolsets
 
 MODEL_ACTIVITY = "model.complete"
 # A run continued as new sooner than the server's history.workflowIdReuseMinimalInterval
@@ -131,6 +136,7 @@ class AgentWorkflow:
         self._conversation = Conversation(workflow.now)
         self._calls = CallBook()
         self._outbox = Outbox(workflow.info().workflow_id, "")
+        self._mcp = MCPToolsets()
         self._state = RunState.RUNNING
 
     # ------------------------------------------------------------------ the loop
@@ -238,10 +244,11 @@ class AgentWorkflow:
 
     async def _call_model(self) -> ModelResponse:
         agent, conversation, outbox = self._agent(), self._conversation, self._outbox
+        await self._list_mcp_tools(agent)
         conversation.turns += 1
         conversation.event("agent", "turn_started", turn=conversation.turns, agent=agent.name)
         prompt = conversation.prompt()
-        request = outbox.model_request(agent, prompt)
+        request = outbox.model_request(agent, prompt, self._mcp.specs(agent))
         started = workflow.now()
         try:
             response = await whole_on_miss(
@@ -296,6 +303,35 @@ class AgentWorkflow:
         )
         return response
 
+    async def _list_mcp_tools(self, agent: Agent) -> None:
+        """List the tools of the agent's MCP servers this run has not listed yet, all at once.
+        No command at all for an agent without MCP servers. A listing that fails is tried again
+        before the next model call; meanwhile that server's tools are not offered."""
+        missing = self._mcp.missing(agent)
+        if missing:
+            await asyncio.gather(*(self._list_mcp_server(agent, s) for s in missing))
+
+    async def _list_mcp_server(self, agent: Agent, server: MCPServer) -> None:
+        try:
+            listing: MCPToolList = await workflow.execute_activity(
+                server.list_activity,
+                MCPListTools(server=server.name),
+                result_type=MCPToolList,
+                start_to_close_timeout=server.timeout,
+                retry_policy=server.retry,
+                heartbeat_timeout=agent.heartbeat_for(server),
+            )
+        except CALL_FAILED as exc:
+            reraise_cancellation(exc)
+            self._conversation.event(
+                "tool", "mcp_list_failed", server=server.name, error=cause_text(exc)
+            )
+            return
+        self._mcp.add(listing)
+        self._conversation.event(
+            "tool", "mcp_tools_listed", server=server.name, tools=len(listing.tools)
+        )
+
     async def _run_hooks(self) -> None:
         """Hooks see the conversation by reference and may inject messages or stop the run."""
         agent, conversation = self._agent(), self._conversation
@@ -347,7 +383,8 @@ class AgentWorkflow:
         if not calls:
             return RunAgain()
         agent = self._agent()
-        opened = self._calls.open(agent, calls)
+        await self._list_mcp_tools(agent)  # a run resumed from a snapshot may owe MCP calls
+        opened = self._calls.open(agent, calls, self._mcp.tools(agent))
         answers = await asyncio.gather(*(self._resolve(agent, c) for c in opened))
         for message, ref in answers:
             index = self._conversation.append(message)
@@ -379,13 +416,16 @@ class AgentWorkflow:
             call.resolve(answer[0] if answer is not None else None)
 
     async def _answer(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
-        target = agent.find_tool(call.call.name)
+        target = agent.find_tool(call.call.name) or self._mcp.tools(agent).get(call.call.name)
         if target is None:
-            known = ", ".join(s.name for s in agent.tool_specs()) or "none"
+            specs = [*agent.tool_specs(), *self._mcp.specs(agent)]
+            known = ", ".join(s.name for s in specs) or "none"
             unknown = f"unknown tool {call.call.name!r}; available tools: {known}"
             return _error(call.call, unknown), None
         if isinstance(target, Handoff):
             return await self._handoff(call, target), None
+        if isinstance(target, MCPTool):
+            return await self._run_mcp_tool(call, target)
         return await self._run_tool(call, target)
 
     async def _run_tool(self, call: OpenCall, tool: Tool) -> tuple[ToolMessage, str | None]:
@@ -399,15 +439,9 @@ class AgentWorkflow:
             return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
         already_started = self._calls.was_waiting(tool_call.id)
         if call.needs_approval and not already_started:
-            if not await self._wait(call, "approval", tool.deadline, tool.fail_on_deadline):
-                return _timed_out(tool_call, "no approval", tool.deadline), None
-            assert call.decision is not None
-            if not call.decision.approved:
-                reason = f": {call.decision.reason}" if call.decision.reason else ""
-                self._conversation.event(
-                    "tool", "tool_rejected", tool=tool.name, tool_call_id=tool_call.id
-                )
-                return _error(tool_call, f"the user rejected this call{reason}"), None
+            refused = await self._approval(call, tool)
+            if refused is not None:
+                return refused, None
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
@@ -423,7 +457,44 @@ class AgentWorkflow:
             return _timed_out(tool_call, "no result", tool.deadline), None
         return _signalled(call), None
 
-    async def _run_activity(self, call: OpenCall, tool: Tool) -> ToolOutcome:
+    async def _run_mcp_tool(self, call: OpenCall, tool: MCPTool) -> tuple[ToolMessage, str | None]:
+        """An MCP server's tool: its activity's result, errors included, goes to the model."""
+        tool_call = call.call
+        try:
+            parse_arguments(tool_call.arguments)
+        except ValueError as exc:
+            self._conversation.event(
+                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
+            )
+            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
+        if call.needs_approval:
+            refused = await self._approval(call, tool)
+            if refused is not None:
+                return refused, None
+        outcome = await self._run_activity(call, tool)
+        message = ToolMessage(
+            tool_call_id=tool_call.id,
+            name=tool_call.name,
+            content=outcome.content,
+            is_error=outcome.is_error,
+        )
+        return message, outcome.ref
+
+    async def _approval(self, call: OpenCall, tool: Tool | MCPTool) -> ToolMessage | None:
+        """Wait for the call's approval: None when approved, else the answer to give."""
+        tool_call = call.call
+        if not await self._wait(call, "approval", tool.deadline, tool.fail_on_deadline):
+            return _timed_out(tool_call, "no approval", tool.deadline)
+        assert call.decision is not None
+        if not call.decision.approved:
+            reason = f": {call.decision.reason}" if call.decision.reason else ""
+            self._conversation.event(
+                "tool", "tool_rejected", tool=tool.name, tool_call_id=tool_call.id
+            )
+            return _error(tool_call, f"the user rejected this call{reason}")
+        return None
+
+    async def _run_activity(self, call: OpenCall, tool: Tool | MCPTool) -> ToolOutcome:
         tool_call = call.call
         call.proceed()
         self._conversation.event("tool", "tool_started", tool=tool.name, tool_call_id=tool_call.id)

@@ -11,7 +11,7 @@ Plain Python, unit-tested without a server (tests/test_call_book.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +20,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
     from durable_agent._agent import Agent, Handoff
+    from durable_agent._mcp import MCPTool
     from durable_agent._tool import Tool, ToolKind
     from durable_agent.wire import (
         ApprovalSignal,
@@ -43,6 +44,8 @@ class Route(StrEnum):
     """A `tool_result` signal answers; no activity runs."""
     PERSON = "person"
     """A handoff to a person: a `tool_result` or `user_message` signal answers."""
+    MCP = "mcp"
+    """A tool of an MCP server: its `mcp.<server>.<tool>` activity's result."""
     AGENT = "agent"
     """A handoff to another agent: answered at once, the next turn is that agent's."""
     UNKNOWN = "unknown"
@@ -101,8 +104,11 @@ class OpenCall:
         return self.result is not None
 
 
-def route_of(agent: Agent, call: ToolCall) -> tuple[Route, bool]:
-    """The route of `call` under `agent`, and whether it needs an approval first."""
+def route_of(
+    agent: Agent, call: ToolCall, mcp_tools: Mapping[str, MCPTool] | None = None
+) -> tuple[Route, bool]:
+    """The route of `call` under `agent` (and the MCP tools its run listed), and whether it
+    needs an approval first."""
     target = agent.find_tool(call.name)
     if isinstance(target, Handoff):
         return (Route.AGENT if target.agent is not None else Route.PERSON), False
@@ -113,6 +119,9 @@ def route_of(agent: Agent, call: ToolCall) -> tuple[Route, bool]:
             ToolKind.EXTERNAL: Route.EXTERNAL,
         }[target.kind]
         return route, target.needs_approval(call.arguments)
+    mcp_tool = (mcp_tools or {}).get(call.name)
+    if mcp_tool is not None:
+        return Route.MCP, mcp_tool.needs_approval(call.arguments)
     return Route.UNKNOWN, False
 
 
@@ -129,11 +138,16 @@ class CallBook:
         """Answers a snapshot carried for calls of its last response, by tool_call_id."""
         self._handoff: str | None = None
 
-    def open(self, agent: Agent, calls: Iterable[ToolCall]) -> list[OpenCall]:
+    def open(
+        self,
+        agent: Agent,
+        calls: Iterable[ToolCall],
+        mcp_tools: Mapping[str, MCPTool] | None = None,
+    ) -> list[OpenCall]:
         """Open the calls of a response; early results go to the calls that take them."""
         opened = []
         for call in calls:
-            route, needs_approval = route_of(agent, call)
+            route, needs_approval = route_of(agent, call, mcp_tools)
             if self.resumed.get(call.id) in ("long_running", "external"):
                 needs_approval = False  # approved in the run the snapshot came from
             opened.append(OpenCall(call, route, needs_approval))

@@ -14,7 +14,7 @@ Plain Python, unit-tested without a server (tests/test_outbox.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from temporalio import workflow
@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         HookInvocation,
         Message,
         ModelRequest,
+        ToolSpec,
         TranscriptRef,
     )
     from durable_agent.wire.limits import LOCAL_FLUSH_BYTES
@@ -58,10 +59,12 @@ class Outbox:
 
     # ------------------------------------------------------------------ model calls
 
-    def model_request(self, agent: Agent, prompt: list[Message]) -> ModelRequest:
-        """What the next model call carries: the messages after `sent`, tool results by ref.
-        A local model gets no refs: its input never reaches history, and its worker may not
-        hold the tool's result."""
+    def model_request(
+        self, agent: Agent, prompt: list[Message], listed: Sequence[ToolSpec] = ()
+    ) -> ModelRequest:
+        """What the next model call carries: the messages after `sent`, tool results by ref,
+        the agent's tools and the tools its MCP servers `listed`. A local model gets no refs:
+        its input never reaches history, and its worker may not hold the tool's result."""
         refs, self._refs = self._refs, {}
         messages = prompt[self.sent :]
         content_refs: dict[int, str] = {}
@@ -79,7 +82,7 @@ class Outbox:
             messages=messages,
             transcript=self.transcript(),
             content_refs=content_refs,
-            tools=agent.tool_specs(),
+            tools=[*agent.tool_specs(), *listed],
             settings=agent.settings,
         )
 

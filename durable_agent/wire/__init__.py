@@ -38,6 +38,7 @@ from ._conversation import (
     prompt_messages,
     render_content,
 )
+from ._mcp import MCPListTools, MCPToolInfo, MCPToolList
 from ._run import (
     AGENT_NAME,
     AGENT_STATUS,
@@ -75,6 +76,9 @@ __all__ = [
     "HookInvocation",
     "HookResult",
     "Item",
+    "MCPListTools",
+    "MCPToolInfo",
+    "MCPToolList",
     "Message",
     "ModelRequest",
     "ModelResponse",
