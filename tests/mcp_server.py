@@ -42,6 +42,12 @@ def delete_file(path: str) -> str:
     return f"deleted {path}"
 
 
+@server.tool()
+def crash() -> str:
+    """End the server process in the middle of the call."""
+    os._exit(3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, help="serve streamable HTTP on this loopback port")

@@ -12,10 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, MCPServer, ModelRequest, ScriptedModel, ToolCall, tool
@@ -123,7 +125,7 @@ async def test_an_agent_calls_stdio_mcp_tools_end_to_end_and_replays(
 
     # The server's JSON schemas are the tools' schemas the model sees, on every call.
     specs = {s.name: s for s in requests[0].tools}
-    assert set(specs) == {"add", "shout", "explode", "delete_file"}
+    assert set(specs) == {"add", "shout", "explode", "delete_file", "crash"}
     assert specs["add"].parameters["properties"]["a"]["type"] == "integer"
     assert specs["add"].parameters["required"] == ["a", "b"]
     assert specs["add"].description.startswith("Add two integers.")
@@ -257,3 +259,25 @@ def test_two_servers_of_one_agent_cannot_share_a_name() -> None:
             model="scripted:x",
             tools=[MCPServer("s", command=["x"]), MCPServer("s", command=["y"])],
         )
+
+
+async def test_a_server_that_dies_mid_call_is_reopened_and_the_run_goes_on(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """The stdio subprocess exits during `crash`: each attempt fails, the last attempt's
+    failure goes to the model, and the next call runs on a new subprocess."""
+    model = scripted([calls(("c1", "crash", {})), calls(("c2", "add", {"a": 1, "b": 2})), "ok"], [])
+    files = MCPServer(
+        "files",
+        command=STDIO,
+        cwd=str(ROOT),
+        retry=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=100)),
+    )
+    agent = Agent("mcp-crash", model=model, tools=[files])
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("mcp-crash", "crash it")
+        result = await asyncio.wait_for(handle.result(), 60)
+    answers = {m.tool_call_id: m for m in tool_messages(result.messages)}
+    assert answers["c1"].is_error and "tool crash failed" in answers["c1"].content
+    assert (answers["c2"].content, answers["c2"].is_error) == ("3", False)
+    assert (await activity_types(handle)).count("mcp.files.crash") == 1  # one activity, 2 tries
