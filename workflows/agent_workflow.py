@@ -9,7 +9,8 @@ One turn:
    run (`MCPToolsets`).
 3. No tool calls: if messages are waiting, go to 1; otherwise the run ends, or in a
    conversation waits for the next user message.
-4. Every tool call of the response is resolved by its own coroutine, all at once (`CallBook`):
+4. Every tool call of the response is resolved by its own coroutine, all at once (`ToolCalls`,
+   over the `CallBook`):
    invocable tools (and MCP servers' tools) run as activities; approval tools wait for an
    `approval` signal first; external and long-running tools wait for a `tool_result` signal;
    a handoff switches agent or waits for a person. Deadlines are durable timers.
@@ -39,10 +40,9 @@ with workflow.unsafe.imports_passed_through():
     import pydantic
 
     from durable_agent import _registry, telemetry
-    from durable_agent._agent import Agent, Handoff
+    from durable_agent._agent import Agent
     from durable_agent._hooks import Hook
-    from durable_agent._mcp import MCPServer, MCPTool, parse_arguments
-    from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
+    from durable_agent._mcp import MCPServer
     from durable_agent.wire import (
         AGENT_NAME,
         AGENT_STATUS,
@@ -58,15 +58,11 @@ with workflow.unsafe.imports_passed_through():
         ModelRequest,
         ModelResponse,
         PendingCall,
-        PendingKind,
         RunState,
         Snapshot,
         StatusInfo,
         SubmitResult,
         ToolCall,
-        ToolInvocation,
-        ToolMessage,
-        ToolOutcome,
         ToolResultSignal,
         TranscriptPage,
         TranscriptQuery,
@@ -74,10 +70,11 @@ with workflow.unsafe.imports_passed_through():
         UserMessageSignal,
     )
 
-from .call_book import CallBook, OpenCall
+from .call_book import CallBook
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, reraise_cancellation
 from .outbox import Outbox, whole_on_miss
+from .tool_calls import ToolCalls
 from .toolsets import MCPToolsets
 
 MODEL_ACTIVITY = "model.complete"
@@ -138,6 +135,14 @@ class AgentWorkflow:
         self._outbox = Outbox(workflow.info().workflow_id, "")
         self._mcp = MCPToolsets()
         self._state = RunState.RUNNING
+        self._tool_calls = ToolCalls(
+            self._conversation,
+            self._calls,
+            self._outbox,
+            self._mcp,
+            waits_changed=self._refresh_state,
+            failed=partial(self._set_state, RunState.FAILED),
+        )
 
     # ------------------------------------------------------------------ the loop
 
@@ -216,9 +221,8 @@ class AgentWorkflow:
         return Wait() if params.conversation else Final()
 
     def _start(self, params: AgentRunInput) -> None:
-        conversation_id = params.conversation_id or str(workflow.uuid4())
-        sent = params.transcript_length if params.conversation_id else 0
-        self._outbox = Outbox(workflow.info().workflow_id, conversation_id, sent)
+        self._outbox.conversation_id = params.conversation_id or str(workflow.uuid4())
+        self._outbox.sent = params.transcript_length if params.conversation_id else 0
         snap = params.snapshot
         if snap is not None:
             self._conversation.restore(snap)
@@ -385,7 +389,7 @@ class AgentWorkflow:
         agent = self._agent()
         await self._list_mcp_tools(agent)  # a run resumed from a snapshot may owe MCP calls
         opened = self._calls.open(agent, calls, self._mcp.tools(agent))
-        answers = await asyncio.gather(*(self._resolve(agent, c) for c in opened))
+        answers = await asyncio.gather(*(self._tool_calls.resolve(agent, c) for c in opened))
         for message, ref in answers:
             index = self._conversation.append(message)
             if ref is not None:
@@ -400,199 +404,6 @@ class AgentWorkflow:
             "agent", "handoff", source_agent=previous, target=target, to="agent"
         )
         workflow.upsert_search_attributes([AGENT_NAME.value_set(target)])
-
-    async def _resolve(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
-        """One call's answer, and the ref under which its tool's worker keeps the content."""
-        if call.answer is not None:  # answered before the snapshot this run resumed
-            target = agent.find_tool(call.call.name)
-            if isinstance(target, Handoff) and target.agent and not call.answer.is_error:
-                self._calls.claim_handoff(target.agent.name)
-            return call.answer, None
-        answer: tuple[ToolMessage, str | None] | None = None
-        try:
-            answer = await self._answer(agent, call)
-            return answer
-        finally:
-            call.resolve(answer[0] if answer is not None else None)
-
-    async def _answer(self, agent: Agent, call: OpenCall) -> tuple[ToolMessage, str | None]:
-        target = agent.find_tool(call.call.name) or self._mcp.tools(agent).get(call.call.name)
-        if target is None:
-            specs = [*agent.tool_specs(), *self._mcp.specs(agent)]
-            known = ", ".join(s.name for s in specs) or "none"
-            unknown = f"unknown tool {call.call.name!r}; available tools: {known}"
-            return _error(call.call, unknown), None
-        if isinstance(target, Handoff):
-            return await self._handoff(call, target), None
-        if isinstance(target, MCPTool):
-            return await self._run_mcp_tool(call, target)
-        return await self._run_tool(call, target)
-
-    async def _run_tool(self, call: OpenCall, tool: Tool) -> tuple[ToolMessage, str | None]:
-        tool_call = call.call
-        try:
-            tool.parse_arguments(tool_call.arguments)
-        except ToolArgumentsError as exc:
-            self._conversation.event(
-                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
-            )
-            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
-        already_started = self._calls.was_waiting(tool_call.id)
-        if call.needs_approval and not already_started:
-            refused = await self._approval(call, tool)
-            if refused is not None:
-                return refused, None
-        if tool.kind is not ToolKind.EXTERNAL and not already_started:
-            outcome = await self._run_activity(call, tool)
-            if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
-                message = ToolMessage(
-                    tool_call_id=tool_call.id,
-                    name=tool_call.name,
-                    content=outcome.content,
-                    is_error=outcome.is_error,
-                )
-                return message, outcome.ref
-        kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
-        if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
-            return _timed_out(tool_call, "no result", tool.deadline), None
-        return _signalled(call), None
-
-    async def _run_mcp_tool(self, call: OpenCall, tool: MCPTool) -> tuple[ToolMessage, str | None]:
-        """An MCP server's tool: its activity's result, errors included, goes to the model."""
-        tool_call = call.call
-        try:
-            parse_arguments(tool_call.arguments)
-        except ValueError as exc:
-            self._conversation.event(
-                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
-            )
-            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
-        if call.needs_approval:
-            refused = await self._approval(call, tool)
-            if refused is not None:
-                return refused, None
-        outcome = await self._run_activity(call, tool)
-        message = ToolMessage(
-            tool_call_id=tool_call.id,
-            name=tool_call.name,
-            content=outcome.content,
-            is_error=outcome.is_error,
-        )
-        return message, outcome.ref
-
-    async def _approval(self, call: OpenCall, tool: Tool | MCPTool) -> ToolMessage | None:
-        """Wait for the call's approval: None when approved, else the answer to give."""
-        tool_call = call.call
-        if not await self._wait(call, "approval", tool.deadline, tool.fail_on_deadline):
-            return _timed_out(tool_call, "no approval", tool.deadline)
-        assert call.decision is not None
-        if not call.decision.approved:
-            reason = f": {call.decision.reason}" if call.decision.reason else ""
-            self._conversation.event(
-                "tool", "tool_rejected", tool=tool.name, tool_call_id=tool_call.id
-            )
-            return _error(tool_call, f"the user rejected this call{reason}")
-        return None
-
-    async def _run_activity(self, call: OpenCall, tool: Tool | MCPTool) -> ToolOutcome:
-        tool_call = call.call
-        call.proceed()
-        self._conversation.event("tool", "tool_started", tool=tool.name, tool_call_id=tool_call.id)
-        execute = (
-            workflow.execute_local_activity
-            if tool.local
-            else partial(
-                workflow.execute_activity, heartbeat_timeout=self._agent().heartbeat_for(tool)
-            )
-        )
-        try:
-            outcome: ToolOutcome = await execute(
-                tool.activity_name,
-                ToolInvocation(
-                    tool_call_id=tool_call.id,
-                    name=tool_call.name,
-                    arguments=tool_call.arguments,
-                    agent=self._conversation.agent,
-                ),
-                result_type=ToolOutcome,
-                start_to_close_timeout=tool.timeout,
-                retry_policy=tool.retry,
-                # no summary: each is a payload the SDK encodes and visits per activity
-                # (measured: a third of the worker's serialization work); the type names the tool.
-            )
-        except CALL_FAILED as exc:
-            reraise_cancellation(exc)
-            outcome = ToolOutcome(
-                content=f"tool {tool.name} failed: {cause_text(exc)}", is_error=True
-            )
-        if tool.local:
-            self._outbox.held_locally(len(outcome.content))
-        self._conversation.events(outcome.events)
-        kind = "tool_failed" if outcome.is_error else "tool_finished"
-        self._conversation.event("tool", kind, tool=tool.name, tool_call_id=tool_call.id)
-        return outcome
-
-    async def _handoff(self, call: OpenCall, handoff: Handoff) -> ToolMessage:
-        tool_call = call.call
-        if handoff.agent is not None:
-            if not self._calls.claim_handoff(handoff.agent.name):
-                return _error(tool_call, "only one handoff per response; this one was ignored")
-            return ToolMessage(
-                tool_call_id=tool_call.id,
-                name=tool_call.name,
-                content=f"Transferred to {handoff.name}.",
-            )
-        self._conversation.event(
-            "agent",
-            "handoff",
-            source_agent=self._conversation.agent,
-            target=handoff.name,
-            to="person",
-        )
-        await self._wait(call, "handoff", None, False)
-        return _signalled(call)
-
-    async def _wait(
-        self, call: OpenCall, kind: PendingKind, deadline: timedelta | None, fail: bool
-    ) -> bool:
-        """Wait durably for the call's signal; False when the deadline passed first."""
-        tool_call, now = call.call, workflow.now()
-        call.wait(
-            PendingCall(
-                tool_call_id=tool_call.id,
-                name=tool_call.name,
-                arguments=tool_call.arguments,
-                kind=kind,
-                agent=self._conversation.agent,
-                since=now,
-                deadline=now + deadline if deadline is not None else None,
-                digest=call.digest if kind == "approval" else None,
-            )
-        )
-        self._conversation.event(
-            "tool", "waiting", tool=tool_call.name, tool_call_id=tool_call.id, kind=kind
-        )
-        telemetry.record_wait(workflow.metric_meter(), self._conversation.agent, kind)
-        self._refresh_state()
-        arrived = True
-        try:
-            await workflow.wait_condition(call.ready, timeout=deadline)
-        except TimeoutError:
-            arrived = False
-            self._conversation.event(
-                "tool", "deadline_passed", tool=tool_call.name, tool_call_id=tool_call.id
-            )
-            if fail:
-                self._set_state(RunState.FAILED)
-                raise ApplicationError(
-                    f"tool call {tool_call.id} ({tool_call.name}) passed its deadline",
-                    type="ToolDeadlineExceeded",
-                    non_retryable=True,
-                ) from None
-        # Not in a `finally`: on eviction the coroutine is closed outside the workflow loop.
-        call.proceed()
-        self._refresh_state()
-        return arrived
 
     # ------------------------------------------------------------------ signals and updates
 
@@ -783,32 +594,3 @@ def _refuse_if(reason: str | None) -> None:
 
 def _always(_: UserMessageSignal) -> None:
     """A user message is always taken: it answers a handoff or waits for a safe point."""
-
-
-def _error(call: ToolCall, message: str) -> ToolMessage:
-    return ToolMessage(tool_call_id=call.id, name=call.name, content=message, is_error=True)
-
-
-def _timed_out(call: ToolCall, missing: str, deadline: timedelta | None) -> ToolMessage:
-    """One wording for every waiting call whose deadline passed."""
-    return _error(call, f"{call.name} timed out: {missing} within {_duration(deadline)}")
-
-
-def _duration(span: timedelta | None) -> str:
-    """A deadline as people write it: `3 s`, `90 min`, `2 days`."""
-    seconds = int(span.total_seconds()) if span is not None else 0
-    for unit, size in (("days", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit[:-1] if unit == 'days' and count == 1 else unit}"
-    return f"{seconds} s"
-
-
-def _signalled(call: OpenCall) -> ToolMessage:
-    assert call.result is not None
-    return ToolMessage(
-        tool_call_id=call.call.id,
-        name=call.call.name,
-        content=call.result.content_text(),
-        is_error=call.result.is_error,
-    )
