@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -32,6 +32,9 @@ from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search
 from durable_agent.workflows.agent_workflow import AgentWorkflow
 
 from . import tools
+
+if TYPE_CHECKING:
+    from .codec import CodecServer
 
 BIN = Path(sys.executable).parent
 # The converter every process uses, with its payload storage in a directory of this session's
@@ -171,3 +174,12 @@ def new_id() -> str:
 
 def names(items: Iterable[object]) -> list[str]:
     return [type(i).__name__ for i in items]
+
+
+@pytest.fixture(scope="module")
+async def codec_server() -> AsyncIterator[CodecServer]:
+    """`durable-agent codec-server` with the shared test keys and a bearer token."""
+    from .codec import codec_server_running  # it uses this module's helpers
+
+    async with codec_server_running() as server:
+        yield server

@@ -40,11 +40,11 @@ from durable_agent.codec_server import TOKEN_VARIABLE
 from durable_agent.encryption import KEYS_VARIABLE, KeyRing
 from durable_agent.storage import data_converter
 
+from .codec import AUTH, NEW, OLD, TOKEN, CodecServer
 from .conftest import agent_client, eventually, new_id
 from .fake_llm_server import FakeLLMServer, error, text, tool_calls
 from .helpers import wait_pending
 from .processes import free_port, stop
-from .test_encryption import AUTH, NEW, OLD, TOKEN, CodecServer
 from .test_telemetry import sample, scrape, spans  # noqa: F401 - spans is a fixture
 
 OPENAI_KEY = f"sk-test-SECRET-openai-{secrets.token_hex(8)}"
