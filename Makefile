@@ -5,7 +5,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint format typecheck check bench clean
+.PHONY: install demo test test-fast lint format typecheck check bench faults clean
 
 $(BIN)/durable-agent: pyproject.toml uv.lock
 	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==0.13.9)
@@ -40,6 +40,11 @@ check: lint typecheck test
 bench: install
 	$(UV) sync --frozen --inexact --group bench --python $(BIN)/python
 	$(BIN)/python -m bench
+
+# Fault storms (kills, server restarts, a misbehaving provider, signal storms): writes
+# docs/reliability.md. `python -m faults --quick` is the short version CI runs.
+faults: install
+	$(BIN)/python -m faults
 
 clean:
 	rm -rf $(VENV) .durable-agent

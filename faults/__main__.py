@@ -36,13 +36,14 @@ WORKERS = 3
 class Plan:
     kill_seconds: float
     oracle_runs: int
+    sentinels: int
     desks: int
     chats: int
     clients: int
 
 
-LONG = Plan(kill_seconds=130, oracle_runs=16, desks=10, chats=4, clients=8)
-QUICK = Plan(kill_seconds=20, oracle_runs=8, desks=4, chats=2, clients=6)
+LONG = Plan(kill_seconds=130, oracle_runs=16, sentinels=10, desks=10, chats=4, clients=8)
+QUICK = Plan(kill_seconds=15, oracle_runs=8, sentinels=6, desks=3, chats=1, clients=4)
 """Under 90 s in all on 2 cores: what CI runs (tests/test_faults.py)."""
 
 NOTES = [
@@ -99,7 +100,7 @@ async def main(
                 )
                 _show(figures[-1])
             if "b" in only:
-                figures.append(await storm_server.storm(agents, workers, server))
+                figures.append(await storm_server.storm(agents, workers, server, plan.sentinels))
                 _show(figures[-1])
         finally:
             workers.stop()

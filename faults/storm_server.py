@@ -19,15 +19,14 @@ from durable_agent.client import AgentClient
 from .cluster import DevServer, Workers, settle, through_outages
 from .tally import Figures, Run
 
-RUNS = 10
 PROMPT = "hold the line"
 
 
 async def _workload(
-    agents: AgentClient, workers: Workers, fault: Callable[[int], Awaitable[None]]
+    agents: AgentClient, workers: Workers, fault: Callable[[int], Awaitable[None]], count: int
 ) -> list[Run]:
     """Start the runs, then: fault 1, a user message to each, fault 2, each external result."""
-    runs = [Run(f"sentinel-{uuid.uuid4().hex[:10]}", time.monotonic()) for _ in range(RUNS)]
+    runs = [Run(f"sentinel-{uuid.uuid4().hex[:10]}", time.monotonic()) for _ in range(count)]
     for run in runs:
         run.started = time.monotonic()
         run.sent.append(PROMPT)
@@ -42,7 +41,7 @@ async def _workload(
         )
         run.sent.append(text)
         workers.keep_alive()
-        if i == RUNS // 2:
+        if i == count // 2:
             await fault(2)  # the second restart lands while messages are being sent
     for run in runs:
         await through_outages(partial(agents.resolve, run.workflow_id, "x1", "yes, here"))
@@ -54,14 +53,14 @@ async def _workload(
     return runs
 
 
-async def storm(agents: AgentClient, workers: Workers, server: DevServer) -> Figures:
+async def storm(agents: AgentClient, workers: Workers, server: DevServer, runs: int) -> Figures:
     figures = Figures("b. dev server restarts")
     began = time.monotonic()
 
     async def no_fault(_: int) -> None:
         await asyncio.sleep(0.5)
 
-    baseline = await _workload(agents, workers, no_fault)
+    baseline = await _workload(agents, workers, no_fault, runs)
     downtime: list[float] = []
 
     async def restart(n: int) -> None:
@@ -70,21 +69,21 @@ async def storm(agents: AgentClient, workers: Workers, server: DevServer) -> Fig
         await server.start()
         downtime.append(time.monotonic() - stopped)
 
-    runs = await _workload(agents, workers, restart)
+    stormed = await _workload(agents, workers, restart, runs)
     figures.seconds = time.monotonic() - began
     figures.faults = {"restart after SIGTERM": 1, "restart after SIGKILL": 1}
-    figures.count_runs(runs)
-    figures.count_bodies(workers.log, {r.workflow_id for r in runs})
+    figures.count_runs(stormed)
+    figures.count_bodies(workers.log, {r.workflow_id for r in stormed})
     normal = statistics.median(r.seconds for r in baseline if r.seconds is not None)
     figures.latency["run vs. the no-restart baseline"] = [
-        r.seconds - normal for r in runs if r.seconds is not None and r.outcome == "completed"
+        r.seconds - normal for r in stormed if r.seconds is not None and r.outcome == "completed"
     ]
     figures.latency["server down (stop to accepting)"] = downtime
     lost_baseline = [r for r in baseline if r.outcome != "completed"]
     if lost_baseline:
         figures.problems.append(f"{len(lost_baseline)} baseline runs did not complete")
     figures.notes.append(
-        f"{RUNS} runs, median {normal:.1f} s with no restart; workers that died on their own"
+        f"{runs} runs, median {normal:.1f} s with no restart; workers that died on their own"
         f" and were started again: {workers.replaced}"
     )
     return figures
