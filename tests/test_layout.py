@@ -97,7 +97,15 @@ def test_nothing_imports_the_top_level_folders() -> None:
     package of that name would shadow it."""
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
-        for folder in ("durable_agent", "workflows", "activities", "tests", "bench", "examples")
+        for folder in (
+            "durable_agent",
+            "workflows",
+            "activities",
+            "tests",
+            "bench",
+            "faults",
+            "examples",
+        )
         for path in (ROOT / folder).rglob("*.py")
         for name in _top_level_imports(path)
         if name.split(".")[0] in {"workflows", "activities"}
