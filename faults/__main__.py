@@ -59,6 +59,16 @@ NOTES = [
     " timeout 4 s, then the retry's 1 s interval), and what the kill added to the call end to"
     " end. A run's figure is its duration less the 12 s its tools take when nothing fails"
     " (three turns of parallel calls plus orchestration on a loaded 2-core machine).",
+    "What a kill adds to an interrupted call is the work it lost (the call starts over) plus"
+    " the recovery; a retry that starts later than ~5 s after the kill waited for a free"
+    " worker: the two survivors were busy and the replacement was still importing.",
+    "Storm (d): many updates fail at the RPC level with `workflow update was aborted`"
+    " (Unavailable) once the client's own retries are used up. None was applied: the messages"
+    " sent by such updates are counted in the table, and none is in its run. Legitimate senders"
+    " retry until the run takes their result or says it has one, which is the extra latency"
+    " shown. The server aborts updates it had admitted when the workflow task that would carry"
+    " them does not complete as the speculative task it started as; here, presumably, because"
+    " signals keep arriving (server 1.32; not investigated further).",
     "Raw repeats are expected and not a bug: they are why tools with side effects should use"
     " the idempotency-key pattern, whose count must be 0.",
 ]

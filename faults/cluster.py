@@ -113,9 +113,18 @@ class Workers:
         for process in self.processes:
             await _until(partial(_polls, client, self.queue, process), f"worker {process.pid}")
 
-    def kill_one(self, rng: random.Random) -> int:
-        """SIGKILL a worker at random and start another at once; the killed pid."""
-        i = rng.randrange(len(self.processes))
+    async def kill_one(self, rng: random.Random, client: Client) -> int | None:
+        """SIGKILL a worker at random among those that poll, and start another at once; the
+        killed pid. None, and no kill, unless at least two poll: a worker still starting (its
+        imports take seconds on a busy machine) serves nothing, and killing it shows nothing."""
+        serving = [
+            i
+            for i, p in enumerate(self.processes)
+            if p.poll() is None and await _polls(client, self.queue, p)
+        ]
+        if len(serving) < 2:
+            return None
+        i = rng.choice(serving)
         victim = self.processes[i]
         self.kills.append((time.time(), victim.pid))
         victim.kill()

@@ -53,10 +53,18 @@ def storm_section(f: Figures) -> list[str]:
         f" of {f.messages_sent} |"
     )
     lines.append(f"| tool_call_ids with other than exactly one result | {f.unpaired} |")
+    if f.unsure_sent:
+        lines.append(
+            "| user messages whose update failed at the RPC level, yet in the run (once) |"
+            f" {f.unsure_delivered} of {f.unsure_sent} |"
+        )
     lines.append(f"| calls whose body ran more than once, no key (raw) | {f.raw_repeats} |")
     lines.append(
         f"| keyed side effects applied more than once (idempotency-key pattern) |"
         f" {f.keyed_repeats} of {f.keyed_calls} |"
+    )
+    lines.append(
+        f"| tool results that are errors (the model was told the call failed) | {f.error_results} |"
     )
     for kind, count in f.faults.items():
         lines.append(f"| {kind} | {count} |")

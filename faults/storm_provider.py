@@ -30,6 +30,10 @@ async def storm(
 
     done = await asyncio.gather(*(one() for _ in range(runs)))
     figures.seconds = time.monotonic() - began
+    figures.notes.append(
+        f"{runs} runs of the `oracle` agent at once, 3 model calls each (two ask for a keyed"
+        " tool), every call's first attempt faulty, the faults dealt round-robin"
+    )
     figures.count_runs(list(done))
     figures.count_bodies(workers.log, {r.workflow_id for r in done})
     for call in provider.ledger.calls.values():

@@ -106,6 +106,8 @@ class Storm:
             else:
                 said = await self.update(run.workflow_id, "submit_user_message", payload)
                 ok = said == "accepted"
+                if said.startswith("rpc"):
+                    run.unsure.append(text)
             if ok:
                 run.sent.append(text)
 

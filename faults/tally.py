@@ -26,6 +26,9 @@ class Run:
     messages: list[Message] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     """User messages the server accepted for this run (signal or update)."""
+    unsure: list[str] = field(default_factory=list)
+    """User messages whose update failed at the RPC level: the client cannot tell whether the
+    run took them, so it must not count on either."""
 
     @property
     def seconds(self) -> float | None:
@@ -67,6 +70,12 @@ class Figures:
     keyed_repeats: int = 0
     """Keyed side effects applied more than once (the pattern's promise: 0)."""
     keyed_calls: int = 0
+    unsure_sent: int = 0
+    unsure_delivered: int = 0
+    """Updates the client saw fail at the RPC level whose message is in the run anyway."""
+    error_results: int = 0
+    """Tool results that are errors (retries used up, a deadline, a rejection): not lost, but
+    the model was told the call failed."""
     latency: dict[str, list[float]] = field(default_factory=dict)
     """Extra seconds per fault kind."""
     notes: list[str] = field(default_factory=list)
@@ -84,9 +93,20 @@ class Figures:
             else:
                 self.problems.append(f"{run.workflow_id}: {run.outcome}")
             self.messages_sent += len(run.sent)
+            seen = Counter(m.content for m in run.messages if isinstance(m, UserMessage))
+            self.unsure_sent += len(run.unsure)
+            self.unsure_delivered += sum(1 for text in run.unsure if seen[text])
+            self.problems += [
+                f"{run.workflow_id}: message {text!r} is there {seen[text]} times"
+                for text in run.unsure
+                if seen[text] > 1
+            ]
             for text in lost(run):
                 self.messages_lost += 1
                 self.problems.append(f"{run.workflow_id}: message {text!r} not there exactly once")
+            self.error_results += sum(
+                1 for m in run.messages if isinstance(m, ToolMessage) and m.is_error
+            )
             for call_id in unpaired(run.messages):
                 self.unpaired += 1
                 self.problems.append(f"{run.workflow_id}: {call_id} has not exactly one result")
