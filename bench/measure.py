@@ -244,7 +244,11 @@ class WorkerProcess:
 
     def stop(self, sig: int) -> None:
         self.process.send_signal(sig)
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # stuck in shutdown: the measurement is over anyway
+            self.process.wait(timeout=10)
 
 
 async def resume_latency(client: Client, address: str, sig: int, sticky: float | None) -> float:
