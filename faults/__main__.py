@@ -69,12 +69,16 @@ NOTES = [
     " the recovery; a retry that starts later than ~5 s after the kill waited for a free"
     " worker: the two survivors were busy and the replacement was still importing.",
     "Storm (d): many updates fail at the RPC level with `workflow update was aborted`"
-    " (Unavailable) once the client's own retries are used up. None was applied: the messages"
-    " sent by such updates are counted in the table, and none is in its run. Legitimate senders"
-    " retry until the run takes their result or says it has one, which is the extra latency"
-    " shown. The server aborts updates it had admitted when the workflow task that would carry"
-    " them does not complete as the speculative task it started as; here, presumably, because"
-    " signals keep arriving (server 1.32; not investigated further).",
+    " (Unavailable) once the client's own retries (same update id) are used up; the server"
+    " aborts admitted updates whose speculative workflow task does not complete as such, here"
+    " presumably because signals keep arriving (server 1.32; not investigated further). Such a"
+    " failure does not mean the update was not applied: the row 'failed at the RPC level, yet"
+    " in the run' counts user messages that got in anyway (each once). A caller cannot tell,"
+    " and one that sends again through `AgentClient.say`/`resolve`/`decide` makes a new update"
+    " id, so a message could land twice; results and decisions cannot (a call takes one)."
+    " Legitimate senders here retry until the run takes their result or says it has one: the"
+    " extra latency shown. Its error results are rejections that won the approval race (one"
+    " decider in six rejects).",
     "Raw repeats are expected and not a bug: they are why tools with side effects should use"
     " the idempotency-key pattern, whose count must be 0.",
 ]
