@@ -7,7 +7,6 @@ through the activity `mcp.<server>.list_tools` and calls each tool as `mcp.<serv
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-from ._tool import FROM_AGENT, HeartbeatTimeout
+from ._tool import FROM_AGENT, HeartbeatTimeout, json_object
 from .wire import MCPToolInfo, ToolSpec
 
 MCPApprovalPolicy = bool | Collection[str] | Callable[[str, dict[str, Any]], bool]
@@ -140,13 +139,7 @@ class MCPTool:
 def parse_arguments(arguments: str) -> dict[str, Any]:
     """The model's arguments as a JSON object; `ValueError` says why they are not. The server
     checks them against its schema and answers a mismatch as an error result."""
-    try:
-        raw = json.loads(arguments or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"arguments are not valid JSON ({exc.msg})") from None
-    if not isinstance(raw, dict):
-        raise ValueError("arguments must be a JSON object")
-    return raw
+    return json_object(arguments)
 
 
 __all__ = ["MCPApprovalPolicy", "MCPServer", "MCPTool"]

@@ -105,6 +105,17 @@ def tool_context() -> ToolContext:
         raise RuntimeError("tool_context() is only available while a tool runs") from None
 
 
+def json_object(arguments: str) -> dict[str, Any]:
+    """The model's arguments as a JSON object; `ToolArgumentsError` says why they are not."""
+    try:
+        raw = json.loads(arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise ToolArgumentsError(f"arguments are not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise ToolArgumentsError("arguments must be a JSON object")
+    return raw
+
+
 ApprovalPolicy = bool | Callable[..., bool]
 """`requires_approval`: always, never, or a deterministic function of the call's arguments."""
 
@@ -165,12 +176,7 @@ class Tool:
 
     def parse_arguments(self, arguments: str) -> dict[str, Any]:
         """Validate the model's JSON arguments; `ToolArgumentsError` says why they are bad."""
-        try:
-            raw = json.loads(arguments or "{}")
-        except json.JSONDecodeError as exc:
-            raise ToolArgumentsError(f"arguments are not valid JSON ({exc.msg})") from None
-        if not isinstance(raw, dict):
-            raise ToolArgumentsError("arguments must be a JSON object")
+        raw = json_object(arguments)
         try:
             parsed = self.args_model.model_validate(raw)
         except pydantic.ValidationError as exc:

@@ -11,7 +11,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -37,6 +42,14 @@ from .wire import (
 from .worker import DEFAULT_TASK_QUEUE, connect
 
 WORKFLOW_TYPE = "AgentWorkflow"
+UPDATE_ATTEMPTS = 4
+"""Attempts of one update (same id) when its RPC fails for a reason worth retrying."""
+_TRANSIENT = (
+    RPCStatusCode.ABORTED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 class AgentClient:
@@ -118,11 +131,17 @@ class AgentClient:
         return page
 
     async def resolve(
-        self, workflow_id: str, tool_call_id: str, content: Any, *, is_error: bool = False
+        self,
+        workflow_id: str,
+        tool_call_id: str,
+        content: Any,
+        *,
+        is_error: bool = False,
+        update_id: str | None = None,
     ) -> SubmitResult:
         """Answer a waiting call through the update, so a refusal comes back as an error."""
         signal = ToolResultSignal(tool_call_id=tool_call_id, content=content, is_error=is_error)
-        return await self._update(workflow_id, "submit_tool_result", signal)
+        return await self._update(workflow_id, "submit_tool_result", signal, update_id)
 
     async def decide(
         self,
@@ -132,23 +151,48 @@ class AgentClient:
         reason: str | None = None,
         *,
         digest: str | None = None,
+        update_id: str | None = None,
     ) -> SubmitResult:
         """Approve or reject a call. With `digest` (the pending call's), the decision is refused
         unless it was made on the call's exact arguments."""
         signal = ApprovalSignal(
             tool_call_id=tool_call_id, approved=approved, reason=reason, digest=digest
         )
-        return await self._update(workflow_id, "submit_approval", signal)
+        return await self._update(workflow_id, "submit_approval", signal, update_id)
 
-    async def say(self, workflow_id: str, content: str, name: str | None = None) -> SubmitResult:
+    async def say(
+        self,
+        workflow_id: str,
+        content: str,
+        name: str | None = None,
+        *,
+        update_id: str | None = None,
+    ) -> SubmitResult:
+        """Send a user message. Pass the same `update_id` when you send it again after an
+        error: the run takes an update id once, so the message cannot appear twice."""
         signal = UserMessageSignal(content=content, name=name)
-        return await self._update(workflow_id, "submit_user_message", signal)
+        return await self._update(workflow_id, "submit_user_message", signal, update_id)
 
-    async def _update(self, workflow_id: str, name: str, payload: Any) -> SubmitResult:
-        result: SubmitResult = await self.handle(workflow_id).execute_update(
-            name, payload, result_type=SubmitResult
-        )
-        return result
+    async def _update(
+        self, workflow_id: str, name: str, payload: Any, update_id: str | None
+    ) -> SubmitResult:
+        """One update id for every attempt. An update that failed at the RPC level may still
+        have been applied (seen in `make faults`: aborted under signal storms); the run takes an
+        id once, so retrying with the same id answers with the first outcome instead of
+        applying the message again."""
+        update_id = update_id or str(uuid.uuid4())
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                result: SubmitResult = await self.handle(workflow_id).execute_update(
+                    name, payload, id=update_id, result_type=SubmitResult
+                )
+                return result
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+                transient = not isinstance(exc, RPCError) or exc.status in _TRANSIENT
+                if not transient or attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def list(self, query: str | None = None) -> AsyncIterator[WorkflowExecution]:
         base = f"WorkflowType = '{WORKFLOW_TYPE}'"

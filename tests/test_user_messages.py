@@ -103,3 +103,25 @@ async def test_user_message_during_tools_waits_for_all_their_results(
     ]
     assert len(requests) == 2
     assert requests[1].messages[-1] == UserMessage(content="by the way, hurry")
+
+
+async def test_a_message_sent_again_with_its_update_id_appears_once(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Regression (found by `make faults`): an update that failed at the RPC level may still
+    have been applied, so a caller that sends the message again must not add it twice. The
+    same update id makes the second send answer with the first outcome."""
+    model = ScriptedModel("once", ["Hello.", "Noted.", "Bye."])
+    async with agent_client(time_env.client, Agent("once", model=model)) as (client, _):
+        handle = await client.start("once", "hi", conversation=True)
+        try:
+            await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=1)
+            first = await client.say(handle.id, "remember this", update_id="msg-1")
+            again = await client.say(handle.id, "remember this", update_id="msg-1")
+            await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=2)
+            page = await client.history(handle.id)
+        finally:
+            await handle.terminate("test over")
+    assert first == again
+    said = [m.content for m in prompt_messages(page.items) if isinstance(m, UserMessage)]
+    assert said == ["hi", "remember this"]

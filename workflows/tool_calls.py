@@ -105,13 +105,7 @@ class ToolCalls:
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(agent, call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
-                message = ToolMessage(
-                    tool_call_id=tool_call.id,
-                    name=tool_call.name,
-                    content=outcome.content,
-                    is_error=outcome.is_error,
-                )
-                return message, outcome.ref
+                return _outcome(tool_call, outcome)
         kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
         if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
             return _timed_out(tool_call, "no result", tool.deadline), None
@@ -131,14 +125,7 @@ class ToolCalls:
             refused = await self._approval(call, tool)
             if refused is not None:
                 return refused, None
-        outcome = await self._run_activity(agent, call, tool)
-        message = ToolMessage(
-            tool_call_id=tool_call.id,
-            name=tool_call.name,
-            content=outcome.content,
-            is_error=outcome.is_error,
-        )
-        return message, outcome.ref
+        return _outcome(tool_call, await self._run_activity(agent, call, tool))
 
     async def _approval(self, call: OpenCall, tool: Tool | MCPTool) -> ToolMessage | None:
         """Wait for the call's approval: None when approved, else the answer to give."""
@@ -253,6 +240,14 @@ class ToolCalls:
         call.proceed()
         self._waits_changed()
         return arrived
+
+
+def _outcome(call: ToolCall, outcome: ToolOutcome) -> Answer:
+    """A tool activity's outcome as the call's answer, with the ref its worker keeps it by."""
+    message = ToolMessage(
+        tool_call_id=call.id, name=call.name, content=outcome.content, is_error=outcome.is_error
+    )
+    return message, outcome.ref
 
 
 def _error(call: ToolCall, message: str) -> ToolMessage:
