@@ -111,7 +111,7 @@ class Workers:
     async def start(self, count: int, client: Client) -> None:
         self.processes = [self.spawn() for _ in range(count)]
         for process in self.processes:
-            await _until(partial(_polls, client, self.queue, process), f"worker {process.pid}")
+            await _until(partial(polls, client, self.queue, process), f"worker {process.pid}")
 
     async def kill_one(self, rng: random.Random, client: Client) -> int | None:
         """SIGKILL a worker at random among those that poll, and start another at once; the
@@ -120,7 +120,7 @@ class Workers:
         serving = [
             i
             for i, p in enumerate(self.processes)
-            if p.poll() is None and await _polls(client, self.queue, p)
+            if p.poll() is None and await polls(client, self.queue, p)
         ]
         if len(serving) < 2:
             return None
@@ -150,7 +150,8 @@ class Workers:
                 process.kill()
 
 
-async def _polls(client: Client, queue: str, worker: subprocess.Popen[bytes]) -> bool:
+async def polls(client: Client, queue: str, worker: subprocess.Popen[bytes]) -> bool:
+    """Whether `worker` polls `queue` for workflow tasks (its identity is `pid@host`)."""
     response = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace,

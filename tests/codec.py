@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import secrets
@@ -76,3 +78,23 @@ async def codec_server_running() -> AsyncIterator[CodecServer]:
     stop(server.process)
     assert server.process.stdout is not None
     assert TOKEN not in server.process.stdout.read().decode(), "the token stays out of its logs"
+
+
+def with_base64_decoded(output: str) -> str:
+    """JSON text (the CLI's output, a history) with every base64 string decoded beside it
+    (latin-1): plaintext hidden in a payload shows up in a plain search."""
+    found = [output]
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):  # not base64: already in `output`
+                found.append(base64.b64decode(value, validate=True).decode("latin-1"))
+
+    walk(json.loads(output))
+    return "\n".join(found)

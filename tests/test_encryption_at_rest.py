@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import secrets
 import signal
@@ -24,7 +23,7 @@ from durable_agent.encryption import (
 )
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE
 
-from .codec import NEW, OLD, TOKEN, CodecServer
+from .codec import NEW, OLD, TOKEN, CodecServer, with_base64_decoded
 from .conftest import calls
 from .helpers import wait_pending
 from .processes import BIN, ROOT, DevServer, start_worker, stop
@@ -78,25 +77,6 @@ teller = Agent(
 agents = [teller]
 
 
-def revealed(output: str) -> str:
-    """The CLI's JSON output with every base64 string decoded beside it."""
-    found = [output]
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str):
-            with contextlib.suppress(ValueError):  # not base64: already in `output`
-                found.append(base64.b64decode(value, validate=True).decode("latin-1"))
-
-    walk(json.loads(output))
-    return "\n".join(found)
-
-
 def show(address: str, workflow_id: str, *codec: str) -> str:
     done = subprocess.run(
         [
@@ -116,7 +96,7 @@ def show(address: str, workflow_id: str, *codec: str) -> str:
         timeout=60,
         check=True,
     )
-    return revealed(done.stdout)
+    return with_base64_decoded(done.stdout)
 
 
 def files_under(*paths: Path) -> Iterator[tuple[Path, bytes]]:

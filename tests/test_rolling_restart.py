@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult
 from durable_agent.client import AgentClient
 from durable_agent.worker import DEFAULT_GRACEFUL_TIMEOUT
+from faults.cluster import polls
 
 from .e2e_agents import SHIFTER_TURNS
 from .processes import eventually, log_lines, start_worker, stop
@@ -41,25 +39,13 @@ temporalio/temporal#9545 describes; server 1.32 has it): in 4 of 5 rolling resta
 run of 20 was delayed ~10 s that way, the others by under 2 s."""
 
 
-async def polling(client: Client, queue: str, worker: subprocess.Popen[bytes]) -> bool:
-    """Whether `worker` polls `queue` for workflow tasks (its identity is `pid@host`)."""
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return any(p.identity.startswith(f"{worker.pid}@") for p in response.pollers)
-
-
 async def start_polling(
     client: Client, address: str, queue: str, log: Path
 ) -> subprocess.Popen[bytes]:
     """A new worker process, once it polls."""
     worker = start_worker(address, queue, log)
     try:
-        await eventually(lambda: polling(client, queue, worker), f"worker {worker.pid} to poll")
+        await eventually(lambda: polls(client, queue, worker), f"worker {worker.pid} to poll")
     except BaseException:
         stop(worker)
         raise

@@ -40,7 +40,7 @@ from durable_agent.codec_server import TOKEN_VARIABLE
 from durable_agent.encryption import KEYS_VARIABLE, KeyRing
 from durable_agent.storage import data_converter
 
-from .codec import AUTH, NEW, OLD, TOKEN, CodecServer
+from .codec import AUTH, NEW, OLD, TOKEN, CodecServer, with_base64_decoded
 from .conftest import agent_client, eventually, new_id
 from .fake_llm_server import FakeLLMServer, error, text, tool_calls
 from .helpers import wait_pending
@@ -128,25 +128,6 @@ def needles() -> dict[str, str]:
                 # Drop the characters that mix in the bytes before and after the secret.
                 found[f"{name} (base64, shift {shift})"] = encoded[4 if shift else 0 : -4]
     return found
-
-
-def with_base64_decoded(text: str) -> str:
-    """`text` (JSON) with every string that is base64 decoded beside it (latin-1)."""
-    found = [text]
-
-    def walk(value: object) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                found.append(base64.b64decode(value, validate=True).decode("latin-1"))
-
-    walk(json.loads(text))
-    return "\n".join(found)
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
