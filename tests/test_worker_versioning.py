@@ -17,11 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import ToolMessage
 from durable_agent.client import AgentClient
 from durable_agent.wire import ToolResultSignal
-from faults.cluster import polls
 
 from .helpers import wait_pending
-from .processes import eventually, start_worker, stop, temporal
+from .processes import eventually, stop, temporal
 from .test_e2e import address_of, assert_paired
+from .test_rolling_restart import start_polling
 
 
 async def versioned_worker(
@@ -32,13 +32,7 @@ async def versioned_worker(
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DURABLE_AGENT_DEPLOYMENT_NAME", deployment)
         env.setenv("DURABLE_AGENT_BUILD_ID", build_id)
-        worker = start_worker(address, queue, log)
-    try:
-        await eventually(lambda: polls(client, queue, worker), f"build {build_id} to poll")
-    except BaseException:
-        stop(worker)
-        raise
-    return worker
+        return await start_polling(client, address, queue, log)
 
 
 async def set_current(address: str, deployment: str, build_id: str) -> None:
