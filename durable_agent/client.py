@@ -7,17 +7,20 @@ lists those commands next to these methods.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowHandle,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from .wire import (
@@ -30,6 +33,9 @@ from .wire import (
     HistoryPage,
     HistoryQuery,
     Item,
+    LiveEvent,
+    LivePage,
+    LiveQuery,
     Message,
     PendingCall,
     RunState,
@@ -38,10 +44,15 @@ from .wire import (
     SubmitResult,
     ToolResultSignal,
     UserMessageSignal,
+    cursor,
+    parse_cursor,
 )
 from .worker import DEFAULT_TASK_QUEUE, connect
 
 WORKFLOW_TYPE = "AgentWorkflow"
+LIVE_POLL_INTERVAL = 0.05
+"""Seconds between `live` reads while a model call streams (observer latency: about half)."""
+LIVE_IDLE_INTERVAL = 1.0
 UPDATE_ATTEMPTS = 4
 """Attempts of one update (same id) when its RPC fails for a reason worth retrying."""
 _TRANSIENT = (
@@ -50,6 +61,23 @@ _TRANSIENT = (
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.RESOURCE_EXHAUSTED,
 )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    workflow_id: str
+    run_id: str
+    detail: str
+    """The run's answer to the message, e.g. "queued for the next safe point"."""
+
+
+def _start_attributes(agent: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(AGENT_NAME, agent),
+            SearchAttributePair(AGENT_STATUS, RunState.RUNNING.value),
+        ]
+    )
 
 
 class AgentClient:
@@ -94,12 +122,7 @@ class AgentClient:
             id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}",
             task_queue=self.task_queue,
             result_type=AgentRunResult,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(AGENT_NAME, agent),
-                    SearchAttributePair(AGENT_STATUS, RunState.RUNNING.value),
-                ]
-            ),
+            search_attributes=_start_attributes(agent),
         )
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, AgentRunResult]:
@@ -172,6 +195,126 @@ class AgentClient:
         error: the run takes an update id once, so the message cannot appear twice."""
         signal = UserMessageSignal(content=content, name=name)
         return await self._update(workflow_id, "submit_user_message", signal, update_id)
+
+    async def interrupt(
+        self,
+        workflow_id: str,
+        content: str,
+        name: str | None = None,
+        *,
+        update_id: str | None = None,
+    ) -> SubmitResult:
+        """Steer a running turn: cancel the model call in flight (what it had streamed is kept
+        as an `interrupted` event, never as the model's message), then answer `content` at the
+        safe point. Finished tools are not run again."""
+        signal = UserMessageSignal(content=content, name=name)
+        return await self._update(workflow_id, "interrupt", signal, update_id)
+
+    async def cancel(self, workflow_id: str) -> None:
+        """End a run cleanly: its result says `outcome="cancelled"` and lists the calls that
+        were still waiting (`temporal workflow cancel` does the same)."""
+        await self.handle(workflow_id).cancel()
+
+    async def send(
+        self,
+        agent: str,
+        content: str,
+        *,
+        thread_id: str,
+        name: str | None = None,
+        max_turns: int | None = None,
+        update_id: str | None = None,
+    ) -> SendResult:
+        """Start the conversation run `thread_id` with this message, or add the message to it
+        if it is open: one call (update-with-start), answered once the run has accepted it."""
+        params = AgentRunInput(agent=agent, conversation=True, max_turns=max_turns)
+        update_id = update_id or str(uuid.uuid4())
+        for attempt in range(UPDATE_ATTEMPTS):
+            start = WithStartWorkflowOperation(  # one use each
+                WORKFLOW_TYPE,
+                params,
+                id=thread_id,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                task_queue=self.task_queue,
+                result_type=AgentRunResult,
+                search_attributes=_start_attributes(agent),
+            )
+            try:
+                update = await self.client.start_update_with_start_workflow(
+                    "submit_user_message",
+                    UserMessageSignal(content=content, name=name),
+                    id=update_id,
+                    start_workflow_operation=start,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=SubmitResult,
+                )
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+                transient = not isinstance(exc, RPCError) or exc.status in _TRANSIENT
+                if not transient or attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+                continue
+            run = await start.workflow_handle()
+            outcome: SubmitResult = await update.result()
+            return SendResult(
+                workflow_id=run.id, run_id=run.first_execution_run_id or "", detail=outcome.detail
+            )
+        raise AssertionError("unreachable")
+
+    async def live(self, workflow_id: str, query: LiveQuery) -> LivePage:
+        page: LivePage = await self.handle(workflow_id).query(
+            "live", query, result_type=LivePage
+        )
+        return page
+
+    async def events(
+        self,
+        workflow_id: str,
+        *,
+        after: str | None = None,
+        deltas: bool = True,
+        poll_interval: float = LIVE_POLL_INTERVAL,
+    ) -> AsyncIterator[LiveEvent]:
+        """Yield the run's stream from the cursor `after` (a `LiveEvent.id`): messages, status
+        events, the model's reply as it streams (`deltas`), state changes; then one `end`.
+        Follows continue-as-new (cursors stay valid across runs).
+
+        Reads with the `live` query, never an update: any number of observers leave the run's
+        history and its update limit alone, so approvals never wait behind them. While a model
+        call streams the query is repeated every `poll_interval`; idle, less often (up to 1 s).
+        Raises ValueError for a malformed cursor and the server's NOT_FOUND `RPCError` for an
+        unknown workflow id."""
+        items, offset = parse_cursor(after)
+        state: RunState | None = None
+        idle = poll_interval
+        while True:
+            try:
+                page = await self.live(workflow_id, LiveQuery(items=items, deltas=offset))
+            except RPCError as exc:
+                if exc.status is RPCStatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(LIVE_IDLE_INTERVAL)  # no worker to answer: the run waits
+                continue
+            for item in page.items:
+                items += 1
+                yield LiveEvent(id=cursor(items, offset), type="item", item=item, state=page.state)
+            for delta in page.deltas if deltas else ():
+                offset += 1
+                yield LiveEvent(id=cursor(items, offset), type="delta", delta=delta, state=page.state)
+            items, offset = page.next_items, page.next_deltas
+            if page.state != state:
+                state = page.state
+                yield LiveEvent(id=cursor(items, offset), type="state", state=state)
+            if page.done:
+                yield LiveEvent(id=cursor(items, offset), type="end", state=page.state)
+                return
+            if page.more:
+                continue
+            if page.items or page.deltas or page.streaming:
+                idle = poll_interval
+            else:
+                idle = min(idle * 1.5, LIVE_IDLE_INTERVAL)
+            await asyncio.sleep(idle)
 
     async def _update(
         self, workflow_id: str, name: str, payload: Any, update_id: str | None

@@ -38,6 +38,15 @@ from ._conversation import (
     prompt_messages,
     render_content,
 )
+from ._live import (
+    DELTAS_TOPIC,
+    LiveEvent,
+    LivePage,
+    LiveQuery,
+    ModelDelta,
+    cursor,
+    parse_cursor,
+)
 from ._mcp import MCPListTools, MCPToolInfo, MCPToolList
 from ._run import (
     AGENT_NAME,
@@ -60,6 +69,13 @@ from ._run import (
 )
 
 __all__ = [
+    "DELTAS_TOPIC",
+    "LiveEvent",
+    "LivePage",
+    "LiveQuery",
+    "ModelDelta",
+    "cursor",
+    "parse_cursor",
     "AGENT_NAME",
     "AGENT_STATUS",
     "TRANSCRIPT_MISS",

@@ -66,7 +66,7 @@ class TranscriptPage(Data):
 class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs", "agent")
+    _new_fields = ("content_refs", "agent", "stream_turn")
 
     model: str
     agent: str | None = None
@@ -83,6 +83,9 @@ class ModelRequest(Extensible):
     activity side takes from its worker's cache or, on a miss, from the workflow."""
     tools: list[ToolSpec] = Field(default_factory=list)
     settings: ModelSettings = Field(default_factory=ModelSettings)
+    stream_turn: int | None = None
+    """When set, the call streams: the activity publishes the reply's `ModelDelta`s for this
+    turn to the run's observers while it runs. The recorded reply is the same either way."""
 
 
 class ModelResponse(Data):

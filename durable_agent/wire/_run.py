@@ -40,6 +40,7 @@ class RunState(StrEnum):
     WAITING_FOR_USER = "waiting_for_user"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
@@ -143,8 +144,10 @@ def _wound_back(items: list[Item], agent: str) -> dict[str, Any]:
     return {"agent": speaking, "turns": turns, "usage": usage}
 
 
-class AgentRunInput(Data):
+class AgentRunInput(Extensible):
     """Start a run: `{"agent": "support", "prompt": "..."}` or with `messages`."""
+
+    _new_fields = ("stream_offset",)
 
     agent: str
     prompt: str | None = None
@@ -158,24 +161,34 @@ class AgentRunInput(Data):
     """Set by continue-as-new only: keeps the model activities' transcript cache valid."""
     transcript_length: int = 0
     """Set by continue-as-new only: how many messages the activity side already has."""
+    stream_offset: int = 0
+    """Set by continue-as-new only: where the deltas' offsets go on, so observers' cursors
+    stay valid across runs."""
     continue_as_new_at_bytes: int | None = Field(default=None, ge=1)
     """Continue as new once the run's history is this large (and always when the server
     suggests it), carrying the whole state over."""
 
     @model_validator(mode="after")
     def _has_something_to_say(self) -> AgentRunInput:
-        if self.prompt is None and not self.messages and self.snapshot is None:
-            raise ValueError("give 'prompt', 'messages' or 'snapshot'")
+        empty = self.prompt is None and not self.messages and self.snapshot is None
+        if empty and not self.conversation:
+            raise ValueError("give 'prompt', 'messages' or 'snapshot' (or 'conversation': true)")
         return self
 
 
-class AgentRunResult(Data):
+class AgentRunResult(Extensible):
+    _new_fields = ("outcome", "pending")
+
     final_text: str | None
     messages: list[Message]
     usage: Usage
     turns: int
     agent: str
     """The agent that gave the final answer (after handoffs it may not be the first one)."""
+    outcome: Literal["completed", "stopped", "cancelled"] = "completed"
+    """`stopped`: a hook asked the run to stop. `cancelled`: the run was cancelled."""
+    pending: list[PendingCall] = Field(default_factory=list)
+    """The calls still waiting when the run was cancelled."""
 
 
 class ToolResultSignal(Data):

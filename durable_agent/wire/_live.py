@@ -1,0 +1,86 @@
+"""What observers of a live run read: the model's reply while it streams, and one page of
+the run's stream (messages, status events and deltas) from a cursor.
+
+Deltas are published by the model activity while the call runs; they are shown to people and
+never sent to a model. A finished call's deltas are dropped once its message is in the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from . import limits
+from ._conversation import Data, Item
+from ._run import RunState
+
+DELTAS_TOPIC = "deltas"
+"""The Workflow Streams topic the model activity publishes `ModelDelta`s to."""
+
+
+class ModelDelta(Data):
+    """A piece of the reply of the model call of `turn` (its `attempt`-th try).
+
+    `text`: more text. `tool_call`: the model started a call (`tool_call_id`, `name`).
+    `superseded`: the call was tried again; drop what earlier attempts of this turn streamed.
+    """
+
+    turn: int
+    attempt: int = 1
+    kind: Literal["text", "tool_call", "superseded"]
+    text: str = ""
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class LiveQuery(Data):
+    """`live` query: the stream from `items` (an index into messages and events, as in
+    `history`) and deltas from `deltas` (an offset)."""
+
+    items: int = Field(default=0, ge=0)
+    deltas: int = Field(default=0, ge=0)
+    max_bytes: int = Field(default=limits.HISTORY_PAGE_BYTES, ge=1)
+
+
+class LivePage(Data):
+    items: list[Item]
+    next_items: int
+    deltas: list[ModelDelta]
+    next_deltas: int
+    more: bool = False
+    """More is ready now: read again without waiting."""
+    state: RunState
+    streaming: bool = False
+    """A model call is in flight: observers read more often."""
+    done: bool = False
+    """The run has ended and this page holds the last of its stream."""
+
+
+class LiveEvent(Data):
+    """One event of `AgentClient.events` (and of the SSE endpoint). `id` is the cursor after
+    it: pass it as `after` (or SSE `Last-Event-ID`) to resume from the next event."""
+
+    id: str
+    type: Literal["item", "delta", "state", "end"]
+    item: Item | None = None
+    delta: ModelDelta | None = None
+    state: RunState
+
+
+def cursor(items: int, deltas: int) -> str:
+    return f"{items}.{deltas}"
+
+
+def parse_cursor(text: str | None) -> tuple[int, int]:
+    """`"12.40"` -> (12, 40); None or "" -> the start. Raises ValueError naming the format."""
+    if not text:
+        return 0, 0
+    items, sep, deltas = text.partition(".")
+    try:
+        parsed = int(items), int(deltas) if sep else 0
+    except ValueError:
+        raise ValueError(f"bad cursor {text!r}: expected '<items>.<deltas>', e.g. '12.40'") from None
+    if parsed[0] < 0 or parsed[1] < 0:
+        raise ValueError(f"bad cursor {text!r}: numbers must not be negative")
+    return parsed
