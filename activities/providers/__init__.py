@@ -12,10 +12,24 @@ from typing import Protocol
 from durable_agent.wire import ModelRequest, ModelResponse
 
 
-class ModelProvider(Protocol):
-    """Calls one model. Raises `temporalio.exceptions.ApplicationError` for provider errors."""
+class DeltaSink(Protocol):
+    """Where a streaming call reports its reply as it arrives, for observers only: the
+    response a provider returns is the same whether or not it streamed."""
 
-    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse: ...
+    def text(self, text: str) -> None:
+        """More of the reply's text."""
+
+    def tool_call(self, tool_call_id: str, name: str) -> None:
+        """The model started a tool call (its arguments come whole in the response)."""
+
+
+class ModelProvider(Protocol):
+    """Calls one model. Raises `temporalio.exceptions.ApplicationError` for provider errors.
+    With a `sink`, the call streams and reports deltas to it as they arrive."""
+
+    async def complete(
+        self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
+    ) -> ModelResponse: ...
 
 
 def split_model(model: str) -> tuple[str, str]:
