@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Mapping
 
@@ -16,6 +18,7 @@ from durable_agent.wire import ModelRequest, ModelResponse
 from .heartbeat import heartbeating
 from .providers import ModelProvider, split_model
 from .providers.scripted import ScriptedProvider
+from .streaming import DeltaPublisher
 from .transcripts import TranscriptCache
 
 
@@ -43,6 +46,16 @@ PROVIDER_FACTORIES: dict[str, Callable[[], ModelProvider]] = {
     "openai-chat": _openai_chat,
     "anthropic": _anthropic,
 }
+
+
+@functools.cache
+def _takes_sink(kind: type[ModelProvider]) -> bool:
+    return "sink" in inspect.signature(kind.complete).parameters
+
+
+def streams(provider: ModelProvider) -> bool:
+    """Providers written before streaming (no `sink` parameter) are called as they were."""
+    return _takes_sink(type(provider))
 
 
 class ModelActivities:
@@ -103,7 +116,11 @@ class ModelActivities:
                 # machines, which in the event loop would stall every call's heartbeats.
                 provider = await asyncio.to_thread(self.provider, prefix)
             full = await self.transcripts.full_request(request)
-            response = await provider.complete(full, name)
+            if request.stream_turn is None or not streams(provider) or activity.info().is_local:
+                response = await provider.complete(full, name)
+            else:
+                async with DeltaPublisher(request.stream_turn) as sink:
+                    response = await provider.complete(full, name, sink)
         if request.agent is not None:
             response.message.agent = request.agent
         self.transcripts.remember(request, full, response.message)

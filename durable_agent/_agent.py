@@ -27,6 +27,9 @@ class ScriptedModel:
 
     name: str
     script: Sequence[str | AssistantMessage] | Callable[[ModelRequest], str | AssistantMessage]
+    chunk_delay: float = 0.0
+    """Seconds between the pieces (words) of a streamed reply: a slow model, to watch it
+    stream in demos and to interrupt it in tests."""
 
     @property
     def model_string(self) -> str:
@@ -95,6 +98,9 @@ class Agent:
     max_turns: int = 50
     local_model: bool = False
     """Call the model as a local activity (fast mode), for local model servers; see README."""
+    stream: bool = True
+    """Stream the model's reply to the run's observers while the call runs (README "Live
+    runs"): the recorded reply is the same. Local models (fast mode) never stream."""
     model_timeout: timedelta = timedelta(minutes=2)
     model_retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(

@@ -7,9 +7,9 @@ lists those commands next to these methods.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import (
@@ -229,8 +229,8 @@ class AgentClient:
         if it is open: one call (update-with-start), answered once the run has accepted it."""
         params = AgentRunInput(agent=agent, conversation=True, max_turns=max_turns)
         update_id = update_id or str(uuid.uuid4())
-        for attempt in range(UPDATE_ATTEMPTS):
-            start = WithStartWorkflowOperation(  # one use each
+        for attempt in range(UPDATE_ATTEMPTS):  # an operation is used once: one each
+            start: WithStartWorkflowOperation[Any, AgentRunResult] = WithStartWorkflowOperation(
                 WORKFLOW_TYPE,
                 params,
                 id=thread_id,
@@ -262,9 +262,7 @@ class AgentClient:
         raise AssertionError("unreachable")
 
     async def live(self, workflow_id: str, query: LiveQuery) -> LivePage:
-        page: LivePage = await self.handle(workflow_id).query(
-            "live", query, result_type=LivePage
-        )
+        page: LivePage = await self.handle(workflow_id).query("live", query, result_type=LivePage)
         return page
 
     async def events(
@@ -299,8 +297,10 @@ class AgentClient:
                 items += 1
                 yield LiveEvent(id=cursor(items, offset), type="item", item=item, state=page.state)
             for delta in page.deltas if deltas else ():
-                offset += 1
-                yield LiveEvent(id=cursor(items, offset), type="delta", delta=delta, state=page.state)
+                offset = (delta.offset or offset) + 1
+                yield LiveEvent(
+                    id=cursor(items, offset), type="delta", delta=delta, state=page.state
+                )
             items, offset = page.next_items, page.next_deltas
             if page.state != state:
                 state = page.state

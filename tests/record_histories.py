@@ -282,8 +282,8 @@ async def conversation(client: AgentClient, wf: str) -> Runs:
     await wait_state(client, wf, RunState.WAITING_FOR_USER, 2)
     await handle.signal("user_message", {"content": "And of Germany?"})
     await wait_state(client, wf, RunState.WAITING_FOR_USER, 3)
-    await handle.cancel()
-    await ends_failed(handle)
+    await client.cancel(wf)
+    assert (await handle.result()).outcome == "cancelled"
     return [handle]
 
 

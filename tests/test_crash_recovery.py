@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import CancelledError
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult
@@ -145,9 +144,8 @@ async def test_a_cancelled_run_cancels_its_async_tool_and_its_sync_tool_runs_out
         await handle.cancel()
         cancelled = time.monotonic()
         # TRY_CANCEL: the run ends at once, without waiting for its calls to acknowledge.
-        with pytest.raises(WorkflowFailureError) as failure:
-            await asyncio.wait_for(handle.result(), timeout=10)
-        assert isinstance(failure.value.cause, CancelledError)
+        result = await asyncio.wait_for(handle.result(), timeout=10)
+        assert result.outcome == "cancelled"
         # The async tool gets asyncio.CancelledError with the answer to its next heartbeat.
         await until_logged(log, "wait_async_cancelled", seconds=10)
         heard = time.monotonic() - cancelled

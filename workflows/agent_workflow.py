@@ -25,6 +25,7 @@ The run's state is three plain components: the `Conversation` (items, inbox, sna
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models and the registry the worker filled outside the sandbox; telemetry
     # records metrics only through the replay-safe meter the workflow hands it.
     import pydantic
+    from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 
     from durable_agent import _registry, telemetry
     from durable_agent._agent import Agent
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.wire import (
         AGENT_NAME,
         AGENT_STATUS,
+        EVENT_SOURCES,
         AgentRunInput,
         AgentRunResult,
         ApprovalSignal,
@@ -53,6 +56,8 @@ with workflow.unsafe.imports_passed_through():
         HistoryQuery,
         HookInvocation,
         HookResult,
+        LivePage,
+        LiveQuery,
         MCPListTools,
         MCPToolList,
         ModelRequest,
@@ -72,7 +77,8 @@ with workflow.unsafe.imports_passed_through():
 
 from .call_book import CallBook
 from .conversation import Conversation
-from .failures import CALL_FAILED, cause_text, reraise_cancellation
+from .deltas import Deltas
+from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
 from .outbox import Outbox, whole_on_miss
 from .tool_calls import ToolCalls
 from .toolsets import MCPToolsets
@@ -89,6 +95,8 @@ MODEL_ACTIVITY = "model.complete"
 # caching worker can lose a signal sent meanwhile. tests/test_continue_as_new_interval.py pins
 # the server side.
 MIN_RUN_AGE = timedelta(seconds=2)
+CANCEL_WITH_RESULT = "cancel-with-result"
+"""Patch id: a cancelled run completes with a result listing its waiting calls."""
 
 
 # ---------------------------------------------------------------------- a turn's outcome
@@ -124,12 +132,20 @@ class Stop:
 
 
 Outcome = Final | RunAgain | HandedOff | Wait | Stop
+_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
 _Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
 
 
 @workflow.defn(name="AgentWorkflow")
 class AgentWorkflow:
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, *raw_input: object) -> None:
+        offset = 0
+        with contextlib.suppress(ApplicationError):  # run() reports a malformed input
+            offset = _parse_input(raw_input).stream_offset
+        self._deltas = Deltas(WorkflowStream(WorkflowStreamState(base_offset=offset)))
+        self._model_call: workflow.ActivityHandle[ModelResponse] | None = None
+        self._interrupted = False
         self._conversation = Conversation(workflow.now)
         self._calls = CallBook()
         self._outbox = Outbox(workflow.info().workflow_id, "")
@@ -161,20 +177,36 @@ class AgentWorkflow:
             workflow.upsert_search_attributes(
                 [AGENT_NAME.value_set(agent.name), AGENT_STATUS.value_set(self._state.value)]
             )
-        outcome = await self._resume(params)
-        while True:
-            if isinstance(outcome, HandedOff):
-                self._hand_off(outcome.agent)
-            elif isinstance(outcome, Wait):
-                self._set_state(RunState.WAITING_FOR_USER)
-                await workflow.wait_condition(lambda: bool(self._conversation.inbox))
-                self._set_state(RunState.RUNNING)
-            elif isinstance(outcome, Final | Stop):
-                if isinstance(outcome, Stop):
+        try:
+            outcome = await self._resume(params)
+            while True:
+                if isinstance(outcome, HandedOff):
+                    self._hand_off(outcome.agent)
+                elif isinstance(outcome, Wait):
+                    self._set_state(RunState.WAITING_FOR_USER)
+                    await workflow.wait_condition(lambda: bool(self._conversation.inbox))
+                    self._set_state(RunState.RUNNING)
+                elif isinstance(outcome, Final):
+                    self._set_state(RunState.COMPLETED)
+                    return self._conversation.result()
+                elif isinstance(outcome, Stop):
                     self._conversation.event("agent", "stopped", reason=outcome.reason)
-                self._set_state(RunState.COMPLETED)
-                return self._conversation.result()
-            outcome = await self._turn(params, max_turns)
+                    self._set_state(RunState.COMPLETED)
+                    return self._conversation.result("stopped")
+                outcome = await self._turn(params, max_turns)
+        except (asyncio.CancelledError, *CALL_FAILED) as exc:
+            # Runs cancelled before this version ended as Temporal's "canceled", no result.
+            if not is_cancelled_exception(exc) or not workflow.patched(CANCEL_WITH_RESULT):
+                raise
+            return self._cancelled()
+
+    def _cancelled(self) -> AgentRunResult:
+        """The run was cancelled (`AgentClient.cancel`, `temporal workflow cancel`): it ends
+        cleanly, and its result lists the calls that were still waiting."""
+        pending = self._calls.pending()
+        self._conversation.event("agent", "cancelled", pending=len(pending))
+        self._set_state(RunState.CANCELLED)
+        return self._conversation.result("cancelled", pending)
 
     async def _resume(self, params: AgentRunInput) -> Outcome:
         """Where a run from a snapshot carries on: the calls its last response still owes; or,
@@ -185,6 +217,8 @@ class AgentWorkflow:
             return await self._resolve_calls(open_calls)
         if params.snapshot is not None and conversation.ends_in_answer() and not conversation.inbox:
             return Wait() if params.conversation else Final()
+        if not conversation.message_count and not conversation.inbox:
+            return Wait()  # a conversation started empty (`AgentClient.send`): its message comes
         return RunAgain()
 
     async def _turn(self, params: AgentRunInput, max_turns: int) -> Outcome:
@@ -196,8 +230,10 @@ class AgentWorkflow:
         if conversation.stop_reason is not None:
             return Stop(conversation.stop_reason)
         if self._should_continue_as_new(params):
+            self._deltas.detach_pollers()  # a stream subscriber's poll would hold the run open
             await workflow.wait_condition(workflow.all_handlers_finished)
             carried: dict[str, object] = {
+                "stream_offset": self._deltas.end,
                 "snapshot": self.snapshot(),
                 "prompt": None,
                 "messages": [],
@@ -213,6 +249,8 @@ class AgentWorkflow:
                 non_retryable=True,
             )
         response = await self._call_model()
+        if response is None:
+            return RunAgain()  # interrupted: the interrupting message is answered next
         await self._run_hooks()
         if response.message.tool_calls:
             return await self._resolve_calls(response.message.tool_calls)
@@ -246,14 +284,17 @@ class AgentWorkflow:
 
     # ------------------------------------------------------------------ model and hooks
 
-    async def _call_model(self) -> ModelResponse:
+    async def _call_model(self) -> ModelResponse | None:
+        """The turn's model call and its message; None when an interrupt cut it off."""
         agent, conversation, outbox = self._agent(), self._conversation, self._outbox
         await self._list_mcp_tools(agent)
         conversation.turns += 1
         conversation.event("agent", "turn_started", turn=conversation.turns, agent=agent.name)
         prompt = conversation.prompt()
-        request = outbox.model_request(agent, prompt, self._mcp.specs(agent))
+        request = outbox.model_request(agent, prompt, self._mcp.specs(agent), conversation.turns)
         started = workflow.now()
+        self._deltas.started(conversation.turns)
+        self._interrupted = False
         try:
             response = await whole_on_miss(
                 lambda r: self._execute_model(agent, r),
@@ -261,6 +302,14 @@ class AgentWorkflow:
                 lambda: outbox.whole(request, prompt),
             )
         except CALL_FAILED as exc:
+            if self._interrupted and is_cancelled_exception(exc):
+                # What it had said is shown to people, never given to a model as its own.
+                conversation.event(
+                    "llm", "interrupted", turn=conversation.turns, partial=self._deltas.text()
+                )
+                self._deltas.ended()
+                return None
+            self._deltas.ended()
             reraise_cancellation(exc)
             self._set_state(RunState.FAILED)
             raise ApplicationError(
@@ -284,6 +333,7 @@ class AgentWorkflow:
             latency_ms=int((workflow.now() - started).total_seconds() * 1000),
         )
         conversation.append(message)
+        self._deltas.ended()
         outbox.replied(prompt)
         return response
 
@@ -291,12 +341,12 @@ class AgentWorkflow:
         # Heartbeats: a dead worker's call is retried in seconds, and a cancelled run cancels
         # it (TRY_CANCEL, the default: the run does not wait for the call to acknowledge).
         # Local activities have none.
-        execute = (
-            workflow.execute_local_activity
+        start = (
+            workflow.start_local_activity
             if agent.local_model
-            else partial(workflow.execute_activity, heartbeat_timeout=agent.heartbeat_timeout)
+            else partial(workflow.start_activity, heartbeat_timeout=agent.heartbeat_timeout)
         )
-        response: ModelResponse = await execute(
+        call: workflow.ActivityHandle[ModelResponse] = start(
             MODEL_ACTIVITY,
             request,
             result_type=ModelResponse,
@@ -305,7 +355,11 @@ class AgentWorkflow:
             # no summary: each is a payload the SDK encodes and visits per activity
             # (measured: a third of the worker's serialization work); the type names the tool.
         )
-        return response
+        self._model_call = call  # an interrupt cancels it
+        try:
+            return await call
+        finally:
+            self._model_call = None
 
     async def _list_mcp_tools(self, agent: Agent) -> None:
         """List the tools of the agent's MCP servers this run has not listed yet, all at once.
@@ -443,6 +497,23 @@ class AgentWorkflow:
     def _validate_user_message(self, payload: Any) -> None:
         _parse(payload, UserMessageSignal)
 
+    @workflow.update(name="interrupt")
+    def interrupt(self, payload: Any) -> SubmitResult:
+        """Steer: the message is answered next, and a model call in flight is cut off (it is
+        cancelled at once; what it had streamed is kept as an `interrupted` event)."""
+        sig = _parse(payload, UserMessageSignal)
+        self._conversation.event("agent", "interrupt_received", cut=self._model_call is not None)
+        result = self._apply_user_message(sig)
+        if self._model_call is not None:
+            self._interrupted = True
+            self._model_call.cancel()
+            return SubmitResult(detail="model call interrupted; the message is answered next")
+        return result
+
+    @interrupt.validator
+    def _validate_interrupt(self, payload: Any) -> None:
+        _parse(payload, UserMessageSignal)
+
     def _receive(
         self,
         payloads: tuple[object, ...],
@@ -516,8 +587,28 @@ class AgentWorkflow:
 
     @workflow.query(name="history")
     def history(self, query: HistoryQuery | None = None) -> HistoryPage:
-        ended = self._state in (RunState.COMPLETED, RunState.FAILED)
-        return self._conversation.history(query or HistoryQuery(), ended)
+        return self._conversation.history(query or HistoryQuery(), self._state in _ENDED)
+
+    @workflow.query(name="live")
+    def live(self, query: LiveQuery) -> LivePage:
+        """What observers read (`AgentClient.events`): the stream from an index, with every
+        event source, then the streaming call's deltas from an offset."""
+        ended = self._state in _ENDED
+        everything = HistoryQuery(
+            events=list(EVENT_SOURCES), since=query.items, max_bytes=query.max_bytes
+        )
+        page = self._conversation.history(everything, ended)
+        deltas, next_deltas = ([], query.deltas) if page.more else self._deltas.read(query.deltas)
+        return LivePage(
+            items=page.items,
+            next_items=page.next,
+            deltas=deltas,
+            next_deltas=next_deltas,
+            more=page.more,
+            state=self._state,
+            streaming=self._deltas.turn is not None,
+            done=page.done,
+        )
 
     @workflow.query(name="transcript")
     def transcript(self, query: TranscriptQuery) -> TranscriptPage:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 
@@ -156,7 +156,11 @@ class Conversation:
             answered=answered,
         )
 
-    def result(self) -> AgentRunResult:
+    def result(
+        self,
+        outcome: Literal["completed", "stopped", "cancelled"] = "completed",
+        pending: list[PendingCall] | None = None,
+    ) -> AgentRunResult:
         messages = self.prompt()
         final = next(
             (
@@ -172,4 +176,6 @@ class Conversation:
             usage=self.usage,
             turns=self.turns,
             agent=self.agent,
+            outcome=outcome,
+            pending=pending or [],
         )

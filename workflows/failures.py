@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+__all__ = ["CALL_FAILED", "cause_text", "is_cancelled_exception", "reraise_cancellation"]
+
 CALL_FAILED = (ActivityError, ApplicationError)
 """How a failed call surfaces: an activity's failure as ActivityError; a local activity's
 non-retryable failure as the ApplicationError itself."""

@@ -60,7 +60,7 @@ class Outbox:
     # ------------------------------------------------------------------ model calls
 
     def model_request(
-        self, agent: Agent, prompt: list[Message], listed: Sequence[ToolSpec] = ()
+        self, agent: Agent, prompt: list[Message], listed: Sequence[ToolSpec] = (), turn: int = 0
     ) -> ModelRequest:
         """What the next model call carries: the messages after `sent`, tool results by ref,
         the agent's tools and the tools its MCP servers `listed`. A local model gets no refs:
@@ -84,6 +84,7 @@ class Outbox:
             content_refs=content_refs,
             tools=[*agent.tool_specs(), *listed],
             settings=agent.settings,
+            stream_turn=turn if agent.stream and not agent.local_model else None,
         )
 
     def whole(self, request: ModelRequest, prompt: list[Message]) -> ModelRequest:

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
 
 from .call_book import CallBook, OpenCall
 from .conversation import Conversation
-from .failures import CALL_FAILED, cause_text, reraise_cancellation
+from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
 from .outbox import Outbox
 from .toolsets import MCPToolsets
 
@@ -72,8 +72,14 @@ class ToolCalls:
         try:
             answer = await self._answer(agent, call)
             return answer
+        except BaseException as exc:
+            if is_cancelled_exception(exc):
+                raise  # the run is cancelled: the call stays open, and its result lists it
+            call.resolve(None)
+            raise
         finally:
-            call.resolve(answer[0] if answer is not None else None)
+            if answer is not None:
+                call.resolve(answer[0])
 
     async def _answer(self, agent: Agent, call: OpenCall) -> Answer:
         target = agent.find_tool(call.call.name) or self._mcp.tools(agent).get(call.call.name)

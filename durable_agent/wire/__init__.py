@@ -23,6 +23,7 @@ from ._activities import (
     TranscriptRef,
 )
 from ._conversation import (
+    EVENT_SOURCES,
     AssistantMessage,
     Data,
     EventSource,
@@ -69,15 +70,10 @@ from ._run import (
 )
 
 __all__ = [
-    "DELTAS_TOPIC",
-    "LiveEvent",
-    "LivePage",
-    "LiveQuery",
-    "ModelDelta",
-    "cursor",
-    "parse_cursor",
     "AGENT_NAME",
     "AGENT_STATUS",
+    "DELTAS_TOPIC",
+    "EVENT_SOURCES",
     "TRANSCRIPT_MISS",
     "AgentRunInput",
     "AgentRunResult",
@@ -92,10 +88,14 @@ __all__ = [
     "HookInvocation",
     "HookResult",
     "Item",
+    "LiveEvent",
+    "LivePage",
+    "LiveQuery",
     "MCPListTools",
     "MCPToolInfo",
     "MCPToolList",
     "Message",
+    "ModelDelta",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
@@ -120,8 +120,10 @@ __all__ = [
     "UserMessage",
     "UserMessageSignal",
     "arguments_digest",
+    "cursor",
     "dump_json_schemas",
     "limits",
+    "parse_cursor",
     "prompt_messages",
     "render_content",
 ]

@@ -8,7 +8,7 @@ model sees; status events share the same stream so that readers see one timeline
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 
 from pydantic import (
     BaseModel,
@@ -89,6 +89,7 @@ class ToolMessage(Data):
 
 
 EventSource: TypeAlias = Literal["agent", "llm", "tool"]
+EVENT_SOURCES: tuple[EventSource, ...] = get_args(EventSource)
 
 
 class StatusEvent(Data):

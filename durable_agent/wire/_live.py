@@ -32,6 +32,8 @@ class ModelDelta(Data):
     text: str = ""
     tool_call_id: str | None = None
     name: str | None = None
+    offset: int | None = None
+    """Set when read back: its place in the run's stream (a cursor goes on from offset + 1)."""
 
 
 class LiveQuery(Data):
@@ -80,7 +82,8 @@ def parse_cursor(text: str | None) -> tuple[int, int]:
     try:
         parsed = int(items), int(deltas) if sep else 0
     except ValueError:
-        raise ValueError(f"bad cursor {text!r}: expected '<items>.<deltas>', e.g. '12.40'") from None
+        expected = "expected '<items>.<deltas>', e.g. '12.40'"
+        raise ValueError(f"bad cursor {text!r}: {expected}") from None
     if parsed[0] < 0 or parsed[1] < 0:
         raise ValueError(f"bad cursor {text!r}: numbers must not be negative")
     return parsed

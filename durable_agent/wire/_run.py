@@ -285,3 +285,4 @@ def dump_json_schemas() -> dict[str, Any]:
 
 
 Snapshot.model_rebuild()
+AgentRunInput.model_rebuild()
