@@ -4,15 +4,20 @@
     with FakeLLMServer() as server:
         server.reply(text("hello"), tool_calls(("c1", "add", '{"a": 1}')), error(429, ...))
         server.reply(text("thought long", delay=6))  # answers after 6 s
+        server.reply(Reply(text="slow", chunk_delay=0.5), Reply(text="cut off", cut_after=3))
         client = openai.AsyncOpenAI(base_url=server.openai_url, api_key="test", max_retries=0)
 
 Each request takes the next scripted reply and renders it in the format of the endpoint hit;
-every request body is recorded in `server.requests`.
+every request body is recorded in `server.requests`. A request with `"stream": true` gets the
+reply as Server-Sent Events in that endpoint's streaming format, text and arguments split over
+several chunks (see `stream_frames`).
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -30,6 +35,16 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds the server thinks before it answers: a slow model call."""
+    chunk_delay: float = 0.0
+    """Streaming only: seconds between chunks, a slow streaming model."""
+    cut_after: int | None = None
+    """Streaming only: the connection drops after this many chunks, mid-body."""
+    fail_after: int | None = None
+    """Streaming only: after this many chunks the server reports an error the way the endpoint
+    does mid-stream (with `error_message`) and ends the stream: a model overloaded mid-reply."""
+    cut_cleanly: bool = False
+    """With `cut_after`: the HTTP body ends properly instead, but the event stream still lacks
+    its end (a proxy that gave up on the model)."""
 
 
 def text(content: str, delay: float = 0.0) -> Reply:
@@ -50,6 +65,8 @@ class Request:
     path: str
     body: dict[str, Any]
     headers: dict[str, str]
+    disconnected: threading.Event = field(default_factory=threading.Event)
+    """Set when the client closed a streamed reply before its last chunk."""
 
 
 USAGE = (11, 7)
@@ -146,6 +163,237 @@ def _messages(reply: Reply, model: str) -> dict[str, Any]:
 
 RENDERERS = {"/v1/chat/completions": _chat, "/v1/responses": _responses, "/v1/messages": _messages}
 
+TEXT_PIECE = 4
+ARGUMENTS_PIECE = 5
+"""Characters a text delta / an arguments delta carries: several deltas for any real reply."""
+
+
+def _pieces(value: str, size: int) -> list[str]:
+    return [value[i : i + size] for i in range(0, len(value), size)]
+
+
+def _sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"{head}data: {payload}\n\n".encode()
+
+
+def _chat_stream(reply: Reply, model: str, body: dict[str, Any]) -> list[bytes]:
+    """Chunks as OpenAI sends them: the role first, content deltas, each tool call's id and name
+    in its first fragment and its arguments over the next ones, the finish reason, the usage
+    when asked for, then `[DONE]`."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return _sse(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [choice],
+                "usage": None,
+            }
+        )
+
+    first_content = None if reply.text is None else ""
+    frames = [chunk({"role": "assistant", "content": first_content, "refusal": None})]
+    frames += [chunk({"content": piece}) for piece in _pieces(reply.text or "", TEXT_PIECE)]
+    for index, (call_id, name, arguments) in enumerate(reply.calls):
+        start = {"name": name, "arguments": ""}
+        frames.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": index, "id": call_id, "type": "function", "function": start}
+                    ]
+                }
+            )
+        )
+        frames += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            for piece in _pieces(arguments, ARGUMENTS_PIECE)
+        ]
+    frames.append(chunk({}, "tool_calls" if reply.calls else "stop"))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = _chat(reply, model)["usage"]
+        frames.append(
+            _sse(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
+        )
+    return [*frames, _sse("[DONE]")]
+
+
+def _responses_stream(reply: Reply, model: str, body: dict[str, Any]) -> list[bytes]:
+    """Typed events as the Responses API sends them, each output item added, filled by deltas
+    and done, ending with `response.completed` that carries the whole response."""
+    final = _responses(reply, model)
+    events: list[dict[str, Any]] = [
+        {
+            "type": "response.created",
+            "response": final | {"status": "in_progress", "output": [], "usage": None},
+        },
+        {
+            "type": "response.in_progress",
+            "response": final | {"status": "in_progress", "output": [], "usage": None},
+        },
+    ]
+    for index, item in enumerate(final["output"]):
+        at = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "message":
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": item | {"status": "in_progress", "content": []},
+                }
+            )
+            part = item["content"][0]
+            events.append(
+                {
+                    "type": "response.content_part.added",
+                    **at,
+                    "content_index": 0,
+                    "part": part | {"text": ""},
+                }
+            )
+            events += [
+                {
+                    "type": "response.output_text.delta",
+                    **at,
+                    "content_index": 0,
+                    "delta": piece,
+                    "logprobs": [],
+                }
+                for piece in _pieces(part["text"], TEXT_PIECE)
+            ]
+            events.append(
+                {
+                    "type": "response.output_text.done",
+                    **at,
+                    "content_index": 0,
+                    "text": part["text"],
+                    "logprobs": [],
+                }
+            )
+            events.append(
+                {"type": "response.content_part.done", **at, "content_index": 0, "part": part}
+            )
+        else:
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": item | {"status": "in_progress", "arguments": ""},
+                }
+            )
+            events += [
+                {"type": "response.function_call_arguments.delta", **at, "delta": piece}
+                for piece in _pieces(item["arguments"], ARGUMENTS_PIECE)
+            ]
+            events.append(
+                {
+                    "type": "response.function_call_arguments.done",
+                    **at,
+                    "arguments": item["arguments"],
+                }
+            )
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": "response.completed", "response": final})
+    return [_sse(e | {"sequence_number": n}, e["type"]) for n, e in enumerate(events)]
+
+
+def _messages_stream(reply: Reply, model: str, body: dict[str, Any]) -> list[bytes]:
+    """Messages API events: `message_start` with the input usage, a start, deltas and a stop per
+    content block (tool input as pieces of JSON), `message_delta` with the stop reason and the
+    output usage, then `message_stop`."""
+    final = _messages(reply, model)
+    start = final | {
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": USAGE[0], "output_tokens": 1},
+    }
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
+    for index, block in enumerate(final["content"]):
+        if block["type"] == "text":
+            events.append(
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": block | {"text": ""},
+                }
+            )
+            events += [
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": piece},
+                }
+                for piece in _pieces(block["text"], TEXT_PIECE)
+            ]
+        else:
+            events.append(
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": block | {"input": {}},
+                }
+            )
+            events += [
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": piece},
+                }
+                for piece in ["", *_pieces(json.dumps(block["input"]), ARGUMENTS_PIECE)]
+            ]
+        events.append({"type": "content_block_stop", "index": index})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": final["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": USAGE[1]},
+        }
+    )
+    events.append({"type": "message_stop"})
+    return [_sse(e, e["type"]) for e in events]
+
+
+STREAMERS = {
+    "/v1/chat/completions": _chat_stream,
+    "/v1/responses": _responses_stream,
+    "/v1/messages": _messages_stream,
+}
+
+
+def stream_frames(path: str, reply: Reply, model: str, body: dict[str, Any]) -> list[bytes]:
+    """The Server-Sent Events a streaming request to `path` gets for `reply`, one per chunk."""
+    frames = STREAMERS[path](reply, model, body)
+    if reply.fail_after is None:
+        return frames
+    message = reply.error_message or "overloaded"
+    return [*frames[: reply.fail_after], _stream_error(path, message, reply.fail_after)]
+
+
+def _stream_error(path: str, message: str, sequence_number: int) -> bytes:
+    """How each API reports a failure once its stream has begun."""
+    if path == "/v1/chat/completions":
+        return _sse({"error": {"message": message, "type": "server_error", "code": None}})
+    if path == "/v1/responses":
+        error = {"type": "error", "code": "server_error", "message": message, "param": None}
+        return _sse(error | {"sequence_number": sequence_number}, "error")
+    return _sse(
+        {"type": "error", "error": {"type": "overloaded_error", "message": message}}, "error"
+    )
+
 
 class FakeLLMServer:
     def __init__(self) -> None:
@@ -158,8 +406,9 @@ class FakeLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                request = Request(self.path, body, dict(self.headers.items()))
                 with server._lock:
-                    server.requests.append(Request(self.path, body, dict(self.headers.items())))
+                    server.requests.append(request)
                     reply = server.replies.popleft() if server.replies else None
                 if reply is not None and reply.delay:
                     time.sleep(reply.delay)  # a thread of its own per request
@@ -170,6 +419,9 @@ class FakeLLMServer:
                     self._send(500, {"error": {"message": "fake server: no reply scripted"}}, {})
                 elif reply.status != 200:
                     self._send(reply.status, self._error_body(reply), reply.headers)
+                elif body.get("stream") is True:
+                    frames = stream_frames(self.path, reply, body.get("model", "fake"), body)
+                    self._stream(frames, reply, request)
                 else:
                     self._send(200, render(reply, body.get("model", "fake")), reply.headers)
 
@@ -193,6 +445,43 @@ class FakeLLMServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the caller is gone (a worker killed mid-call)
+
+            def _stream(self, frames: list[bytes], reply: Reply, request: Request) -> None:
+                """Chunked HTTP/1.1, as the real APIs send it, so a connection dropped mid-body
+                is an incomplete read for the client, not a short but finished reply."""
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.send_header("connection", "close")
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                try:
+                    self.end_headers()
+                    for n, frame in enumerate(frames):
+                        if n == reply.cut_after:
+                            if reply.cut_cleanly:
+                                self.wfile.write(b"0\r\n\r\n")
+                            return  # the handler closes the connection
+                        if n and reply.chunk_delay and self._client_gone(reply.chunk_delay):
+                            request.disconnected.set()
+                            return
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    request.disconnected.set()
+
+            def _client_gone(self, seconds: float) -> bool:
+                """Waits `seconds` between chunks, watching the socket: a client that closed
+                it makes it readable at end of file."""
+                readable, _, _ = select.select([self.connection], [], [], seconds)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except ConnectionResetError:
+                    return True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

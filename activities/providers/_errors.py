@@ -60,3 +60,16 @@ def connection_error(provider: str, exc: Exception, timed_out: bool) -> Applicat
         f"{provider} {'timed out' if timed_out else 'unreachable'}: {exc}",
         type="ProviderTimeout" if timed_out else "ProviderUnavailable",
     )
+
+
+def stream_cut(provider: str, why: str | BaseException) -> ApplicationError:
+    """A streamed reply that stopped before its end: the connection dropped, the server closed
+    the stream early or reported an error mid-way. Retryable: the same call usually succeeds,
+    and a partial reply is never returned as if it were whole."""
+    if isinstance(why, BaseException):
+        cause = why.__cause__
+        why = f"{why} ({cause})" if cause is not None and str(cause) else str(why)
+    return ApplicationError(
+        f"{provider} stream was cut before the reply finished: {why}",
+        type="ProviderStreamCut",
+    )

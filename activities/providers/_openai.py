@@ -1,15 +1,19 @@
-"""What the two OpenAI providers share: a lazily built client and error mapping."""
+"""What the two OpenAI providers share: a lazily built client, error mapping and the events
+of a streamed call."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, NoReturn
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import openai
 
 from durable_agent.wire import ModelRequest
 
-from ._errors import connection_error, status_error
+from ._errors import connection_error, status_error, stream_cut
+
+EventT = TypeVar("EventT")
 
 
 class OpenAIClientHolder:
@@ -48,3 +52,21 @@ def raise_provider_error(provider: str, exc: openai.APIError) -> NoReturn:
         ) from exc
     timed_out = isinstance(exc, openai.APITimeoutError)
     raise connection_error(provider, exc, timed_out) from exc
+
+
+async def stream_events(
+    provider: str, open_stream: Callable[[], Awaitable[openai.AsyncStream[EventT]]]
+) -> AsyncGenerator[EventT, None]:
+    """The events of a streamed call. Errors before the stream starts map as a non-streaming
+    call's; errors once it has started mean the stream was cut. The HTTP response is closed when
+    the caller stops reading, returns or is cancelled (iterate under `contextlib.aclosing`)."""
+    try:
+        stream = await open_stream()
+    except openai.APIError as exc:
+        raise_provider_error(provider, exc)
+    async with stream:
+        try:
+            async for event in stream:
+                yield event
+        except openai.APIError as exc:
+            raise stream_cut(provider, exc) from exc

@@ -7,11 +7,16 @@ import os
 from typing import Any
 
 import anthropic
+import httpx2
+from temporalio.exceptions import ApplicationError
 
 from durable_agent.convert import anthropic_tools, to_anthropic
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
-from ._errors import connection_error, status_error
+from . import DeltaSink
+from ._errors import connection_error, status_error, stream_cut
+
+PROVIDER = "Anthropic"
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires one
 
@@ -27,7 +32,9 @@ class AnthropicProvider:
             self._client = anthropic.AsyncAnthropic(base_url=base_url, max_retries=0)
         return self._client
 
-    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
+    ) -> ModelResponse:
         system, messages = to_anthropic(request.messages)
         system = "\n\n".join(s for s in (request.instructions, system) if s) or None
         s = request.settings
@@ -52,28 +59,64 @@ class AnthropicProvider:
         if extra_body:
             kwargs["extra_body"] = extra_body
         kwargs.update(s.extra)
+        if sink is not None:
+            return await self._stream(kwargs, sink)
         try:
             response = await self.client.messages.create(**kwargs)
-        except anthropic.APIStatusError as exc:
-            raise status_error(
-                "Anthropic", exc.status_code, exc.message, dict(exc.response.headers)
-            ) from exc
-        except anthropic.APIConnectionError as exc:
-            timed_out = isinstance(exc, anthropic.APITimeoutError)
-            raise connection_error("Anthropic", exc, timed_out) from exc
-        texts = [b.text for b in response.content if b.type == "text"]
-        calls = [
-            ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input))
-            for b in response.content
-            if b.type == "tool_use"
-        ]
-        usage = Usage(
-            requests=1,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-        )
-        return ModelResponse(
-            message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),
-            usage=usage,
-            model=response.model,
-        )
+        except anthropic.APIError as exc:
+            raise _provider_error(exc) from exc
+        return _model_response(response)
+
+    async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
+        """Reports text deltas and tool call starts; the response is built from the SDK's
+        accumulated message, exactly as a non-streaming call builds it (so the arguments are
+        `json.dumps` of the same parsed input)."""
+        stopped = False
+        try:
+            async with self.client.messages.stream(**kwargs) as stream:
+                try:
+                    async for event in stream:
+                        if event.type == "content_block_start":
+                            block = event.content_block
+                            if block.type == "tool_use":
+                                sink.tool_call(block.id, block.name)
+                        elif event.type == "content_block_delta":
+                            if event.delta.type == "text_delta":
+                                sink.text(event.delta.text)
+                        elif event.type == "message_stop":
+                            stopped = True
+                    message = await stream.get_final_message()
+                # Mid-stream, the SDK lets its transport's errors through unwrapped, and turns
+                # an `error` event into a status error carrying the stream's HTTP 200.
+                except (anthropic.APIError, httpx2.TransportError) as exc:
+                    raise stream_cut(PROVIDER, exc) from exc
+        except anthropic.APIError as exc:  # before the stream started
+            raise _provider_error(exc) from exc
+        if not stopped:
+            raise stream_cut(PROVIDER, "the stream ended without message_stop")
+        return _model_response(message)
+
+
+def _provider_error(exc: anthropic.APIError) -> ApplicationError:
+    if isinstance(exc, anthropic.APIStatusError):
+        return status_error(PROVIDER, exc.status_code, exc.message, dict(exc.response.headers))
+    return connection_error(PROVIDER, exc, isinstance(exc, anthropic.APITimeoutError))
+
+
+def _model_response(response: anthropic.types.Message) -> ModelResponse:
+    texts = [b.text for b in response.content if b.type == "text"]
+    calls = [
+        ToolCall(id=b.id, name=b.name, arguments=json.dumps(b.input))
+        for b in response.content
+        if b.type == "tool_use"
+    ]
+    usage = Usage(
+        requests=1,
+        input_tokens=response.usage.input_tokens,
+        output_tokens=response.usage.output_tokens,
+    )
+    return ModelResponse(
+        message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),
+        usage=usage,
+        model=response.model,
+    )

@@ -3,18 +3,37 @@ conversation, so nothing is kept on OpenAI's side between calls."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseFailedEvent,
+    ResponseFunctionToolCall,
+    ResponseIncompleteEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+)
 
 from durable_agent.convert import openai_responses_tools, to_openai_responses
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
-from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs
+from . import DeltaSink
+from ._errors import stream_cut
+from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
+
+PROVIDER = "OpenAI Responses"
 
 
 class OpenAIResponsesProvider(OpenAIClientHolder):
-    async def complete(self, request: ModelRequest, model_name: str) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
+    ) -> ModelResponse:
         kwargs: dict[str, Any] = {
             "model": model_name,
             "input": to_openai_responses(request.messages),
@@ -25,26 +44,57 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
         if request.tools:
             kwargs["tools"] = openai_responses_tools(request.tools)
         kwargs.update(settings_kwargs(request, max_tokens_key="max_output_tokens"))
+        if sink is not None:
+            return await self._stream(kwargs, sink)
         try:
             response = await self.client.responses.create(**kwargs)
         except openai.APIError as exc:
-            raise_provider_error("OpenAI Responses", exc)
-        texts: list[str] = []
-        calls: list[ToolCall] = []
-        for item in response.output:
-            if item.type == "message":
-                texts += [part.text for part in item.content if part.type == "output_text"]
-            elif item.type == "function_call":
-                calls.append(ToolCall(id=item.call_id, name=item.name, arguments=item.arguments))
-        usage = Usage(requests=1)
-        if response.usage is not None:
-            usage = Usage(
-                requests=1,
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-            )
-        return ModelResponse(
-            message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),
-            usage=usage,
-            model=response.model,
+            raise_provider_error(PROVIDER, exc)
+        return _model_response(response)
+
+    async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
+        """Reports text deltas and tool call starts; the response itself is built from the
+        final event's whole response, exactly as a non-streaming call builds it (arguments
+        deltas are not needed for that)."""
+        events: AsyncGenerator[ResponseStreamEvent, None] = stream_events(
+            PROVIDER, lambda: self.client.responses.create(**kwargs, stream=True)
         )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, ResponseTextDeltaEvent):
+                    sink.text(event.delta)
+                elif isinstance(event, ResponseOutputItemAddedEvent) and isinstance(
+                    event.item, ResponseFunctionToolCall
+                ):
+                    sink.tool_call(event.item.call_id, event.item.name)
+                elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
+                    # `incomplete` (max_output_tokens reached) is a reply, as it is unstreamed.
+                    return _model_response(event.response)
+                elif isinstance(event, ResponseFailedEvent):
+                    error = event.response.error
+                    raise stream_cut(PROVIDER, error.message if error else "response.failed")
+                elif isinstance(event, ResponseErrorEvent):
+                    raise stream_cut(PROVIDER, f"{event.code}: {event.message}")
+        raise stream_cut(PROVIDER, "the stream ended without response.completed")
+
+
+def _model_response(response: Response) -> ModelResponse:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for item in response.output:
+        if item.type == "message":
+            texts += [part.text for part in item.content if part.type == "output_text"]
+        elif item.type == "function_call":
+            calls.append(ToolCall(id=item.call_id, name=item.name, arguments=item.arguments))
+    usage = Usage(requests=1)
+    if response.usage is not None:
+        usage = Usage(
+            requests=1,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+        )
+    return ModelResponse(
+        message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),
+        usage=usage,
+        model=response.model,
+    )
