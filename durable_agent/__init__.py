@@ -8,7 +8,7 @@ with _workflow.unsafe.imports_passed_through():
     # own modules there, not fresh copies: pass them through.
     import durable_agent._registry  # noqa: F401 - absolute: a relative import is not passed
 
-    from ._agent import Agent, Handoff, ScriptedModel, person
+    from ._agent import Agent, Handoff, ScriptedModel, SubAgent, person
     from ._hooks import Hook, hook
     from ._mcp import MCPServer
     from ._tool import (
@@ -25,6 +25,7 @@ with _workflow.unsafe.imports_passed_through():
         AgentRunResult,
         ApprovalSignal,
         AssistantMessage,
+        Budget,
         HistoryPage,
         HistoryQuery,
         HookContext,
@@ -59,6 +60,7 @@ __all__ = [
     "AgentRunResult",
     "ApprovalSignal",
     "AssistantMessage",
+    "Budget",
     "Handoff",
     "HistoryPage",
     "HistoryQuery",
@@ -79,6 +81,7 @@ __all__ = [
     "Snapshot",
     "StatusEvent",
     "StatusInfo",
+    "SubAgent",
     "SubmitResult",
     "SystemMessage",
     "Tool",

@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
-from .wire import AssistantMessage, ModelRequest, ModelSettings, ToolSpec
+from .wire import AssistantMessage, Budget, ModelRequest, ModelSettings, ToolSpec
 
 
 @dataclass(eq=False)
@@ -83,14 +83,38 @@ def person(name: str, description: str = "") -> Handoff:
 
 
 @dataclass(eq=False)
+class SubAgent:
+    """An agent offered to another as a tool (`Agent.as_tool`). Each call runs it as a child
+    workflow with its own conversation and history: its final answer is the call's result."""
+
+    agent: Agent
+    name: str
+    description: str
+    max_turns: int | None = None
+
+    def spec(self) -> ToolSpec:
+        task = "The task, with everything the agent needs to know: it sees nothing else."
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            parameters={
+                "type": "object",
+                "properties": {"input": {"type": "string", "description": task}},
+                "required": ["input"],
+            },
+        )
+
+
+@dataclass(eq=False)
 class Agent:
     """What the workflow runs. Data and functions: the workflow reads it, activities call it."""
 
     name: str
     model: str | ScriptedModel
     instructions: str = ""
-    tools: Sequence[Tool | MCPServer | Callable[..., Any]] = ()
-    """Functions, `Tool`s, and `MCPServer`s whose tools the run lists once (see README "MCP")."""
+    tools: Sequence[Tool | MCPServer | SubAgent | Callable[..., Any]] = ()
+    """Functions, `Tool`s, `MCPServer`s whose tools the run lists once (see README "MCP"), and
+    other agents as tools (`other.as_tool()`, README "Sub-agents")."""
     handoffs: Sequence[Agent | Handoff] = ()
     hooks: Sequence[Hook | Callable[..., Any]] = ()
     """Run after every model completion; see `durable_agent.hook`."""
@@ -107,6 +131,9 @@ class Agent:
             maximum_attempts=8, maximum_interval=timedelta(minutes=1)
         )
     )
+    budget: Budget | None = None
+    """A limit on the runs this agent starts, sub-agents included (README "Budgets"); a run's
+    own `budget` wins."""
     heartbeat_timeout: timedelta | None = HEARTBEAT_TIMEOUT
     """For its model calls, and its tools and hooks that set none: a call whose worker has not
     heartbeaten for this long is retried elsewhere; `None` turns heartbeats off."""
@@ -114,10 +141,13 @@ class Agent:
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tools = [t if isinstance(t, Tool | MCPServer) else tool(t) for t in self.tools]
+        self.tools = [
+            t if isinstance(t, Tool | MCPServer | SubAgent) else tool(t) for t in self.tools
+        ]
         self.handoffs = [h if isinstance(h, Handoff) else Handoff(h.name, h) for h in self.handoffs]
         self.hooks = [h if isinstance(h, Hook) else hook(h) for h in self.hooks]
         names = [t.name for t in self.tool_list] + [h.tool_name for h in self.handoff_list]
+        names += [s.name for s in self.sub_agents]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")
@@ -128,6 +158,10 @@ class Agent:
     @property
     def tool_list(self) -> list[Tool]:
         return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def sub_agents(self) -> list[SubAgent]:
+        return [t for t in self.tools if isinstance(t, SubAgent)]
 
     @property
     def mcp_servers(self) -> list[MCPServer]:
@@ -149,16 +183,34 @@ class Agent:
         """Computed once: JSON-schema generation would otherwise cost every turn."""
         if self._specs is None:
             self._specs = [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
+            self._specs += [s.spec() for s in self.sub_agents]
         return self._specs
 
-    def find_tool(self, name: str) -> Tool | Handoff | None:
+    def find_tool(self, name: str) -> Tool | Handoff | SubAgent | None:
         for t in self.tool_list:
             if t.name == name:
                 return t
         for h in self.handoff_list:
             if h.tool_name == name:
                 return h
+        for s in self.sub_agents:
+            if s.name == name:
+                return s
         return None
+
+    def as_tool(
+        self, name: str | None = None, description: str | None = None, max_turns: int | None = None
+    ) -> SubAgent:
+        """This agent as a tool of another: `Agent("planner", ..., tools=[researcher.as_tool()])`.
+        Each call runs it as a child workflow (README "Sub-agents")."""
+        return SubAgent(
+            agent=self,
+            name=name or self.name,
+            description=description
+            or f"Give the {self.name} agent a task; it works on it alone and answers with the"
+            " result.",
+            max_turns=max_turns,
+        )
 
     def heartbeat_for(self, call: Tool | Hook | MCPServer | MCPTool) -> timedelta | None:
         """The heartbeat timeout a tool or hook call runs with: its own, else this agent's."""
@@ -172,7 +224,7 @@ class Agent:
 
 
 def handoff_graph(roots: Iterable[Agent]) -> dict[str, Agent]:
-    """Every agent in `roots` and reachable from them by handoffs, by name.
+    """Every agent in `roots` and reachable from them by handoffs or as sub-agents, by name.
 
     Names are how runs find their agent, so two different agents with one name are refused,
     naming where each was found, rather than the first silently winning.
@@ -196,7 +248,8 @@ def handoff_graph(roots: Iterable[Agent]) -> dict[str, Agent]:
                 for h in agent.handoff_list
                 if h.agent is not None
             )
+            stack.extend((s.agent, f"a sub-agent of {agent.name!r}") for s in agent.sub_agents)
     return {name: agent for name, (agent, _) in found.items()}
 
 
-__all__ = ["Agent", "Handoff", "ScriptedModel", "ToolKind", "person"]
+__all__ = ["Agent", "Handoff", "ScriptedModel", "SubAgent", "ToolKind", "person"]

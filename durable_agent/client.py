@@ -17,6 +17,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
@@ -29,6 +30,7 @@ from .wire import (
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
+    Budget,
     EventSource,
     HistoryPage,
     HistoryQuery,
@@ -102,6 +104,7 @@ class AgentClient:
         max_turns: int | None = None,
         snapshot: Snapshot | None = None,
         continue_as_new_at_bytes: int | None = None,
+        budget: Budget | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
         if agent is None:
             if snapshot is None:
@@ -115,6 +118,7 @@ class AgentClient:
             max_turns=max_turns,
             snapshot=snapshot,
             continue_as_new_at_bytes=continue_as_new_at_bytes,
+            budget=budget,
         )
         return await self.client.start_workflow(
             WORKFLOW_TYPE,
@@ -164,7 +168,7 @@ class AgentClient:
     ) -> SubmitResult:
         """Answer a waiting call through the update, so a refusal comes back as an error."""
         signal = ToolResultSignal(tool_call_id=tool_call_id, content=content, is_error=is_error)
-        return await self._update(workflow_id, "submit_tool_result", signal, update_id)
+        return await self._answer(workflow_id, "submit_tool_result", signal, update_id)
 
     async def decide(
         self,
@@ -181,7 +185,7 @@ class AgentClient:
         signal = ApprovalSignal(
             tool_call_id=tool_call_id, approved=approved, reason=reason, digest=digest
         )
-        return await self._update(workflow_id, "submit_approval", signal, update_id)
+        return await self._answer(workflow_id, "submit_approval", signal, update_id)
 
     async def say(
         self,
@@ -315,6 +319,31 @@ class AgentClient:
             else:
                 idle = min(idle * 1.5, LIVE_IDLE_INTERVAL)
             await asyncio.sleep(idle)
+
+    async def _answer(
+        self,
+        workflow_id: str,
+        name: str,
+        answer: ToolResultSignal | ApprovalSignal,
+        update_id: str | None,
+    ) -> SubmitResult:
+        """Answer a call in the run that waits for it: a run lists its sub-agents' waiting
+        calls too (`PendingCall.run`), so a call refused here as not its own is answered in the
+        sub-agent's run that owns it."""
+        try:
+            return await self._update(workflow_id, name, answer, update_id)
+        except WorkflowUpdateFailedError:
+            owner = next(
+                (
+                    p.run
+                    for p in await self.pending(workflow_id)
+                    if p.tool_call_id == answer.tool_call_id
+                ),
+                None,
+            )
+            if owner is None or owner == workflow_id:
+                raise
+            return await self._update(owner, name, answer, update_id)
 
     async def _update(
         self, workflow_id: str, name: str, payload: Any, update_id: str | None

@@ -6,7 +6,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from .storage import data_converter
@@ -49,8 +48,8 @@ def start_dev_args(
         args += ["--ui-codec-endpoint", ui_codec_endpoint]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
-    for name in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{name}=Keyword"]
+    for key in SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
     return args + dynamic_config_args()
 
 
@@ -64,7 +63,7 @@ async def start_embedded(
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=str(db_file) if db_file is not None else None,
         data_converter=data_converter(),
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        search_attributes=list(SEARCH_ATTRIBUTES),
         dev_server_extra_args=dynamic_config_args(),
         ui=ui,
         port=port,

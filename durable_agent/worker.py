@@ -16,7 +16,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.common import SearchAttributeKey, VersioningBehavior, WorkerDeploymentVersion
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
@@ -24,9 +24,16 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymen
 from . import _registry, telemetry
 from ._agent import Agent, ScriptedModel
 from .storage import data_converter
+from .wire import AGENT_NAME, AGENT_PARENT, AGENT_STATUS, AGENT_TOKENS
 
 DEFAULT_TASK_QUEUE = "durable-agent"
-SEARCH_ATTRIBUTES = ("AgentName", "AgentStatus")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
+    AGENT_NAME,
+    AGENT_STATUS,
+    AGENT_PARENT,
+    AGENT_TOKENS,
+)
+"""The search attributes runs keep current; registered by workers and `durable-agent dev`."""
 DEFAULT_GRACEFUL_TIMEOUT = timedelta(seconds=30)
 """How long a stopping `durable-agent worker` lets running activities finish before it cancels
 them. docker/docker-compose.yml gives the container 5 s more (`stop_grace_period: 35s`), so
@@ -60,14 +67,14 @@ async def connect(
 
 
 async def ensure_search_attributes(client: Client) -> None:
-    """Register AgentName and AgentStatus when missing: a workflow that sets an unregistered
+    """Register our search attributes when missing: a workflow that sets an unregistered
     search attribute fails every workflow task, so a worker checks before it serves."""
     ops = client.operator_service
     try:
         listed = await ops.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
-        missing = [n for n in SEARCH_ATTRIBUTES if n not in listed.custom_attributes]
+        missing = [k for k in SEARCH_ATTRIBUTES if k.name not in listed.custom_attributes]
     except RPCError as exc:
         if exc.status is not RPCStatusCode.UNIMPLEMENTED:  # the time-skipping server lists none
             raise
@@ -78,7 +85,10 @@ async def ensure_search_attributes(client: Client) -> None:
         await ops.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=client.namespace,
-                search_attributes={n: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for n in missing},
+                search_attributes={
+                    k.name: IndexedValueType.ValueType(k.indexed_value_type.value)  # same numbers
+                    for k in missing
+                },
             )
         )
     except RPCError as exc:
@@ -88,7 +98,7 @@ async def ensure_search_attributes(client: Client) -> None:
             log.warning("cannot register search attributes %s: %s", missing, exc.message)
             return
         raise
-    log.info("registered search attributes %s", ", ".join(missing))
+    log.info("registered search attributes %s", ", ".join(k.name for k in missing))
 
 
 def create_worker(

@@ -23,7 +23,10 @@ DOCKERFILE = DOCKER / "Dockerfile"
 DOCKERIGNORE = DOCKER / "Dockerfile.dockerignore"
 
 PROVIDER_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
-SEARCH_ATTRIBUTES = "--name AgentName --type Keyword --name AgentStatus --type Keyword"
+SEARCH_ATTRIBUTES = (
+    "--name AgentName --type Keyword --name AgentStatus --type Keyword"
+    " --name AgentParent --type Keyword --name AgentTokens --type Int"
+)
 
 
 # --- Dockerfile -------------------------------------------------------------------------------
@@ -200,7 +203,7 @@ def test_setup_registers_the_namespace_and_search_attributes() -> None:
     assert "temporal operator namespace create --namespace default" in setup
     assert "temporal operator search-attribute create" in setup
     assert SEARCH_ATTRIBUTES in " ".join(setup.replace("\\\n", " ").split())
-    for name in ("AgentName", "AgentStatus"):
+    for name in ("AgentName", "AgentStatus", "AgentParent", "AgentTokens"):
         assert f"grep -qw {name}" in setup, f"an existing {name} counts as success"
     assert environment(setup)["TEMPORAL_ADDRESS"] == "temporal:7233"
 

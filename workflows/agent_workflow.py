@@ -33,7 +33,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the registry the worker filled outside the sandbox; telemetry
@@ -48,10 +48,14 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.wire import (
         AGENT_NAME,
         AGENT_STATUS,
+        AGENT_TOKENS,
         EVENT_SOURCES,
         AgentRunInput,
         AgentRunResult,
         ApprovalSignal,
+        Budget,
+        BudgetExceededSignal,
+        ChildReport,
         HistoryPage,
         HistoryQuery,
         HookInvocation,
@@ -71,11 +75,13 @@ with workflow.unsafe.imports_passed_through():
         ToolResultSignal,
         TranscriptPage,
         TranscriptQuery,
+        Usage,
         UserMessage,
         UserMessageSignal,
     )
 
 from .call_book import CallBook
+from .children import Children
 from .conversation import Conversation
 from .deltas import Deltas
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
@@ -96,6 +102,8 @@ MODEL_ACTIVITY = "model.complete"
 # the server side.
 MIN_RUN_AGE = timedelta(seconds=2)
 CANCEL_WITH_RESULT = "cancel-with-result"
+TOKENS_ATTRIBUTE = "agent-tokens"
+"""Patch id: runs keep the `AgentTokens` search attribute."""
 """Patch id: a cancelled run completes with a result listing its waiting calls."""
 
 
@@ -131,9 +139,17 @@ class Stop:
     reason: str
 
 
-Outcome = Final | RunAgain | HandedOff | Wait | Stop
-_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+@dataclass(frozen=True)
+class BudgetSpent:
+    """The tree's budget is reached: no new model call."""
+
+    reason: str
+
+
+Outcome = Final | RunAgain | HandedOff | Wait | Stop | BudgetSpent
+_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.BUDGET_EXCEEDED)
 _Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
+_Data = TypeVar("_Data", ChildReport, BudgetExceededSignal)
 
 
 @workflow.defn(name="AgentWorkflow")
@@ -151,13 +167,19 @@ class AgentWorkflow:
         self._outbox = Outbox(workflow.info().workflow_id, "")
         self._mcp = MCPToolsets()
         self._state = RunState.RUNNING
+        self._children = Children(changed=self._check_budget)
+        self._budget: Budget | None = None
+        self._budget_spent: str | None = None
+        self._tokens_listed = 0
         self._tool_calls = ToolCalls(
             self._conversation,
             self._calls,
             self._outbox,
             self._mcp,
+            self._children,
             waits_changed=self._refresh_state,
             failed=partial(self._set_state, RunState.FAILED),
+            budget_left=self._budget_left,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -169,6 +191,10 @@ class AgentWorkflow:
         params = _parse_input(raw_input)
         self._start(params)
         agent = self._agent()
+        self._budget = params.budget or agent.budget
+        parent = workflow.info().parent
+        if parent is not None:  # a sub-agent's run: its parent lists its calls, counts its usage
+            self._reporter = asyncio.ensure_future(self._report_to(parent.workflow_id))
         max_turns = params.max_turns or agent.max_turns
         current = workflow.info().typed_search_attributes
         if current.get(AGENT_NAME) != agent.name or current.get(AGENT_STATUS) != self._state:
@@ -193,8 +219,11 @@ class AgentWorkflow:
                     self._conversation.event("agent", "stopped", reason=outcome.reason)
                     self._set_state(RunState.COMPLETED)
                     return self._conversation.result("stopped")
+                elif isinstance(outcome, BudgetSpent):
+                    self._set_state(RunState.BUDGET_EXCEEDED)
+                    return self._conversation.result("budget_exceeded")
                 outcome = await self._turn(params, max_turns)
-        except (asyncio.CancelledError, *CALL_FAILED) as exc:
+        except (asyncio.CancelledError, ChildWorkflowError, *CALL_FAILED) as exc:
             # Runs cancelled before this version ended as Temporal's "canceled", no result.
             if not is_cancelled_exception(exc) or not workflow.patched(CANCEL_WITH_RESULT):
                 raise
@@ -241,6 +270,10 @@ class AgentWorkflow:
                 "transcript_length": self._outbox.sent,
             }
             workflow.continue_as_new(params.model_copy(update=carried))
+        spent = self._budget_spent or self._budget_reason()
+        if spent is not None:
+            self._stop_tree(spent)
+            return BudgetSpent(spent)
         if conversation.turns >= max_turns:
             self._set_state(RunState.FAILED)
             raise ApplicationError(
@@ -316,6 +349,7 @@ class AgentWorkflow:
                 f"model call failed: {cause_text(exc)}", type="ModelCallFailed", non_retryable=True
             ) from exc
         conversation.usage = conversation.usage + response.usage
+        self._check_budget()
         telemetry.record_model_call(
             workflow.metric_meter(), agent.name, agent.model_string, response.usage
         )
@@ -459,6 +493,79 @@ class AgentWorkflow:
         )
         workflow.upsert_search_attributes([AGENT_NAME.value_set(target)])
 
+    # ------------------------------------------------------------------ sub-agents and budgets
+
+    def _usage(self) -> Usage:
+        """This run's usage with its sub-agents' (ended ones are in the conversation's)."""
+        return self._conversation.usage + self._children.usage()
+
+    def _budget_reason(self) -> str | None:
+        return None if self._budget is None else self._budget.reached(self._usage())
+
+    def _budget_left(self) -> Budget | None:
+        """What a sub-agent started now may use: the budget less what the tree has used."""
+        return None if self._budget is None else self._budget.left(self._usage())
+
+    def _check_budget(self) -> None:
+        """After usage moved (a model call here, a report from below): once the budget is
+        reached, the sub-agents still running start no new model call either."""
+        reason = self._budget_reason()
+        if reason is not None:
+            self._stop_tree(reason)
+        self._list_tokens()
+
+    def _stop_tree(self, reason: str) -> None:
+        if self._budget_spent is None:
+            self._budget_spent = reason
+            self._conversation.event("agent", "budget_exceeded", reason=reason)
+        self._children.stop(reason)
+
+    def _report(self) -> ChildReport:
+        return ChildReport(
+            run=workflow.info().workflow_id,
+            pending=self.pending_tool_calls(),
+            usage=self._usage(),
+        )
+
+    async def _report_to(self, parent_id: str) -> None:
+        """A sub-agent's run tells its parent whenever what it waits for or has used changed:
+        one signal at a time, the latest state."""
+        parent = workflow.get_external_workflow_handle(parent_id)
+        sent = ChildReport(run=workflow.info().workflow_id)
+
+        def changed() -> bool:
+            return self._report() != sent
+
+        while True:
+            await workflow.wait_condition(changed)
+            sent = self._report()
+            try:
+                await parent.signal("child_report", sent)
+            except CALL_FAILED as exc:  # the parent has ended
+                reraise_cancellation(exc)
+                return
+
+    @workflow.signal(name="child_report")
+    def child_report(self, *payloads: Any) -> None:
+        report = _parse_one(payloads, ChildReport)
+        if report is not None:
+            self._children.receive(report)
+
+    @workflow.signal(name="budget_exceeded")
+    def budget_exceeded(self, *payloads: Any) -> None:
+        """From the parent: the tree's budget is spent; this run starts no new model call."""
+        told = _parse_one(payloads, BudgetExceededSignal)
+        if told is not None:
+            self._stop_tree(told.reason)
+
+    def _list_tokens(self) -> None:
+        """Keep the `AgentTokens` search attribute within 10% of the tree's usage: one upsert
+        per ~10% of growth, not one per model call."""
+        tokens = self._usage().total_tokens
+        if tokens > self._tokens_listed * 1.1 and workflow.patched(TOKENS_ATTRIBUTE):
+            self._tokens_listed = tokens
+            workflow.upsert_search_attributes([AGENT_TOKENS.value_set(tokens)])
+
     # ------------------------------------------------------------------ signals and updates
 
     @workflow.signal(name="tool_result")
@@ -576,14 +683,15 @@ class AgentWorkflow:
             state=self._state,
             agent=conversation.agent,
             turn=conversation.turns,
-            usage=conversation.usage,
-            pending=len(self._calls.pending()),
+            usage=self._usage(),
+            pending=len(self.pending_tool_calls()),
             messages=conversation.message_count,
         )
 
     @workflow.query(name="pending_tool_calls")
     def pending_tool_calls(self) -> list[PendingCall]:
-        return self._calls.pending()
+        """This run's waiting calls, then its sub-agents' (each naming its run)."""
+        return self._calls.pending() + self._children.pending()
 
     @workflow.query(name="history")
     def history(self, query: HistoryQuery | None = None) -> HistoryPage:
@@ -676,6 +784,16 @@ def _parse(payload: Any, shape: type[_Shape]) -> _Shape:
         return shape.model_validate(payload)
     except pydantic.ValidationError as exc:
         raise ValueError(f"malformed {shape.__name__}: {exc.errors(include_url=False)}") from None
+
+
+def _parse_one(payloads: tuple[object, ...], shape: type[_Data]) -> _Data | None:
+    """A signal between runs: one well-formed payload, else ignored (never fails the run)."""
+    if len(payloads) != 1:
+        return None
+    try:
+        return shape.model_validate(payloads[0])
+    except pydantic.ValidationError:
+        return None
 
 
 def _refuse_if(reason: str | None) -> None:

@@ -19,7 +19,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent, Handoff
+    from durable_agent._agent import Agent, Handoff, SubAgent
     from durable_agent._mcp import MCPTool
     from durable_agent._tool import Tool, ToolKind
     from durable_agent.wire import (
@@ -48,6 +48,8 @@ class Route(StrEnum):
     """A tool of an MCP server: its `mcp.<server>.<tool>` activity's result."""
     AGENT = "agent"
     """A handoff to another agent: answered at once, the next turn is that agent's."""
+    SUB_AGENT = "sub_agent"
+    """Another agent as a tool: a child run's final answer."""
     UNKNOWN = "unknown"
     """No such tool: answered at once with an error the model can act on."""
 
@@ -112,6 +114,8 @@ def route_of(
     target = agent.find_tool(call.name)
     if isinstance(target, Handoff):
         return (Route.AGENT if target.agent is not None else Route.PERSON), False
+    if isinstance(target, SubAgent):
+        return Route.SUB_AGENT, False
     if isinstance(target, Tool):
         route = {
             ToolKind.INVOCABLE: Route.INVOCABLE,

@@ -158,7 +158,7 @@ class Conversation:
 
     def result(
         self,
-        outcome: Literal["completed", "stopped", "cancelled"] = "completed",
+        outcome: Literal["completed", "stopped", "cancelled", "budget_exceeded"] = "completed",
         pending: list[PendingCall] | None = None,
     ) -> AgentRunResult:
         messages = self.prompt()

@@ -20,10 +20,11 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models, the agent definitions the worker registered, and the replay-safe
     # metric helpers.
     from durable_agent import telemetry
-    from durable_agent._agent import Agent, Handoff
+    from durable_agent._agent import Agent, Handoff, SubAgent
     from durable_agent._mcp import MCPTool, parse_arguments
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent.wire import (
+        Budget,
         PendingCall,
         PendingKind,
         ToolCall,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from .call_book import CallBook, OpenCall
+from .children import ChildFailed, Children
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
 from .outbox import Outbox
@@ -49,15 +51,20 @@ class ToolCalls:
         book: CallBook,
         outbox: Outbox,
         mcp: MCPToolsets,
+        children: Children,
         waits_changed: Callable[[], None],
         failed: Callable[[], None],
+        budget_left: Callable[[], Budget | None],
     ) -> None:
         """`waits_changed` is told whenever a call starts or stops waiting (the run's state
-        follows what waits); `failed`, before a passed deadline fails the run."""
+        follows what waits); `failed`, before a passed deadline fails the run; `budget_left`
+        gives what a sub-agent started now may use."""
         self._conversation = conversation
         self._calls = book
         self._outbox = outbox
         self._mcp = mcp
+        self._children = children
+        self._budget_left = budget_left
         self._waits_changed = waits_changed
         self._failed = failed
 
@@ -90,6 +97,8 @@ class ToolCalls:
             return _error(call.call, unknown), None
         if isinstance(target, Handoff):
             return await self._handoff(call, target), None
+        if isinstance(target, SubAgent):
+            return await self._run_sub_agent(call.call, target), None
         if isinstance(target, MCPTool):
             return await self._run_mcp_tool(agent, call, target)
         return await self._run_tool(agent, call, target)
@@ -116,6 +125,54 @@ class ToolCalls:
         if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
             return _timed_out(tool_call, "no result", tool.deadline), None
         return _signalled(call), None
+
+    async def _run_sub_agent(self, tool_call: ToolCall, sub: SubAgent) -> ToolMessage:
+        """Another agent as a tool: a child run; its answer, or why it has none, goes to the
+        model. Its usage, its own sub-agents' included, becomes this run's."""
+        conversation = self._conversation
+        try:
+            task = parse_arguments(tool_call.arguments).get("input")
+            if not isinstance(task, str) or not task.strip():
+                raise ValueError("'input' must be a non-empty string: the task for the agent")
+        except ValueError as exc:
+            conversation.event(
+                "tool", "tool_failed", tool=sub.name, tool_call_id=tool_call.id, error=str(exc)
+            )
+            return _error(tool_call, f"{exc}. Fix the arguments and call {sub.name} again.")
+        run = self._children.child_id(conversation.turns, tool_call.id)
+        conversation.event(
+            "tool", "sub_agent_started", tool=sub.name, tool_call_id=tool_call.id, run=run
+        )
+        try:
+            result = await self._children.run(
+                sub, tool_call, task, conversation.turns, self._budget_left()
+            )
+        except ChildFailed as exc:
+            conversation.event(
+                "tool",
+                "sub_agent_ended",
+                tool_call_id=tool_call.id,
+                outcome="failed",
+                error=str(exc),
+            )
+            return _error(tool_call, f"the {sub.name} agent failed: {exc}")
+        conversation.usage = conversation.usage + result.usage
+        conversation.event(
+            "tool",
+            "sub_agent_ended",
+            tool_call_id=tool_call.id,
+            outcome=result.outcome,
+            tokens=result.usage.total_tokens,
+        )
+        text = result.final_text or ""
+        if result.outcome == "completed":
+            return ToolMessage(
+                tool_call_id=tool_call.id,
+                name=tool_call.name,
+                content=text or f"(the {sub.name} agent gave no answer)",
+            )
+        ended = f"the {sub.name} agent ended {result.outcome.replace('_', ' ')}"
+        return _error(tool_call, f"{ended}: {text}" if text else ended)
 
     async def _run_mcp_tool(self, agent: Agent, call: OpenCall, tool: MCPTool) -> Answer:
         """An MCP server's tool: its activity's result, errors included, goes to the model."""

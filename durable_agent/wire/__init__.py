@@ -51,10 +51,15 @@ from ._live import (
 from ._mcp import MCPListTools, MCPToolInfo, MCPToolList
 from ._run import (
     AGENT_NAME,
+    AGENT_PARENT,
     AGENT_STATUS,
+    AGENT_TOKENS,
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
+    Budget,
+    BudgetExceededSignal,
+    ChildReport,
     HistoryPage,
     HistoryQuery,
     PendingCall,
@@ -71,7 +76,9 @@ from ._run import (
 
 __all__ = [
     "AGENT_NAME",
+    "AGENT_PARENT",
     "AGENT_STATUS",
+    "AGENT_TOKENS",
     "DELTAS_TOPIC",
     "EVENT_SOURCES",
     "TRANSCRIPT_MISS",
@@ -79,6 +86,9 @@ __all__ = [
     "AgentRunResult",
     "ApprovalSignal",
     "AssistantMessage",
+    "Budget",
+    "BudgetExceededSignal",
+    "ChildReport",
     "Data",
     "EventSource",
     "Extensible",

@@ -31,6 +31,11 @@ from ._conversation import (
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
+AGENT_PARENT = SearchAttributeKey.for_keyword("AgentParent")
+"""Set on a sub-agent's run: its parent's workflow id (`temporal workflow list --query
+"AgentParent='planner-1'"` lists a run's children)."""
+AGENT_TOKENS = SearchAttributeKey.for_int("AgentTokens")
+"""Tokens used by the run and its sub-agents (input + output), kept within 10% of current."""
 
 
 class RunState(StrEnum):
@@ -41,6 +46,7 @@ class RunState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
@@ -55,7 +61,7 @@ def arguments_digest(name: str, arguments: str) -> str:
 class PendingCall(Extensible):
     """A tool call that waits for something from outside the workflow."""
 
-    _new_fields = ("digest",)
+    _new_fields = ("digest", "run")
 
     tool_call_id: str
     name: str
@@ -65,6 +71,9 @@ class PendingCall(Extensible):
     since: datetime
     deadline: datetime | None = None
     digest: str | None = None
+    run: str | None = None
+    """Set when the call waits in a sub-agent's run (its workflow id), listed by an ancestor:
+    answer it there, or here (`AgentClient` finds the run)."""
     """For an approval: `arguments_digest(name, arguments)`. A decision that carries it is
     refused unless it matches, so the arguments cannot change under the approver."""
 
@@ -144,10 +153,38 @@ def _wound_back(items: list[Item], agent: str) -> dict[str, Any]:
     return {"agent": speaking, "turns": turns, "usage": usage}
 
 
+class Budget(Data):
+    """A limit on a run and every sub-agent run under it: once reached, no new model call
+    starts anywhere in the tree (running tools finish) and the run ends `budget_exceeded`."""
+
+    max_tokens: int | None = Field(default=None, ge=0)
+    """Input plus output tokens."""
+    max_model_calls: int | None = Field(default=None, ge=0)
+
+    def reached(self, used: Usage) -> str | None:
+        """Why the budget is spent, or None."""
+        tokens = used.total_tokens
+        if self.max_tokens is not None and tokens >= self.max_tokens:
+            return f"token budget reached ({tokens} of {self.max_tokens})"
+        if self.max_model_calls is not None and used.requests >= self.max_model_calls:
+            return f"model call budget reached ({used.requests} of {self.max_model_calls})"
+        return None
+
+    def left(self, used: Usage) -> Budget:
+        """What remains after `used`: a sub-agent's budget when it starts."""
+        tokens = used.total_tokens
+        return Budget(
+            max_tokens=None if self.max_tokens is None else max(0, self.max_tokens - tokens),
+            max_model_calls=None
+            if self.max_model_calls is None
+            else max(0, self.max_model_calls - used.requests),
+        )
+
+
 class AgentRunInput(Extensible):
     """Start a run: `{"agent": "support", "prompt": "..."}` or with `messages`."""
 
-    _new_fields = ("stream_offset",)
+    _new_fields = ("stream_offset", "budget")
 
     agent: str
     prompt: str | None = None
@@ -161,6 +198,8 @@ class AgentRunInput(Extensible):
     """Set by continue-as-new only: keeps the model activities' transcript cache valid."""
     transcript_length: int = 0
     """Set by continue-as-new only: how many messages the activity side already has."""
+    budget: Budget | None = None
+    """A limit for this run and its sub-agents; an agent's own `budget` applies when unset."""
     stream_offset: int = 0
     """Set by continue-as-new only: where the deltas' offsets go on, so observers' cursors
     stay valid across runs."""
@@ -185,8 +224,9 @@ class AgentRunResult(Extensible):
     turns: int
     agent: str
     """The agent that gave the final answer (after handoffs it may not be the first one)."""
-    outcome: Literal["completed", "stopped", "cancelled"] = "completed"
-    """`stopped`: a hook asked the run to stop. `cancelled`: the run was cancelled."""
+    outcome: Literal["completed", "stopped", "cancelled", "budget_exceeded"] = "completed"
+    """`stopped`: a hook asked the run to stop. `cancelled`: the run was cancelled.
+    `budget_exceeded`: its `Budget` (or an ancestor's) was reached."""
     pending: list[PendingCall] = Field(default_factory=list)
     """The calls still waiting when the run was cancelled."""
 
@@ -217,6 +257,22 @@ class UserMessageSignal(Data):
 
     content: str
     name: str | None = None
+
+
+class ChildReport(Data):
+    """Signal `child_report`, from a sub-agent's run to its parent's when what it waits for or
+    its usage changed: the parent lists those calls and counts that usage against budgets."""
+
+    run: str
+    pending: list[PendingCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+
+
+class BudgetExceededSignal(Data):
+    """Signal `budget_exceeded`, from a parent to its running sub-agents: start no new model
+    call (passed on down the tree)."""
+
+    reason: str
 
 
 class SubmitResult(Data):
@@ -260,6 +316,8 @@ class HistoryPage(Data):
 def dump_json_schemas() -> dict[str, Any]:
     """JSON Schemas of everything a `temporal` CLI user sends or reads: `signal.<name>` and
     `<kind>.<name>.input` are what goes in, `<kind>.<name>` what a query or update answers."""
+    from ._live import LivePage, LiveQuery  # they name RunState: imported late
+
     shapes: dict[str, Any] = {
         "input": AgentRunInput,
         "output": AgentRunResult,
@@ -272,6 +330,10 @@ def dump_json_schemas() -> dict[str, Any]:
         "update.submit_approval": SubmitResult,
         "update.submit_user_message.input": UserMessageSignal,
         "update.submit_user_message": SubmitResult,
+        "update.interrupt.input": UserMessageSignal,
+        "update.interrupt": SubmitResult,
+        "signal.child_report": ChildReport,
+        "signal.budget_exceeded": BudgetExceededSignal,
         "query.status": StatusInfo,
         "query.pending_tool_calls": list[PendingCall],
         "query.history.input": HistoryQuery,
@@ -279,6 +341,8 @@ def dump_json_schemas() -> dict[str, Any]:
         "query.snapshot": Snapshot,
         "query.transcript.input": TranscriptQuery,
         "query.transcript": TranscriptPage,
+        "query.live.input": LiveQuery,
+        "query.live": LivePage,
         "snapshot": Snapshot,
     }
     return {name: TypeAdapter(shape).json_schema() for name, shape in shapes.items()}
