@@ -1,4 +1,5 @@
-"""A customer-support agent: parallel lookups, then a refund that waits on a back-office queue.
+"""A customer-support agent: parallel lookups and a question to a policy sub-agent, then a
+refund that waits on a back-office queue.
 
 Offline it runs a deterministic scripted model; with OPENAI_API_KEY or ANTHROPIC_API_KEY set it
 uses the real provider (override the model with DURABLE_AGENT_MODEL, e.g. `openai-chat:gpt-4.1`).
@@ -84,6 +85,11 @@ def _offline(request: ModelRequest) -> AssistantMessage:
                     arguments=json.dumps({"order_id": order_id}),
                 ),
                 ToolCall(id=f"call_{turn}_1", name="check_inventory", arguments='{"sku": "ESP-9"}'),
+                ToolCall(
+                    id=f"call_{turn}_2",
+                    name="policy",
+                    arguments=json.dumps({"input": f"Order {order_id}: {prompt} Refundable?"}),
+                ),
             ],
         )
     if "request_refund" not in results:
@@ -107,25 +113,45 @@ def _offline(request: ModelRequest) -> AssistantMessage:
     )
 
 
-def _model() -> str | ScriptedModel:
+def _policy_offline(request: ModelRequest) -> str:
+    return "Damaged on arrival and reported within 30 days: a full refund of the order total."
+
+
+def _model(offline: ScriptedModel) -> str | ScriptedModel:
     if os.environ.get("DURABLE_AGENT_MODEL"):
         return os.environ["DURABLE_AGENT_MODEL"]
     if os.environ.get("OPENAI_API_KEY"):
         return "openai:gpt-4.1-mini"
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic:claude-sonnet-4-5"
-    return ScriptedModel("support-offline", _offline)
+    return offline
 
+
+policy = Agent(
+    name="policy",
+    model=_model(ScriptedModel("policy-offline", _policy_offline)),
+    instructions=(
+        "You know the refund policy of a coffee-gear shop: items damaged on arrival and reported "
+        "within 30 days get a full refund of the order total; other returns get store credit. "
+        "Say in one sentence whether the case you are given is refundable, and how much."
+    ),
+)
 
 support = Agent(
     name="support",
-    model=_model(),
+    model=_model(ScriptedModel("support-offline", _offline, chunk_delay=0.01)),
     instructions=(
         "You are a customer-support agent for a coffee-gear shop. Look orders up before "
-        "answering. For a damaged item, request a refund of the order total and tell the "
-        "customer the back office's decision."
+        "answering, and ask the policy agent whether the case is refundable. For a damaged "
+        "item, request a refund of the order total and tell the customer the back office's "
+        "decision."
     ),
-    tools=[lookup_order, check_inventory, request_refund],
+    tools=[
+        lookup_order,
+        check_inventory,
+        request_refund,
+        policy.as_tool(description="Ask the refund-policy expert whether a case is refundable."),
+    ],
 )
 
 agents = [support]
