@@ -14,9 +14,11 @@ from pathlib import Path
 from durable_agent import (
     Agent,
     AssistantMessage,
+    ModelRequest,
     ScriptedModel,
     ToolCall,
     ToolContext,
+    UserMessage,
     external_tool,
     long_running_tool,
     tool,
@@ -274,3 +276,25 @@ payer = Agent(
     tools=[pay],
 )
 agents += [payer]
+
+
+# `durable-agent mcp-serve` (tests/test_mcp_serve.py): agents offered as MCP tools.
+def _echo(request: ModelRequest) -> str:
+    """Answers the conversation's last user message, however many turns it has had."""
+    last = next(m for m in reversed(request.messages) if isinstance(m, UserMessage))
+    return f"echo: {last.content}"
+
+
+echo = Agent(
+    "echo",
+    instructions="Repeat the user's last message.\n\nA scripted model, for tests.",
+    model=ScriptedModel("echo", _echo),
+)
+looper = Agent(
+    "looper",
+    instructions="Call a tool it does not have until max_turns fails the run.",
+    model=ScriptedModel("looper", [_calls(0, "no_such_tool", {})]),
+    max_turns=1,
+)
+mcp_agents = [echo, looper, payer]
+agents += [echo, looper]
