@@ -334,6 +334,36 @@ async def cmd_demo(args: argparse.Namespace) -> None:
     await run_demo(args.prompt)
 
 
+async def cmd_mcp_serve(args: argparse.Namespace) -> None:
+    from .mcp_serve import listen, mcp_server, serve_http, serve_stdio
+    from .worker import load_agents
+
+    sys.path.insert(0, os.getcwd())
+    try:
+        agents = load_agents(args.agents)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        detail = str(exc) if args.agents in str(exc) else f"cannot load {args.agents!r}: {exc}"
+        raise CliError(detail) from exc
+    by_name = {a.name: a for a in agents}
+    if unknown := [n for n in args.agent or () if n not in by_name]:
+        raise CliError(f"{args.agents} has no agent {unknown[0]!r} (it has: {', '.join(by_name)})")
+    agents = [by_name[n] for n in args.agent] if args.agent else agents
+    try:
+        sock = listen(args.host, args.port) if args.transport == "http" else None
+        client = await _client(args)
+        server = mcp_server(agents, client)
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    await _warn_without_worker(client, client.task_queue)
+    where = "stdio" if sock is None else f"http://{args.host}:{args.port}/mcp"
+    names = ", ".join(a.name for a in agents)
+    print(f"MCP tools {names} on {where}, task queue {client.task_queue!r}", file=sys.stderr)
+    if sock is None:
+        await serve_stdio(server)  # stdout is the protocol's: everything else goes to stderr
+    else:
+        await serve_http(server, args.host, sock)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__)
     parser.add_argument(
@@ -489,6 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("demo", cmd_demo, "embedded server, worker and an agent run, end to end", False)
     p.add_argument("--prompt", default="My order A-1001 arrived broken. Can I get a refund?")
+
+    p = command("mcp-serve", cmd_mcp_serve, "offer agents as MCP tools (stdio or HTTP)")
+    p.add_argument("agents", metavar="pkg.module:attr", help="the agents, as for `worker`")
+    p.add_argument("--agent", action="append", help="offer only this agent (repeatable)")
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="for http (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="for http: streamable HTTP at /mcp")
     return parser
 
 
