@@ -72,6 +72,7 @@ _NOT_IN_TOOL_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 """MCP tool names are 1-128 characters of A-Z a-z 0-9 _ - . (spec 2025-11-25)."""
 
 RunId = Annotated[str, Field(min_length=1, max_length=1000)]
+"""A workflow id: Temporal refuses ids over 1000 bytes (`limit.maxIDLength`)."""
 
 
 def _schema_without_null_defaults(schema: dict[str, Any]) -> None:
