@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,35 @@ import pydantic
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from ._follow import LivePrinter, answered_after, live_events, stream_end
 from ._render import render
 from .client import AgentClient
 from .encryption import KEY_FILE_VARIABLE, KEYS_VARIABLE, EncryptionCodec, generate_key
-from .wire import EventSource, Item, Snapshot, dump_json_schemas
+from .wire import (
+    EventSource,
+    Item,
+    LiveEvent,
+    Snapshot,
+    Usage,
+    dump_json_schemas,
+    parse_cursor,
+)
 from .worker import DEFAULT_GRACEFUL_TIMEOUT, DEFAULT_TASK_QUEUE
 
 EVENT_SOURCES: tuple[EventSource, ...] = ("agent", "llm", "tool")
 GRACEFUL_SECONDS = DEFAULT_GRACEFUL_TIMEOUT.total_seconds()
+CANCEL_WAIT_SECONDS = 30.0
+"""How long `cancel` waits for the run's result: a worker ends a run within a task (~ms), but
+a busy worker may take a while to pick the task up."""
 
 
 class CliError(Exception):
@@ -184,6 +202,9 @@ async def cmd_keygen(args: argparse.Namespace) -> None:
 
 
 async def cmd_run(args: argparse.Namespace) -> None:
+    if args.thread is not None:
+        await _run_in_thread(args)
+        return
     client = await _client(args)
     handle = await client.start(
         args.agent,
@@ -197,16 +218,55 @@ async def cmd_run(args: argparse.Namespace) -> None:
         await _warn_without_worker(client, client.task_queue)
         return
     print(f"workflow {handle.id}", file=sys.stderr)
-    await _follow(client, handle.id, args.events)
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as exc:
-        raise CliError(f"run {handle.id} failed: {_cause(exc)}") from exc
+    await _follow(client, handle.id, args.events, stream=not args.no_stream)
+    await _print_result(client, handle.id)
+
+
+async def _run_in_thread(args: argparse.Namespace) -> None:
+    """`run --thread ID`: the prompt goes to the conversation run ID, which starts with it when
+    none is open (`AgentClient.send`, an update-with-start); then the run is followed from where
+    its stream stood before the message, until it waits for the next message or ends."""
+    if args.workflow_id is not None:
+        raise CliError("--thread is the run's workflow id: give --thread or --workflow-id")
+    client = await _client(args)
+    await _warn_without_worker(client, client.task_queue)
+    start = await stream_end(client, args.thread)
+    sent = await client.send(
+        args.agent, args.prompt, thread_id=args.thread, max_turns=args.max_turns
+    )
+    if args.detach:
+        print(sent.workflow_id)
+        return
+    print(f"workflow {sent.workflow_id}: {sent.detail}", file=sys.stderr)
+    last = await _follow(
+        client,
+        sent.workflow_id,
+        args.events,
+        stream=not args.no_stream,
+        after=start,
+        until=answered_after(args.prompt),
+    )
+    if last is None or last.type == "end":
+        await _print_result(client, sent.workflow_id)
+        return
+    status = await client.status(sent.workflow_id)
     print(
-        f"\n{result.turns} turns, {result.usage.input_tokens} tokens in, "
-        f"{result.usage.output_tokens} out",
+        f"\n{_totals(status.turn, status.usage)}; the thread waits for your next message",
         file=sys.stderr,
     )
+
+
+async def _print_result(client: AgentClient, workflow_id: str) -> None:
+    try:
+        result = await client.result(workflow_id)
+    except WorkflowFailureError as exc:
+        raise CliError(f"run {workflow_id} failed: {_cause(exc)}") from exc
+    ending = "" if result.outcome == "completed" else f"; {result.outcome}"
+    print(f"\n{_totals(result.turns, result.usage)}{ending}", file=sys.stderr)
+
+
+def _totals(turns: int, usage: Usage) -> str:
+    return f"{turns} turns, {usage.input_tokens} tokens in, {usage.output_tokens} out"
 
 
 async def cmd_start(args: argparse.Namespace) -> None:
@@ -233,16 +293,46 @@ async def cmd_start(args: argparse.Namespace) -> None:
     print(handle.id)
 
 
-async def _follow(client: AgentClient, workflow_id: str, events: Sequence[EventSource]) -> None:
+async def _follow(
+    client: AgentClient,
+    workflow_id: str,
+    events: Collection[EventSource],
+    *,
+    stream: bool = True,
+    after: str | None = None,
+    until: Callable[[LiveEvent], bool] | None = None,
+    as_json: bool = False,
+) -> LiveEvent | None:
+    """Print the run's live stream from `after` (the model's reply as it streams, unless not
+    `stream`) until the run ends or `until` says stop; return the last event."""
     description = await client.handle(workflow_id).describe()  # an unknown id fails here
-    if description.status is not None and description.status.name == "RUNNING":
+    if description.status is WorkflowExecutionStatus.RUNNING:
         await _warn_without_worker(client, description.task_queue)
-    async for item in client.follow(workflow_id, events):
-        print(render(item), flush=True)
+    printer = LivePrinter(sys.stdout, events)
+    last = None
+    try:
+        async for last in live_events(client, workflow_id, after, stream):
+            if as_json:
+                print(last.model_dump_json(), flush=True)
+            else:
+                printer.show(last)
+            if until is not None and until(last):
+                break
+    finally:
+        printer.close()
+    return last
 
 
-async def _warn_without_worker(client: AgentClient, task_queue: str) -> None:
-    """Say so when no worker polls the run's task queue: the run would wait silently."""
+async def _open_run(client: AgentClient, workflow_id: str) -> WorkflowExecutionDescription:
+    """The run's description; an error when it has ended (an unknown id fails here too)."""
+    description = await client.handle(workflow_id).describe()
+    if description.status is not WorkflowExecutionStatus.RUNNING:
+        how = description.status.name.lower() if description.status else "closed"
+        raise CliError(f"run {workflow_id} has ended ({how})")
+    return description
+
+
+async def _worker_polls(client: AgentClient, task_queue: str) -> bool:
     response = await client.client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.client.namespace,
@@ -250,7 +340,12 @@ async def _warn_without_worker(client: AgentClient, task_queue: str) -> None:
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
     )
-    if not response.pollers:
+    return bool(response.pollers)
+
+
+async def _warn_without_worker(client: AgentClient, task_queue: str) -> None:
+    """Say so when no worker polls the run's task queue: the run would wait silently."""
+    if not await _worker_polls(client, task_queue):
         print(
             f"no worker polls task queue {task_queue!r}; the run waits until one does. Start one:"
             f" durable-agent worker --agents package.module:agents --task-queue {task_queue}",
@@ -260,7 +355,67 @@ async def _warn_without_worker(client: AgentClient, task_queue: str) -> None:
 
 
 async def cmd_watch(args: argparse.Namespace) -> None:
-    await _follow(await _client(args), args.workflow_id, args.events)
+    try:
+        parse_cursor(args.after)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    client = await _client(args)
+    last = await _follow(
+        client,
+        args.workflow_id,
+        args.events,
+        stream=not args.no_stream,
+        after=args.after,
+        as_json=args.json,
+    )
+    description = await client.handle(args.workflow_id).describe()
+    if last is not None and description.status is not WorkflowExecutionStatus.COMPLETED:
+        # Failed, terminated or timed out: the stream itself may not say so.
+        how = description.status.name.lower() if description.status else "closed"
+        print(f"run {args.workflow_id} {how} while {last.state.value}", file=sys.stderr)
+
+
+async def cmd_interrupt(args: argparse.Namespace) -> None:
+    client = await _client(args)
+    description = await _open_run(client, args.workflow_id)
+    await _warn_without_worker(client, description.task_queue)
+    outcome = await client.interrupt(args.workflow_id, args.content, args.name)
+    print(outcome.detail)
+
+
+async def cmd_cancel(args: argparse.Namespace) -> None:
+    """Cancel, then wait (bounded) for the result, which lists the calls that were waiting."""
+    client = await _client(args)
+    wf = args.workflow_id
+    description = await _open_run(client, wf)
+    await client.cancel(wf)
+    if not await _worker_polls(client, description.task_queue):
+        raise CliError(
+            f"cancel requested, but no worker polls task queue {description.task_queue!r}:"
+            f" run {wf} ends when one does"
+        )
+    try:
+        result = await asyncio.wait_for(client.result(wf), args.wait)
+    except TimeoutError:
+        raise CliError(
+            f"cancel requested, but run {wf} has not ended after {args.wait:g} s (is its worker"
+            f" busy?): `durable-agent status {wf}` says when it has"
+        ) from None
+    except WorkflowFailureError as exc:
+        if isinstance(exc.cause, CancelledError):  # a version before cancel-with-result
+            print("cancelled")
+            return
+        raise CliError(f"run {wf} failed: {_cause(exc)}") from exc
+    if result.outcome != "cancelled":
+        print(f"not cancelled: the run ended first ({result.outcome})")
+        return
+    ids = [p.tool_call_id for p in result.pending]
+    if not ids:
+        print("cancelled; no call was waiting")
+    elif len(ids) == 1:
+        print(f"cancelled; 1 call was waiting: {ids[0]}")
+    else:
+        print(f"cancelled; {len(ids)} calls were waiting: {', '.join(ids)}")
 
 
 async def cmd_history(args: argparse.Namespace) -> None:
@@ -467,7 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workflow-id")
     p.add_argument("--max-turns", type=int)
     p.add_argument("--conversation", action="store_true", help="stay open for user messages")
+    p.add_argument(
+        "--thread",
+        metavar="ID",
+        help="the conversation run ID: started with this prompt if none is open, else the prompt"
+        " is its next message; followed until it waits for the next one",
+    )
     p.add_argument("--events", type=_events, default=list(EVENT_SOURCES))
+    p.add_argument("--no-stream", action="store_true", help="print replies when they land")
 
     p = command("start", cmd_start, "start a new run from an exported snapshot (resume or fork)")
     p.add_argument("--from", dest="from_file", required=True, metavar="conv.json")
@@ -485,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = wf(command("watch", cmd_watch, "follow a live run until it ends"))
     p.add_argument("--events", type=_events, default=list(EVENT_SOURCES))
+    p.add_argument("--no-stream", action="store_true", help="print replies when they land")
+    p.add_argument("--after", metavar="CURSOR", help="resume after this event id (see --json)")
+    p.add_argument("--json", action="store_true", help="one event a line, with its id")
     p = wf(command("history", cmd_history, "print a run's conversation"))
     p.add_argument("--events", type=_events, default=[], help="agent,llm,tool or all")
     p.add_argument("--json", action="store_true")
@@ -504,6 +669,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = wf(command("say", cmd_say, "send a user message"))
     p.add_argument("content")
     p.add_argument("--name")
+    p = wf(
+        command(
+            "interrupt",
+            cmd_interrupt,
+            "send a user message now: a model call in flight is cut off, the message answered next",
+        )
+    )
+    p.add_argument("content")
+    p.add_argument("--name")
+    p = wf(command("cancel", cmd_cancel, "end a run; print the calls that were still waiting"))
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        default=CANCEL_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for the run to end (default: {CANCEL_WAIT_SECONDS:g})",
+    )
 
     p = command("list", cmd_list, "list agent runs")
     p.add_argument("--status", help="e.g. waiting_for_tools")
@@ -545,7 +727,12 @@ def error_line(exc: BaseException, args: argparse.Namespace) -> str:
         and exc.status is RPCStatusCode.NOT_FOUND
         and (workflow_id := getattr(args, "workflow_id", None))
     ):
-        line = f"error: no run with id {workflow_id}"
+        ended = "already completed" in exc.message  # the server's words for a closed run
+        line = (
+            f"error: run {workflow_id} has ended"
+            if ended
+            else f"error: no run with id {workflow_id}"
+        )
     elif isinstance(exc, RPCError):
         line = f"error: {exc.message}"
     elif isinstance(exc, WorkflowFailureError):

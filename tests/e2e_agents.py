@@ -298,3 +298,22 @@ looper = Agent(
 )
 mcp_agents = [echo, looper, payer]
 agents += [echo, looper]
+
+
+# Live runs through the CLI (tests/test_cli.py): replies that stream word by word.
+STREAMED_REPLY = "Streaming " + " ".join(f"w{n}" for n in range(60)) + " done."
+"""62 words at 0.05 s: three seconds of streaming."""
+streamer = Agent("streamer", model=ScriptedModel("streamer", [STREAMED_REPLY], chunk_delay=0.05))
+
+RAMBLE = " ".join(f"story{n}" for n in range(400))
+"""Twenty seconds of streaming, unless an interrupt cuts it off."""
+
+
+def _ramble(request: ModelRequest) -> str:
+    last = next(m for m in reversed(request.messages) if isinstance(m, UserMessage))
+    return "Bye." if last.content.startswith("Stop") else RAMBLE
+
+
+rambler = Agent("rambler", model=ScriptedModel("rambler", _ramble, chunk_delay=0.05))
+chatter = Agent("chatter", model=ScriptedModel("chatter", _echo, chunk_delay=0.02))
+agents += [streamer, rambler, chatter]

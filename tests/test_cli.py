@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import subprocess
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import AgentRunResult, ToolMessage
+from durable_agent import (
+    AgentRunResult,
+    AssistantMessage,
+    Item,
+    LiveEvent,
+    ModelDelta,
+    RunState,
+    StatusEvent,
+    ToolCall,
+    ToolMessage,
+)
+from durable_agent._follow import LivePrinter
+from durable_agent.wire import EventSource
 
+from .e2e_agents import STREAMED_REPLY
 from .processes import BIN, ROOT, eventually, start_worker, stop
 
 
@@ -99,15 +116,34 @@ def test_schema_prints_every_shape() -> None:
     assert set(schemas) == {
         "input",
         "output",
-        *(f"signal.{name}" for name in ("tool_result", "approval", "user_message")),
+        *(
+            f"signal.{name}"
+            # child_report and budget_exceeded: between a sub-agent's run and its parent's
+            for name in (
+                "tool_result",
+                "approval",
+                "user_message",
+                "child_report",
+                "budget_exceeded",
+            )
+        ),
         *(
             f"update.{name}{part}"
-            for name in ("submit_tool_result", "submit_approval", "submit_user_message")
+            for name in (
+                "submit_tool_result",
+                "submit_approval",
+                "submit_user_message",
+                "interrupt",
+            )
             for part in (".input", "")
         ),
         "query.status",
         "query.pending_tool_calls",
-        *(f"query.{name}{part}" for name in ("history", "transcript") for part in (".input", "")),
+        *(
+            f"query.{name}{part}"
+            for name in ("history", "transcript", "live")
+            for part in (".input", "")
+        ),
         "query.snapshot",
         "snapshot",
     }
@@ -136,3 +172,260 @@ def test_run_follows_the_conversation_to_the_end(
     assert any("<- slow_step result: step 2 done" in line for line in lines)
     assert lines[-1].endswith("all steps done")
     assert "3 turns" in done.stderr
+
+
+# ---------------------------------------------------------------------------- live runs
+
+
+class Streamed:
+    """A CLI process whose stdout is read as it arrives, each chunk with the time it came."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.chunks: list[tuple[float, str]] = []
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def start(cls, address: str, queue: str, *args: str) -> Streamed:
+        process = await asyncio.create_subprocess_exec(
+            *(str(BIN / "durable-agent"), *args, "--address", address, "--task-queue", queue),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while chunk := await self.process.stdout.read(4096):
+            self.chunks.append((time.monotonic(), chunk.decode()))
+
+    @property
+    def text(self) -> str:
+        return "".join(chunk for _, chunk in self.chunks)
+
+    def arrived(self, text: str) -> float:
+        """When `text` was whole in the output."""
+        seen = ""
+        for at, chunk in self.chunks:
+            seen += chunk
+            if text in seen:
+                return at
+        raise AssertionError(f"{text!r} never came")
+
+    async def shows(self, text: str) -> None:
+        async def check() -> bool:
+            return text in self.text
+
+        await eventually(check, f"{text!r} in the output")
+
+    async def finished(self) -> tuple[int, str]:
+        """Exit code and stderr, once the process ends (bounded)."""
+        assert self.process.stderr is not None
+        stderr = await asyncio.wait_for(self.process.stderr.read(), 60)
+        code = await asyncio.wait_for(self.process.wait(), 60)
+        await self._reader
+        return code, stderr.decode()
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip()
+
+
+@pytest.mark.slow  # 12-20 s: a worker process, a run streaming for 3 s, four CLI processes
+async def test_run_and_watch_print_the_reply_as_it_streams_and_once(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+    worker = start_worker(address, queue, tmp_path / "log.jsonl")
+    try:
+        ran = await Streamed.start(address, queue, "run", "streamer", "go")
+        await ran.shows("streamer   Streaming")
+        wf = (await dev_env.client.list_workflows(f"TaskQueue = '{queue}'").__anext__()).id
+        watched = await Streamed.start(address, queue, "watch", wf, "--events", "agent,tool")
+        code, stderr = await ran.finished()
+        assert code == 0, stderr
+        assert (await watched.finished())[0] == 0
+        after = cli(address, queue, "watch", wf, "--no-stream", "--events", "agent,tool")
+    finally:
+        stop(worker)
+    # `run` printed the words as they came: 3 s of streaming, not one write at the end.
+    assert ran.arrived("w59 done.") - ran.arrived("Streaming w0") > 1.5
+    assert ran.text.count(STREAMED_REPLY) == 1
+    assert f"streamer   {STREAMED_REPLY}\n" in ran.text.splitlines(keepends=True)
+    assert "1 turns" in stderr
+    # A watcher that joined mid-reply printed exactly what `watch --no-stream` prints once the
+    # run has ended: every line once, the reply's text once, nothing left over.
+    assert watched.text == after.stdout
+    assert after.stdout.count(STREAMED_REPLY) == 1
+
+
+@pytest.mark.slow  # 8-15 s: a worker process, a run streaming until the interrupt
+async def test_interrupt_cuts_the_streaming_reply_off_and_the_message_is_answered(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+    worker = start_worker(address, queue, tmp_path / "log.jsonl")
+    try:
+        wf = cli(address, queue, "run", "rambler", "tell me a story", "--detach").stdout.strip()
+        watched = await Streamed.start(address, queue, "watch", wf)
+        await watched.shows("story20 ")
+        interrupted = cli(address, queue, "interrupt", wf, "Stop, just say bye.")
+        code, _ = await watched.finished()
+        late = cli(address, queue, "interrupt", wf, "too late", check=False)
+    finally:
+        stop(worker)
+    assert interrupted.stdout == "model call interrupted; the message is answered next\n"
+    assert code == 0
+    lines = watched.text.splitlines()
+    cut = next(line for line in lines if line.endswith("[interrupted]"))
+    assert cut.startswith("rambler    story0 story1 ") and "story399" not in cut
+    assert watched.text.count("story0 ") == 1  # the partial reply, printed once
+    assert lines[lines.index(cut) + 1 :] == [
+        '  · agent:interrupt_received "cut"=true',
+        "user       Stop, just say bye.",
+        '  · agent:turn_started "turn"=2, "agent"="rambler"',
+        *[line for line in lines if line.startswith("  · llm:model_called")][-1:],
+        "rambler    Bye.",
+    ]
+    assert one_line_error(late) == f"error: run {wf} has ended (completed)"
+
+
+@pytest.mark.slow  # 10-18 s: a worker process and nine CLI processes
+async def test_cancel_prints_the_calls_that_were_waiting_and_errors_are_one_line(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return cli(address, queue, *args, check=check)
+
+    worker = start_worker(address, queue, tmp_path / "log.jsonl")
+    try:
+        wf = run("run", "payer", "pay", "--detach").stdout.strip()
+
+        async def waits() -> bool:
+            state: str = json.loads(run("status", wf).stdout)["state"]
+            return state == "waiting_for_approval"
+
+        await eventually(waits, f"{wf} to wait for approval")
+        cancelled = run("cancel", wf)
+        again = run("cancel", wf, check=False)
+        status = json.loads(run("status", wf).stdout)
+        unknown = run("watch", "no-such-run", check=False)
+        bad_cursor = run("watch", wf, "--after", "12.x", check=False)
+    finally:
+        stop(worker)
+    assert cancelled.stdout == "cancelled; 1 call was waiting: p1\n"
+    assert status["state"] == "cancelled"
+    assert one_line_error(again) == f"error: run {wf} has ended (completed)"
+    assert one_line_error(unknown) == "error: no run with id no-such-run"
+    assert one_line_error(bad_cursor).startswith("error: bad cursor '12.x'")
+    # No worker on the run's task queue: the cancel is recorded, and the CLI says why it
+    # cannot show the result instead of waiting.
+    idle = f"idle-{uuid.uuid4()}"
+    wf = cli(address, idle, "run", "payer", "pay", "--detach").stdout.strip()
+    assert one_line_error(cli(address, idle, "cancel", wf, check=False)) == (
+        f"error: cancel requested, but no worker polls task queue {idle!r}:"
+        f" run {wf} ends when one does"
+    )
+
+
+@pytest.mark.slow  # 8-14 s: a worker process and four CLI processes
+async def test_run_thread_starts_a_conversation_then_continues_the_same_run(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+    thread = f"thread-{uuid.uuid4()}"
+    worker = start_worker(address, queue, tmp_path / "log.jsonl")
+    try:
+        first = cli(address, queue, "run", "chatter", "hello there", "--thread", thread)
+        second = cli(address, queue, "run", "chatter", "and again", "--thread", thread)
+        status = json.loads(cli(address, queue, "status", thread).stdout)
+        runs = [r async for r in dev_env.client.list_workflows(f"WorkflowId = '{thread}'")]
+        cli(address, queue, "cancel", thread)
+    finally:
+        stop(worker)
+    assert "user       hello there\n" in first.stdout
+    assert "chatter    echo: hello there\n" in first.stdout
+    assert "the thread waits for your next message" in first.stderr
+    # The second prints only its own exchange, and stops once the run waits again.
+    assert "hello there" not in second.stdout
+    assert second.stdout.startswith("user       and again\n")
+    assert "chatter    echo: and again\n" in second.stdout
+    assert (status["state"], status["turn"], status["messages"]) == ("waiting_for_user", 2, 4)
+    assert len(runs) == 1
+
+
+# ---------------------------------------------------------------------------- printing
+
+
+def printed(events: list[LiveEvent], sources: tuple[EventSource, ...] = ("agent",)) -> str:
+    out = io.StringIO()
+    printer = LivePrinter(out, sources)
+    for event in events:
+        printer.show(event)
+    printer.close()
+    return out.getvalue()
+
+
+def text(*words: str, attempt: int = 1) -> list[LiveEvent]:
+    return [
+        LiveEvent(
+            id="0.0",
+            type="delta",
+            delta=ModelDelta(turn=1, attempt=attempt, kind="text", text=w),
+            state=RunState.RUNNING,
+        )
+        for w in words
+    ]
+
+
+def item(value: Item) -> LiveEvent:
+    return LiveEvent(id="0.0", type="item", item=value, state=RunState.RUNNING)
+
+
+def status_event(source: EventSource, kind: str, **data: object) -> LiveEvent:
+    return item(StatusEvent(source=source, kind=kind, at=datetime.now(UTC), data=data))
+
+
+STARTED = status_event("agent", "turn_started", turn=1, agent="helper")
+
+
+def test_a_streamed_reply_is_completed_by_its_message_not_repeated() -> None:
+    call = ToolCall(id="c1", name="look", arguments="{}")
+    message = AssistantMessage(content="Hello there, friend.", tool_calls=[call], agent="helper")
+    out = printed([STARTED, *text("Hello ", "there, "), item(message)])
+    assert out == printed([STARTED, item(message)])  # as if nothing had streamed
+    assert out.endswith("helper     Hello there, friend.\nhelper     -> look({})  [c1]\n")
+
+
+def test_a_retried_call_is_marked_and_its_new_text_follows() -> None:
+    superseded = LiveEvent(
+        id="0.0",
+        type="delta",
+        delta=ModelDelta(turn=1, attempt=2, kind="superseded"),
+        state=RunState.RUNNING,
+    )
+    message = AssistantMessage(content="Second try.", agent="helper")
+    out = printed([STARTED, *text("First ", "tr"), superseded, *text("Second ", attempt=2)])
+    assert out.endswith("helper     First tr [retrying]\nhelper     Second \n")
+    out = printed([STARTED, *text("First "), superseded, *text("Second "), item(message)])
+    assert out.endswith("helper     First [retrying]\nhelper     Second try.\n")
+
+
+def test_an_interrupted_reply_ends_with_a_marker_and_events_wait_for_the_line() -> None:
+    received = status_event("agent", "interrupt_received", cut=True)
+    cut = status_event("llm", "interrupted", turn=1, partial="Once upon a time")
+    out = printed([STARTED, *text("Once ", "upon "), received, cut], ("agent", "llm"))
+    assert out.endswith(
+        'helper     Once upon a time [interrupted]\n  · agent:interrupt_received "cut"=true\n'
+    )
+    # Without a streamed line (--no-stream), the event itself is shown, when its source is.
+    assert "partial" in printed([cut], ("llm",)) and printed([cut], ("agent",)) == ""
