@@ -1,8 +1,8 @@
 """Record the histories the replay test replays.
 
-    python -m tests.record_histories                   # every corpus scenario
+    python -m tests.record_histories                   # every scenario, as the newest generation
     python -m tests.record_histories parallel can      # only these
-    python -m tests.record_histories --prefix corpus-v2  # a new generation, beside the old one
+    python -m tests.record_histories --prefix corpus-v4  # a new generation, beside the old ones
     python -m tests.record_histories --everything everything-v4  # the older all-in-one run
 
 Each corpus scenario drives one feature of the loop on a dev server (one server, one worker,
@@ -19,6 +19,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,16 +33,21 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from durable_agent import RunState, StatusEvent
+from durable_agent import AgentRunInput, LiveEvent, RunState, StatusEvent
 from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import create_worker
 
 from .processes import eventually
-from .replay_agents import CHAIN_TURNS, GATES, TASK_QUEUE, agents
+from .replay_agents import CHAIN_TURNS, GATES, STEER, STREAMED, TASK_QUEUE, agents
 
 HISTORIES = Path(__file__).parent / "histories"
-PREFIX = "corpus"
+PREFIX = "corpus-v3"
+"""The newest generation: what the recorder writes by default, and the one test_replay checks
+has a recording of every scenario. Older generations (`corpus-`, `corpus-v2-`) stay as they are.
+"""
+STREAM_PUBLISH = "__temporal_workflow_stream_publish"
+"""The signal that carries a batch of the model's deltas (temporalio.contrib.workflow_streams)."""
 
 UNHANDLED_COMMAND = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
 
@@ -123,6 +129,23 @@ async def wait_event(client: AgentClient, workflow_id: str, kind: str, call_id: 
         )
 
     await eventually(check, f"{kind} of {call_id} in {workflow_id}")
+
+
+async def signals(handle: WorkflowHandle[Any, Any], name: str) -> int:
+    """How many `name` signals the run's history holds."""
+    history = await handle.fetch_history()
+    return sum(
+        e.workflow_execution_signaled_event_attributes.signal_name == name for e in history.events
+    )
+
+
+async def run_input(client: Client, handle: WorkflowHandle[Any, Any]) -> AgentRunInput:
+    """The input a run started with (for a run continued as new: what its predecessor carried)."""
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [params] = await client.data_converter.decode(started.input.payloads, [AgentRunInput])
+    assert isinstance(params, AgentRunInput)
+    return params
 
 
 async def ends_failed(handle: WorkflowHandle[Any, Any]) -> None:
@@ -207,7 +230,8 @@ async def hook_stop(client: AgentClient, wf: str) -> Runs:
 
 async def can(client: AgentClient, wf: str) -> Runs:
     """A chain of three runs or more (history over 4 KB, runs at least 2 s old) with a
-    `user_message` signalled while its first switch is in flight."""
+    `user_message` signalled while its first switch is in flight. Each reply streams a few
+    words first, so every continue-as-new carries the stream's offset (from corpus-v3 on)."""
     GATE.armed = True
     GATE.reached.clear()
     GATE.released.clear()
@@ -225,6 +249,8 @@ async def can(client: AgentClient, wf: str) -> Runs:
     assert any(
         e.workflow_task_failed_event_attributes.cause == UNHANDLED_COMMAND for e in first.events
     ), "the signal did not land during the switch (the server refused no continue-as-new)"
+    offsets = [(await run_input(client.client, run)).stream_offset for run in runs]
+    assert offsets[0] == 0 and all(a < b for a, b in pairwise(offsets)), offsets
     return runs
 
 
@@ -287,6 +313,68 @@ async def conversation(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def stream(client: AgentClient, wf: str) -> Runs:
+    """A reply streamed to the run while the model writes it: batches of deltas signalled
+    during the model call, dropped once the message lands."""
+    handle = await client.start("corpus-streamer", "tell me", workflow_id=wf)
+    assert (await handle.result()).final_text == STREAMED
+    published = await signals(handle, STREAM_PUBLISH)
+    assert published >= 5, f"only {published} batches of deltas"
+    return [handle]
+
+
+async def interrupt(client: AgentClient, wf: str) -> Runs:
+    """A tool call, then a long streamed answer cut off by the `interrupt` update (the model
+    activity is cancelled, its partial text kept as an `interrupted` event); the interrupting
+    message is answered next."""
+    handle = await client.start("corpus-steered", "weather in Oslo?", workflow_id=wf)
+
+    async def streaming() -> None:
+        deltas = 0
+        async for event in client.events(wf):
+            deltas += _second_turn_text(event)
+            if deltas >= 5:
+                return
+
+    await asyncio.wait_for(streaming(), 60)
+    answer = await client.interrupt(wf, STEER)
+    assert "interrupted" in answer.detail, answer
+    assert (await handle.result()).final_text == "Sunny."
+    page = await client.history(wf, events=["llm"])
+    assert any(isinstance(i, StatusEvent) and i.kind == "interrupted" for i in page.items)
+    return [handle]
+
+
+def _second_turn_text(event: LiveEvent) -> bool:
+    return event.delta is not None and event.delta.turn == 2 and event.delta.kind == "text"
+
+
+async def cancel_approval(client: AgentClient, wf: str) -> Runs:
+    """A run cancelled while two approvals wait: it ends with outcome `cancelled`, and its
+    result lists both calls (the `cancel-with-result` patch)."""
+    handle = await client.start("corpus-approver", "delete bob and eve", workflow_id=wf)
+    await wait_pending(client, wf, "a1", "a2")
+    await client.cancel(wf)
+    result = await handle.result()
+    assert result.outcome == "cancelled", result.outcome
+    assert sorted(p.tool_call_id for p in result.pending) == ["a1", "a2"]
+    return [handle]
+
+
+async def send(client: AgentClient, wf: str) -> Runs:
+    """A conversation started empty by `send` (update-with-start), its first message the
+    update's; a second `send` continues the same run; then it is cancelled."""
+    first = await client.send("corpus-thread", "hi", thread_id=wf)
+    await wait_state(client, wf, RunState.WAITING_FOR_USER, 1)
+    second = await client.send("corpus-thread", "What time is it?", thread_id=wf)
+    assert second.run_id == first.run_id, "the second message started another run"
+    await wait_state(client, wf, RunState.WAITING_FOR_USER, 2)
+    await client.cancel(wf)
+    handle = client.handle(wf)
+    assert (await handle.result()).outcome == "cancelled"
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -311,6 +399,10 @@ SCENARIOS: dict[str, Recording] = {
     "fast": Recording(fast),
     "snapshot": Recording(snapshot, several_runs=True),
     "conversation": Recording(conversation),
+    "stream": Recording(stream),
+    "interrupt": Recording(interrupt),
+    "cancel-approval": Recording(cancel_approval),
+    "send": Recording(send),
 }
 
 

@@ -15,6 +15,7 @@ from durable_agent import (
     AssistantMessage,
     HookContext,
     HookResult,
+    ModelRequest,
     ScriptedModel,
     ToolCall,
     ToolContext,
@@ -330,14 +331,24 @@ stopped = Agent(
     hooks=[stopper, broken],
 )
 
-CHAIN_TURNS = 20  # with 0.3 s a turn and 2 s a run at least: three runs or more
+CHAIN_TURNS = 20  # with 0.45 s a turn and 2 s a run at least: three runs or more
 
 long_runner = Agent(
     "corpus-long",
-    model=_scripted(
+    # Each reply streams a few words before its call (from corpus-v3 on): the stream's offset
+    # grows, and each continue-as-new carries it to the next run.
+    model=ScriptedModel(
         "corpus-long",
-        *(_calls(_call(f"e{i}", "echo", text=f"{i:02d}" + "x" * 600)) for i in range(CHAIN_TURNS)),
-        "Echoed everything.",
+        [
+            *(
+                _calls(
+                    _call(f"e{i}", "echo", text=f"{i:02d}" + "x" * 600), content=f"Echoing {i:02d}."
+                )
+                for i in range(CHAIN_TURNS)
+            ),
+            "Echoed everything.",
+        ],
+        chunk_delay=0.05,
     ),
     tools=[echo],
     max_turns=CHAIN_TURNS + 5,
@@ -394,6 +405,43 @@ chat = Agent(
     model=_scripted("corpus-chat", "Hello! How can I help?", "Paris.", "Berlin."),
 )
 
+# Live runs (from corpus-v3 on): replies streamed to the run as they are written.
+
+STREAMED = " ".join(f"word{n}" for n in range(30)) + "."
+"""30 words at 0.05 s: the model activity publishes a batch of deltas every 50 ms or so."""
+
+streamer = Agent(
+    "corpus-streamer", model=ScriptedModel("corpus-streamer", [STREAMED], chunk_delay=0.05)
+)
+
+STEER = "Short answer, please."
+RAMBLE = " ".join(f"weather{n}" for n in range(400))
+"""Twenty seconds of streaming: the recorder interrupts it."""
+
+
+def _steered(request: ModelRequest) -> str | AssistantMessage:
+    """A note first; then a long answer, unless the last message asks for a short one."""
+    last = request.messages[-1]
+    if isinstance(last, UserMessage) and last.content == STEER:
+        return "Sunny."
+    if not any(isinstance(m, AssistantMessage) for m in request.messages):
+        return _calls(_call("i1", "take_note", note="weather asked"))
+    return RAMBLE
+
+
+steered = Agent(
+    "corpus-steered",
+    model=ScriptedModel("corpus-steered", _steered, chunk_delay=0.05),
+    tools=[take_note],
+)
+
+thread = Agent(
+    "corpus-thread",
+    model=ScriptedModel(
+        "corpus-thread", ["Hello! What can I do for you today?", "It is noon."], chunk_delay=0.05
+    ),
+)
+
 agents = [
     triage,
     parallel,
@@ -409,4 +457,7 @@ agents = [
     fast,
     resumable,
     chat,
+    streamer,
+    steered,
+    thread,
 ]
