@@ -16,7 +16,7 @@ import signal
 import statistics
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
+from . import live
 from .measure import (
     Timing,
     WorkerProcess,
@@ -59,6 +60,7 @@ class Plan:
     resume: bool = True
     long_calls: int = 100
     long_output: int = 5 * 1024
+    live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
 LONG_RUN_VARIANTS = ("bare", "anchor", "durable")
@@ -77,6 +79,7 @@ QUICK = Plan(
     rss=False,
     resume=False,
     long_calls=3,
+    live=live.QUICK_LIVE,
 )
 
 
@@ -196,6 +199,19 @@ async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
+    if only is None or only - {"live"}:
+        await measure_variants(plan, only, report)
+    if only is None or "live" in only:
+        report.live(await live.measure(plan.live))
+    text = report.markdown(_header(args.quick))
+    print(text)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)  # noqa: ASYNC240 - once, at the end
+
+
+async def measure_variants(plan: Plan, only: set[str] | None, report: Report) -> None:
+    """The loop's variants side by side: everything but the live runs."""
     report.note(
         "`bare` runs on Temporal's defaults (workflow sandbox, default JSON converter); "
         "durable-agent's worker runs `AgentWorkflow` unsandboxed (bench/README.md says why), "
@@ -220,11 +236,6 @@ async def main(args: argparse.Namespace) -> None:
     except ImportError as exc:
         report.note(f"openai-agents integration not measured: {exc} (run `make bench`)")
         await _measure(plan, (only or {"bare", "durable-agent"}) - {"anchor"}, report)
-    text = report.markdown(_header(args.quick))
-    print(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)  # noqa: ASYNC240 - once, at the end
 
 
 async def _measure(plan: Plan, only: set[str] | None, report: Report) -> None:
@@ -277,7 +288,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--only",
         help="comma-separated: bare (both bare loops), bare-unsandboxed, anchor, durable-agent "
-        "(both modes), durable-fast, encrypted, traced",
+        "(both modes), durable-fast, encrypted, traced, live (streaming to observers)",
     )
     parser.add_argument("--output", default="docs/benchmarks.md")
     asyncio.run(main(parser.parse_args()))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 
+from .live import Latency, LiveResult, percentile
 from .measure import Cost, LongRun, Timing
 
 BARE = "bare"
@@ -24,6 +26,8 @@ CRASH_MAX_SECONDS = 15.0
 """A worker SIGKILLed mid-call: another finishes the run within this long (issue 10)."""
 LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
 """Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
+OBSERVER_MAX_P50 = 0.1
+"""Provider delta to observer, seconds, at the median (issue 12)."""
 MB = 1024 * 1024
 
 
@@ -36,6 +40,7 @@ class Report:
         self.resumes: dict[str, float] = {}
         self.crashes: dict[str, float] = {}
         self.long_runs: dict[str, LongRun] = {}
+        self.live_runs: LiveResult | None = None
         self.notes: list[str] = []
 
     def timing(self, name: str, turns: int, t: Timing) -> None:
@@ -65,6 +70,10 @@ class Report:
     def long_run(self, name: str, run: LongRun) -> None:
         self.long_runs[name] = run
 
+    def live(self, result: LiveResult) -> None:
+        self.live_runs = result
+        self.notes += result.notes
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 
@@ -75,12 +84,14 @@ class Report:
     def markdown(self, header: str) -> str:
         out = ["# Benchmarks: the cost of durability", "", header, ""]
         out += self._timing_table() + self._cost_table() + self._throughput_table()
-        out += self._long_run_table() + self._resume_table() + self._goals()
+        out += self._long_run_table() + self._resume_table() + self._live_tables() + self._goals()
         if self.notes:
             out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(out)
 
     def _timing_table(self) -> list[str]:
+        if not self.timings:  # `--only live`
+            return []
         turns = sorted({t for v in self.timings.values() for t in v})
         rows = [
             "## Per-turn wall time",
@@ -104,6 +115,8 @@ class Report:
         return [*rows, ""]
 
     def _cost_table(self) -> list[str]:
+        if not self.costs:  # `--only live`
+            return []
         keys = sorted({k for v in self.costs.values() for k in v}, key=lambda k: (k[1], k[0]))
         rows = [
             "## History per turn (all runs of a continue-as-new chain)",
@@ -126,6 +139,8 @@ class Report:
         return [*rows, ""]
 
     def _throughput_table(self) -> list[str]:
+        if not self.rates:  # `--only live`
+            return []
         ns = sorted({n for v in self.rates.values() for n in v})
         rows = [
             "## Throughput and memory",
@@ -311,12 +326,135 @@ class Report:
                     + (f" ({others})" if others else ""),
                 )
             )
+        checks += self._live_goals()
         rows = ["## Goals", "", "| goal | met | measured |", "|---|---|---|"]
         rows += [
             f"| {g} | {'yes' if ok else ('no' if ok is False else '-')} | {m} |"
             for g, ok, m in checks
         ]
         return [*rows, ""]
+
+    def _live_tables(self) -> list[str]:
+        live = self.live_runs
+        if live is None:
+            return []
+        cost = live.cost
+        extra_bytes = cost.streamed.bytes - cost.unstreamed.bytes
+        extra_events = cost.streamed.events - cost.unstreamed.events
+        extra_tasks = cost.tasks[0] - cost.tasks[1]
+        rows = [
+            "## Live runs: streaming to observers (issue 12)",
+            "",
+            f"A model streaming {live.rate:.0f} tokens/s; provider delta to observer on the "
+            "same clock. One observer reading `AgentClient.events`: "
+            f"{_latency(live.latency)}.",
+            "",
+            f"History of one {cost.tokens}-token call with `Agent(stream=True)` (the default) "
+            "and `stream=False`, and the difference per 1,000 streamed tokens:",
+            "",
+            "| | history | events | workflow tasks | signals |",
+            "|---|---|---|---|---|",
+            f"| stream=True | {cost.streamed.bytes / 1024:.1f} KB | {cost.streamed.events} "
+            f"| {cost.tasks[0]} | {cost.signals[0]} |",
+            f"| stream=False | {cost.unstreamed.bytes / 1024:.1f} KB | {cost.unstreamed.events} "
+            f"| {cost.tasks[1]} | {cost.signals[1]} |",
+            f"| per 1,000 streamed tokens | +{cost.per_thousand(extra_bytes) / 1024:.1f} KB "
+            f"| +{cost.per_thousand(extra_events):.0f} | +{cost.per_thousand(extra_tasks):.0f} "
+            f"| {cost.per_thousand(cost.signals[0] - cost.signals[1]):.0f} |",
+            "",
+            "Observers on one streaming run, with user messages (`submit_user_message` updates, "
+            "no client retry) sent during its call; run wall time from start to result, median "
+            "of the repeats:",
+            "",
+            "| observers | run wall time | vs none | observer latency | updates sent "
+            "| refused | RPC errors | update latency p50 / p95 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        base = _median(live.loads[0].walls) if live.loads else None
+        for load in live.loads:
+            wall = _median(load.walls)
+            ratio = f"{wall / base:.2f}x" if wall is not None and base else "-"
+            p50 = percentile(load.update_latencies, 0.5)
+            p95 = percentile(load.update_latencies, 0.95)
+            rows.append(
+                f"| {load.label} | {f'{wall:.2f} s' if wall is not None else '-'} | {ratio} "
+                f"| {_latency(load.latency) if load.observers else '-'} | {load.updates} "
+                f"| {load.refused} | {len(load.errors)} "
+                f"| {_ms(p50) if p50 is not None else '-'} / "
+                f"{_ms(p95) if p95 is not None else '-'} ms |"
+            )
+        first = live.first_token
+        rows += [
+            "",
+            "Time to first token (from the client's first call to the first text it shows), "
+            "interleaved repeats:",
+            "",
+            "| client | p50 | runs |",
+            "|---|---|---|",
+            f"| `send` (update-with-start) + `events` | {_seconds(_median(first.send))} "
+            f"| {len(first.send)} |",
+            f"| `start` + `history` query every 250 ms (before `events`) "
+            f"| {_seconds(_median(first.poll))} | {len(first.poll)} |",
+            "",
+        ]
+        return rows
+
+    def _live_goals(self) -> list[tuple[str, bool | None, str]]:
+        live = self.live_runs
+        if live is None:
+            return []
+        checks: list[tuple[str, bool | None, str]] = []
+        watched = [("1 observer", live.latency)]
+        watched += [(load.label, load.latency) for load in live.loads if load.observers]
+        for label, latency in watched:
+            p50 = latency.p(0.5)
+            checks.append(
+                (
+                    f"observer latency p50 ≤ {OBSERVER_MAX_P50 * 1000:.0f} ms, {label}",
+                    None if p50 is None else p50 <= OBSERVER_MAX_P50,
+                    _latency(latency),
+                )
+            )
+        loaded = [load for load in live.loads if load.observers]
+        if loaded:
+            refused = sum(load.refused for load in loaded)
+            errors = [e for load in loaded for e in load.errors]
+            checks.append(
+                (
+                    "updates during a watched call: none refused, no RPC errors",
+                    refused == 0 and not errors,
+                    f"{sum(load.updates for load in loaded)} sent, {refused} refused, "
+                    f"{len(errors)} errors" + (f" (first: {errors[0][:80]})" if errors else ""),
+                )
+            )
+        send, poll = _median(live.first_token.send), _median(live.first_token.poll)
+        if send is not None and poll is not None:
+            checks.append(
+                (
+                    "time to first token: `send` + `events` sooner than start-then-poll",
+                    send < poll,
+                    f"{_seconds(send)} vs {_seconds(poll)} ({send / poll:.2f}x)",
+                )
+            )
+        return checks
+
+
+def _median(samples: list[float]) -> float | None:
+    return statistics.median(samples) if samples else None
+
+
+def _latency(latency: Latency) -> str:
+    p50, p95 = latency.p(0.5), latency.p(0.95)
+    if p50 is None or p95 is None:
+        return f"no deltas seen ({latency.emitted} emitted)"
+    return (
+        f"p50 {_ms(p50)} ms, p95 {_ms(p95)} ms "
+        f"({len(latency.samples)} deltas seen of {latency.emitted} emitted)"
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
 
 
 def _mb(size: int) -> str:

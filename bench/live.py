@@ -1,0 +1,463 @@
+"""Live runs (issue 12): what watching a run costs and how soon people see the reply.
+
+The model is `PacedProvider`: it streams numbered tokens (`t0 t1 ...`) at `RATE` a second, as a
+hosted model does, and notes when it emitted each. The worker runs in a process of its own, as
+deployed; observers and senders run in the bench's. Both read `time.monotonic()`, which on
+Linux is one clock for every process, so an observer's latency is its receive time minus the
+token's emission time.
+
+Measured, on a fresh dev server:
+1. observer latency: one `AgentClient.events` reader, provider delta to observer;
+2. history bytes, events and workflow tasks per 1,000 streamed tokens: the same call with
+   `Agent(stream=True)` and `stream=False`;
+3. many observers on one run (direct `events` readers; SSE clients of `durable-agent serve`
+   when it is installed): the run's wall time against none, their latency, and updates sent
+   meanwhile (never refused, their latency);
+4. time to first token: `send` + `events` against `start` + polling `history` every 250 ms.
+
+`python -m bench.live --address HOST:PORT --queue Q --emissions FILE` is the worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+
+from durable_agent import (
+    Agent,
+    AgentRunResult,
+    AssistantMessage,
+    Item,
+    LiveEvent,
+    ModelRequest,
+    ModelResponse,
+    SubmitResult,
+    Usage,
+    UserMessageSignal,
+)
+from durable_agent.activities.providers import DeltaSink
+from durable_agent.client import AgentClient
+from durable_agent.devserver import start_embedded
+from durable_agent.worker import connect, create_worker
+
+from .measure import Cost, history_cost
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 80.0
+"""Tokens a second: a hosted model's pace (they stream about 50-100)."""
+STREAMED, UNSTREAMED = "bench-live", "bench-live-unstreamed"
+"""The agents: the paced model with `stream=True` (the default) and with `stream=False`."""
+HISTORY_POLL = 0.25
+"""How often a client without `events` polled the `history` query for the reply."""
+TOKEN = re.compile(r"t(\d+) ")
+
+
+def prompt(tokens: int) -> str:
+    return f"tokens={tokens}"
+
+
+class PacedProvider:
+    """`paced:<anything>`: the first call of a run streams as many tokens as its first user
+    message asks for (`tokens=N`), at `RATE` a second, whether or not it streams to observers
+    (so the two runs of the history comparison take the same time); later calls answer
+    "noted" at once. Streamed tokens' emission times go to `emissions`, a line each:
+    `<workflow id> <token> <time.monotonic()>`."""
+
+    def __init__(self, emissions: Path) -> None:
+        self._emissions = emissions
+
+    async def complete(
+        self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
+    ) -> ModelResponse:
+        if any(m.role == "assistant" for m in request.messages):
+            return ModelResponse(message=AssistantMessage(content="noted"))
+        first = next(m for m in request.messages if m.role == "user")
+        match = re.fullmatch(r"tokens=(\d+)", str(first.content))
+        tokens = int(match.group(1)) if match else 0
+        begun = time.monotonic()
+        emitted: list[float] = []
+        for n in range(tokens):
+            # A fixed schedule, so a late wake-up does not slow the rest of the reply.
+            await asyncio.sleep(max(0.0, begun + n / RATE - time.monotonic()))
+            emitted.append(time.monotonic())
+            if sink is not None:
+                sink.text(f"t{n} ")
+        if sink is not None and emitted:
+            wid = activity.info().workflow_id
+            lines = "".join(f"{wid} {n} {t!r}\n" for n, t in enumerate(emitted))
+            await asyncio.to_thread(_append, self._emissions, lines)
+        text = "".join(f"t{n} " for n in range(tokens))
+        usage = Usage(requests=1, output_tokens=tokens)
+        return ModelResponse(message=AssistantMessage(content=text), usage=usage)
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a") as f:
+        f.write(text)
+
+
+def _emission_times(path: Path, workflow_id: str) -> dict[int, float]:
+    times: dict[int, float] = {}
+    for line in path.read_text().splitlines() if path.exists() else ():
+        wid, n, t = line.split()
+        if wid == workflow_id:
+            times[int(n)] = float(t)
+    return times
+
+
+def agents() -> list[Agent]:
+    return [
+        Agent(STREAMED, model="paced:bench"),
+        Agent(UNSTREAMED, model="paced:bench", stream=False),
+    ]
+
+
+@dataclass
+class LivePlan:
+    latency_tokens: int = 600
+    """The observer-latency call (7.5 s at `RATE`), also the history comparison's."""
+    load_tokens: int = 320
+    observers: int = 50
+    updates: int = 20
+    """`submit_user_message` updates sent during each loaded call."""
+    load_repeats: int = 3
+    first_token_tokens: int = 100
+    first_token_repeats: int = 5
+
+
+QUICK_LIVE = LivePlan(
+    latency_tokens=60,
+    load_tokens=60,
+    observers=5,
+    updates=4,
+    load_repeats=1,
+    first_token_tokens=20,
+    first_token_repeats=1,
+)
+
+
+@dataclass
+class Latency:
+    """Per-delta observer latencies (seconds), and how many tokens the provider emitted."""
+
+    samples: list[float]
+    emitted: int
+
+    def p(self, q: float) -> float | None:
+        return percentile(self.samples, q)
+
+
+@dataclass
+class StreamCost:
+    """One call's history with and without streaming."""
+
+    tokens: int
+    streamed: Cost
+    unstreamed: Cost
+    tasks: tuple[int, int]
+    """Workflow tasks completed: streamed, unstreamed."""
+    signals: tuple[int, int]
+
+    def per_thousand(self, extra: float) -> float:
+        return extra * 1000 / self.tokens
+
+
+@dataclass
+class Load:
+    """Runs of one observer setup: wall times, observers' latencies, updates sent meanwhile."""
+
+    label: str
+    observers: int
+    walls: list[float] = field(default_factory=list)
+    latency: Latency = field(default_factory=lambda: Latency([], 0))
+    updates: int = 0
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+    update_latencies: list[float] = field(default_factory=list)
+    incomplete: int = 0
+    """Observers that had not seen the run's end when it was over (plus a grace period)."""
+
+
+@dataclass
+class FirstToken:
+    send: list[float]
+    poll: list[float]
+
+
+@dataclass
+class LiveResult:
+    rate: float
+    latency: Latency
+    cost: StreamCost
+    loads: list[Load]
+    first_token: FirstToken
+    notes: list[str]
+
+
+def percentile(samples: list[float], q: float) -> float | None:
+    """Nearest rank: the smallest sample with at least `q` of them at or below it."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
+
+
+class LiveWorker:
+    """The live agents' worker in a subprocess (`python -m bench.live`)."""
+
+    def __init__(self, address: str, queue: str, emissions: Path) -> None:
+        argv = [sys.executable, "-m", "bench.live", "--address", address, "--queue", queue]
+        argv += ["--emissions", str(emissions)]
+        self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench live worker did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # stuck in shutdown: the measurement is over anyway
+            self.process.wait(timeout=10)
+
+
+async def observe(events: Callable[[], AsyncIterator[str]]) -> list[tuple[int, float]]:
+    """(token, receive time) for every streamed token `events` yields, until it ends."""
+    seen: list[tuple[int, float]] = []
+    async for text in events():
+        received = time.monotonic()
+        match = TOKEN.fullmatch(text)
+        if match:
+            seen.append((int(match.group(1)), received))
+    return seen
+
+
+def direct_reader(client: AgentClient, workflow_id: str) -> Callable[[], AsyncIterator[str]]:
+    """`AgentClient.events`, reduced to the text of each text delta."""
+
+    async def read() -> AsyncIterator[str]:
+        async for event in client.events(workflow_id):
+            if event.delta is not None and event.delta.kind == "text":
+                yield event.delta.text
+
+    return read
+
+
+def latencies(seen: list[tuple[int, float]], emitted: dict[int, float]) -> list[float]:
+    return [received - emitted[n] for n, received in seen if n in emitted]
+
+
+async def measure_latency(
+    client: AgentClient, emissions: Path, tokens: int
+) -> tuple[Latency, WorkflowHandle[Any, AgentRunResult]]:
+    """One streamed call with one observer; returns its latencies and the run's id."""
+    handle = await client.start(STREAMED, prompt(tokens), workflow_id=_id("latency"))
+    seen = await asyncio.wait_for(
+        observe(direct_reader(client, handle.id)),
+        _call_timeout(tokens),
+    )
+    await handle.result()
+    emitted = _emission_times(emissions, handle.id)
+    return Latency(latencies(seen, emitted), len(emitted)), handle
+
+
+async def measure_cost(
+    client: AgentClient, streamed: WorkflowHandle[Any, AgentRunResult], tokens: int
+) -> StreamCost:
+    """The streamed run measured already against the same call unstreamed."""
+    unstreamed = await client.start(UNSTREAMED, prompt(tokens), workflow_id=_id("unstreamed"))
+    await asyncio.wait_for(unstreamed.result(), _call_timeout(tokens))
+    costs, tasks, signals = [], [], []
+    for handle in (streamed, unstreamed):
+        costs.append(await history_cost(client.client, handle.id, handle.first_execution_run_id))
+        events = (await handle.fetch_history()).events
+        tasks.append(sum(e.HasField("workflow_task_completed_event_attributes") for e in events))
+        signals.append(
+            sum(e.HasField("workflow_execution_signaled_event_attributes") for e in events)
+        )
+    return StreamCost(tokens, costs[0], costs[1], (tasks[0], tasks[1]), (signals[0], signals[1]))
+
+
+Reader = Callable[[AgentClient, str], Callable[[], AsyncIterator[str]]]
+
+
+async def loaded_run(
+    client: AgentClient, emissions: Path, plan: LivePlan, load: Load, reader: Reader | None
+) -> None:
+    """One streamed call with `load.observers` observers (read through `reader`), and
+    `plan.updates` user messages sent during it, spread over the call."""
+    started = time.monotonic()
+    handle = await client.start(STREAMED, prompt(plan.load_tokens), workflow_id=_id("load"))
+    watchers = (
+        []
+        if reader is None
+        else [
+            asyncio.ensure_future(observe(reader(client, handle.id))) for _ in range(load.observers)
+        ]
+    )
+    call = plan.load_tokens / RATE
+    senders = [
+        asyncio.ensure_future(_update(client, handle.id, 0.2 + n * call * 0.8 / plan.updates))
+        for n in range(plan.updates)
+    ]
+    await asyncio.wait_for(handle.result(), _call_timeout(plan.load_tokens))
+    load.walls.append(time.monotonic() - started)
+    for outcome in await asyncio.gather(*senders):
+        load.updates += 1
+        if isinstance(outcome, str):
+            load.errors.append(outcome)
+        else:
+            accepted, seconds = outcome
+            load.refused += not accepted
+            load.update_latencies.append(seconds)
+    done, pending = await asyncio.wait(watchers, timeout=10) if watchers else (set(), set())
+    for late in pending:
+        late.cancel()
+    load.incomplete += len(pending)
+    emitted = _emission_times(emissions, handle.id)
+    load.latency.emitted += len(emitted)
+    for watcher in done:
+        load.latency.samples += latencies(watcher.result(), emitted)
+
+
+async def _update(client: AgentClient, workflow_id: str, delay: float) -> tuple[bool, float] | str:
+    """One `submit_user_message` after `delay`, with no retry: an RPC error is counted, not
+    hidden. (accepted, seconds) or the error."""
+    await asyncio.sleep(delay)
+    started = time.monotonic()
+    try:
+        result: SubmitResult = await client.handle(workflow_id).execute_update(
+            "submit_user_message",
+            UserMessageSignal(content="meanwhile"),
+            result_type=SubmitResult,
+        )
+    except Exception as exc:  # counted: the goal is none
+        return f"{type(exc).__name__}: {exc}"
+    return result.accepted, time.monotonic() - started
+
+
+async def first_token_send(client: AgentClient, tokens: int) -> float:
+    """`send` (update-with-start) and `events` until the first text delta (or the reply's
+    message, if the call ended between two reads)."""
+    thread = _id("send")
+    started = time.monotonic()
+    await client.send(STREAMED, prompt(tokens), thread_id=thread)
+    try:
+        async for event in client.events(thread):
+            if _has_text(event):
+                return time.monotonic() - started
+        raise RuntimeError("the conversation ended before its reply")
+    finally:
+        await client.cancel(thread)  # a conversation waits for its next message for ever
+
+
+def _is_reply(item: Item | None) -> bool:
+    return isinstance(item, AssistantMessage) and bool(item.content)
+
+
+def _has_text(event: LiveEvent) -> bool:
+    delta = event.delta
+    return _is_reply(event.item) or (delta is not None and delta.kind == "text")
+
+
+async def first_token_poll(client: AgentClient, tokens: int) -> float:
+    """What a client did before `events`: `start`, then the `history` query every 250 ms
+    until the assistant's message is there."""
+    started = time.monotonic()
+    handle = await client.start(STREAMED, prompt(tokens), workflow_id=_id("poll"))
+    try:
+        while True:
+            page = await client.history(handle.id)
+            if any(_is_reply(i) for i in page.items):
+                return time.monotonic() - started
+            await asyncio.sleep(HISTORY_POLL)
+    finally:
+        await handle.result()
+
+
+async def measure(plan: LivePlan, readers: dict[str, Reader] | None = None) -> LiveResult:
+    """Every live measurement on a fresh dev server, the worker in a process of its own.
+    `readers`: more ways to observe a run under load (label: reader), beside direct ones."""
+    env = await start_embedded(ui=False)
+    emissions = Path(tempfile.mkdtemp(prefix="bench-live-")) / "emissions"
+    queue = f"live-{uuid.uuid4().hex[:8]}"
+    target = env.client.service_client.config.target_host
+    worker = LiveWorker(target, queue, emissions)
+    try:
+        client = AgentClient(env.client, queue)
+        await first_token_send(client, 5)  # warm: the worker's first tasks fill its caches
+        await first_token_poll(client, 5)
+        latency, streamed = await measure_latency(client, emissions, plan.latency_tokens)
+        cost = await measure_cost(client, streamed, plan.latency_tokens)
+        setups: dict[str, tuple[int, Reader | None]] = {
+            "no observers": (0, None),
+            f"{plan.observers} `AgentClient.events` readers": (plan.observers, direct_reader),
+        }
+        setups.update({label: (plan.observers, r) for label, r in (readers or {}).items()})
+        loads = {label: Load(label, n) for label, (n, _) in setups.items()}
+        for _ in range(plan.load_repeats):  # round-robin: a noisy moment hurts each alike
+            for label, (_, reader) in setups.items():
+                await loaded_run(client, emissions, plan, loads[label], reader)
+        first = FirstToken([], [])
+        for r in range(plan.first_token_repeats):  # interleaved, alternating which goes first
+            pair = [(first.send, first_token_send), (first.poll, first_token_poll)]
+            for samples, how in pair if r % 2 == 0 else pair[::-1]:
+                samples.append(await how(client, plan.first_token_tokens))
+        notes = [
+            f"Live runs: a paced model streaming {RATE:.0f} tokens/s, the first at once; the "
+            "worker in a process of its own, observers in the bench's (one Temporal "
+            "connection). The last batch of a call is never published (its message lands "
+            "instead): latency is over the deltas observers saw."
+        ]
+        return LiveResult(RATE, latency, cost, list(loads.values()), first, notes)
+    finally:
+        worker.stop()
+        shutil.rmtree(emissions.parent, ignore_errors=True)
+        await env.shutdown()
+
+
+def _call_timeout(tokens: int) -> float:
+    return 60.0 + tokens / RATE * 3
+
+
+def _id(tag: str) -> str:
+    return f"bench-live-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+async def serve(address: str, queue: str, emissions: Path) -> None:
+    """The worker process: the live agents, with the paced provider."""
+    client = await connect(address)
+    providers: dict[str, Any] = {"paced": PacedProvider(emissions)}
+    worker = create_worker(client, agents(), task_queue=queue, providers=providers)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with worker:
+        print("ready", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.live")
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--queue", required=True)
+    parser.add_argument("--emissions", type=Path, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.address, args.queue, args.emissions))
+    os._exit(0)  # skip interpreter finalization (temporalio/sdk-python#300)
