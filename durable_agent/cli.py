@@ -519,6 +519,25 @@ async def cmd_mcp_serve(args: argparse.Namespace) -> None:
         await serve_http(server, args.host, sock)
 
 
+async def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import TOKEN_VARIABLE, create_app, listen, serve
+
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        raise CliError(str(exc)) from exc
+    client = await _client(args)
+    await _warn_without_worker(client, client.task_queue)
+    print(
+        f"durable-agent serve on http://{args.host}:{args.port} (docs at /docs), task queue"
+        f" {client.task_queue!r};" + (" bearer token required" if token else " no token"),
+        file=sys.stderr,
+        flush=True,
+    )
+    await serve(create_app(client, token=token), sock)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable-agent", description=__doc__)
     parser.add_argument(
@@ -708,6 +727,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     p.add_argument("--host", default="127.0.0.1", help="for http (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="for http: streamable HTTP at /mcp")
+
+    p = command("serve", cmd_serve, "runs over HTTP, with their live streams as Server-Sent Events")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token", help="require Authorization: Bearer TOKEN (default: DURABLE_AGENT_SERVE_TOKEN)"
+    )
     return parser
 
 
