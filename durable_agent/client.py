@@ -7,6 +7,7 @@ lists those commands next to these methods.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecution,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -55,6 +57,8 @@ WORKFLOW_TYPE = "AgentWorkflow"
 LIVE_POLL_INTERVAL = 0.05
 """Seconds between `live` reads while a model call streams (observer latency: about half)."""
 LIVE_IDLE_INTERVAL = 1.0
+CLOSED_CHECK_INTERVAL = 2.0
+"""Seconds of quiet after which `events` asks the server whether the run was closed."""
 UPDATE_ATTEMPTS = 4
 """Attempts of one update (same id) when its RPC fails for a reason worth retrying."""
 _TRANSIENT = (
@@ -289,13 +293,21 @@ class AgentClient:
         items, offset = parse_cursor(after)
         state: RunState | None = None
         idle = poll_interval
+        closed = False
+        quiet_since = time.monotonic()
         while True:
             try:
                 page = await self.live(workflow_id, LiveQuery(items=items, deltas=offset))
             except RPCError as exc:
                 if exc.status is RPCStatusCode.NOT_FOUND:
                     raise
-                await asyncio.sleep(LIVE_IDLE_INTERVAL)  # no worker to answer: the run waits
+                # No worker to answer: the run waits (for days, maybe), or it was closed.
+                if await self._closed(workflow_id):
+                    yield LiveEvent(
+                        id=cursor(items, offset), type="end", state=state or RunState.FAILED
+                    )
+                    return
+                await asyncio.sleep(LIVE_IDLE_INTERVAL)
                 continue
             for item in page.items:
                 items += 1
@@ -309,16 +321,25 @@ class AgentClient:
             if page.state != state:
                 state = page.state
                 yield LiveEvent(id=cursor(items, offset), type="state", state=state)
-            if page.done:
+            if page.done or (closed and not page.more):
                 yield LiveEvent(id=cursor(items, offset), type="end", state=page.state)
                 return
             if page.more:
                 continue
             if page.items or page.deltas or page.streaming:
-                idle = poll_interval
+                idle, quiet_since = poll_interval, time.monotonic()
             else:
                 idle = min(idle * 1.5, LIVE_IDLE_INTERVAL)
+            if not closed and time.monotonic() - quiet_since >= CLOSED_CHECK_INTERVAL:
+                # A terminated (or timed-out) run never reaches an ended state of its own.
+                closed, quiet_since = await self._closed(workflow_id), time.monotonic()
+                if closed:
+                    continue  # one more read picks up what its last task added
             await asyncio.sleep(idle)
+
+    async def _closed(self, workflow_id: str) -> bool:
+        status = (await self.handle(workflow_id).describe()).status
+        return status not in (None, WorkflowExecutionStatus.RUNNING)
 
     async def _answer(
         self,

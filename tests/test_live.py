@@ -263,3 +263,18 @@ async def test_send_starts_a_thread_then_adds_to_it(dev_env: WorkflowEnvironment
         "hello",
         "again",
     ]
+
+
+async def test_events_end_for_a_run_terminated_while_it_waits(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """A terminated run never reaches an ended state of its own: observers still finish."""
+    model = ScriptedModel(new_id(), [calls(("c1", "wire_money", {"amount": 5}))])
+    agent = Agent("terminated", model=model, tools=[wire_money])
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("terminated", "pay")
+        await wait_pending(client, handle.id, 1)
+        await handle.terminate("operator")
+        events = await collect(client, handle.id)
+    assert events[-1].type == "end"
+    assert events[-1].state is RunState.WAITING_FOR_APPROVAL
