@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from durable_agent import AgentRunInput, LiveEvent, RunState, StatusEvent
+from durable_agent import AgentRunInput, LiveEvent, PendingCall, RunState, StatusEvent
 from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import create_worker
@@ -375,6 +376,46 @@ async def send(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def sub_agents(client: AgentClient, wf: str) -> Runs:
+    """Three sub-agent calls in one response run as parallel child workflows; one child waits
+    for an approval, listed by the parent and answered through it. Saved: the parent, then
+    each child."""
+    handle = await client.start("corpus-lead", "work", workflow_id=wf)
+    (pending,) = await wait_pending_calls(client, wf, 1)
+    assert pending.run == f"{wf}/1/s3", pending
+    await client.decide(wf, pending.tool_call_id, True, digest=pending.digest)
+    assert (await handle.result()).final_text == "all done"
+    return [handle] + [client.handle(f"{wf}/1/{c}") for c in ("s1", "s2", "s3")]
+
+
+async def budget(client: AgentClient, wf: str) -> Runs:
+    """A budget of three model calls over a tree: the parent's call and its two children's
+    reach it, so the parent makes no second call and ends `budget_exceeded`."""
+    handle = await client.start("corpus-budgeted", "go", workflow_id=wf)
+    result = await handle.result()
+    assert result.outcome == "budget_exceeded", result.outcome
+    return [handle] + [client.handle(f"{wf}/1/{c}") for c in ("b1", "b2")]
+
+
+async def mcp(client: AgentClient, wf: str) -> Runs:
+    """An MCP server's tools listed once (recorded) and two of them called, over stdio."""
+    handle = await client.start("corpus-mcp", "add and shout", workflow_id=wf)
+    assert (await handle.result()).final_text == "2 + 3 = 5, FIVE"
+    return [handle]
+
+
+async def wait_pending_calls(client: AgentClient, wf: str, n: int) -> list[PendingCall]:
+    found: list[PendingCall] = []
+
+    async def check() -> bool:
+        nonlocal found
+        found = await client.pending(wf)
+        return len(found) == n
+
+    await eventually(check, f"{n} pending call(s) in {wf}")
+    return found
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -403,6 +444,9 @@ SCENARIOS: dict[str, Recording] = {
     "interrupt": Recording(interrupt),
     "cancel-approval": Recording(cancel_approval),
     "send": Recording(send),
+    "sub-agents": Recording(sub_agents, several_runs=True),
+    "budget": Recording(budget, several_runs=True),
+    "mcp": Recording(mcp),
 }
 
 
@@ -454,9 +498,13 @@ async def record_corpus(names: list[str], prefix: str = PREFIX) -> list[Path]:
 
 
 def save(file_name: str, history: WorkflowHistory) -> Path:
+    """The history's events, and its workflow id (`workflowId`): a replay must run under the
+    recorded id, since child workflow ids derive from it (histories before corpus-v3's
+    sub-agents have none: their file name serves)."""
     HISTORIES.mkdir(exist_ok=True)
     path = HISTORIES / file_name
-    path.write_text(history.to_json())
+    recorded = json.loads(history.to_json())
+    path.write_text(json.dumps({"workflowId": history.workflow_id, **recorded}))
     return path
 
 

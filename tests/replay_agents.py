@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
@@ -13,8 +14,10 @@ from temporalio.exceptions import ApplicationError
 from durable_agent import (
     Agent,
     AssistantMessage,
+    Budget,
     HookContext,
     HookResult,
+    MCPServer,
     ModelRequest,
     ScriptedModel,
     ToolCall,
@@ -442,7 +445,66 @@ thread = Agent(
     ),
 )
 
+# Sub-agents, budgets and MCP (recorded in corpus-v3 after its first scenarios).
+
+researcher = Agent("corpus-researcher", model=_scripted("corpus-researcher", "notes on the topic"))
+
+
+@tool(requires_approval=True)
+def deploy(target: str) -> str:
+    """Deploy.
+
+    Args:
+        target: Where.
+    """
+    return f"deployed to {target}"
+
+
+deployer = Agent(
+    "corpus-deployer",
+    model=_scripted("corpus-deployer", _calls(_call("d1", "deploy", target="prod")), "shipped"),
+    tools=[deploy],
+)
+lead = Agent(
+    "corpus-lead",
+    model=_scripted(
+        "corpus-lead",
+        _calls(
+            _call("s1", "corpus-researcher", input="history of X"),
+            _call("s2", "corpus-researcher", input="state of X"),
+            _call("s3", "corpus-deployer", input="ship X"),
+        ),
+        "all done",
+    ),
+    tools=[researcher.as_tool(), deployer.as_tool()],
+)
+budgeted = Agent(
+    "corpus-budgeted",
+    model=_scripted(
+        "corpus-budgeted",
+        _calls(
+            _call("b1", "corpus-researcher", input="one"),
+            _call("b2", "corpus-researcher", input="two"),
+        ),
+        "never said: the budget stops the run first",
+    ),
+    tools=[researcher.as_tool()],
+    budget=Budget(max_model_calls=3),
+)
+mcp_user = Agent(
+    "corpus-mcp",
+    model=_scripted(
+        "corpus-mcp",
+        _calls(_call("m1", "add", a=2, b=3), _call("m2", "shout", text="five")),
+        "2 + 3 = 5, FIVE",
+    ),
+    tools=[MCPServer("corpus-files", command=[sys.executable, "-m", "tests.mcp_server"])],
+)
+
 agents = [
+    lead,
+    budgeted,
+    mcp_user,
     triage,
     parallel,
     asker,

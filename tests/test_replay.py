@@ -4,6 +4,7 @@ tests/histories/README.md says what the histories are and when to record new one
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -24,7 +25,10 @@ HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
-    return WorkflowHistory.from_json(path.stem, path.read_text())
+    """Under its recorded workflow id (children's ids derive from their parent's)."""
+    recorded = json.loads(path.read_text())
+    workflow_id = recorded.pop("workflowId", path.stem)
+    return WorkflowHistory.from_json(workflow_id, recorded)
 
 
 def without_lookup(agent: Agent) -> Agent:
