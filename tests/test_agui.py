@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2 as httpx
-import uvicorn
 from ag_ui.core import (
     Event,
     EventType,
@@ -25,17 +24,17 @@ from ag_ui.core import (
     ToolCallStartEvent,
     UserMessage,
 )
-from fastapi import FastAPI
 from pydantic import TypeAdapter
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, AssistantMessage, RunState, ScriptedModel, ToolCall
 from durable_agent.client import AgentClient
-from durable_agent.serve.agui import agui_router
+from durable_agent.serve.app import create_app
 from durable_agent.wire import arguments_digest
 
 from .conftest import agent_client, new_id
 from .e2e_agents import clerk
+from .test_serve import http_server
 
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -52,30 +51,9 @@ slow = Agent(
 
 
 @asynccontextmanager
-async def http_app(app: FastAPI) -> AsyncIterator[str]:
-    """`app` on uvicorn on a free loopback port, in this event loop; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
-@asynccontextmanager
 async def agui_server(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, AgentClient]]:
-    async with agent_client(env.client, teller, slow, clerk) as (client, _):
-        app = FastAPI()
-        app.state.client = client
-        app.include_router(agui_router())
-        async with http_app(app) as url:
+    async with agent_client(env.client, teller, slow, clerk) as (client, _):  # noqa: SIM117
+        async with http_server(create_app(client)) as url:
             yield url, client
 
 
@@ -324,15 +302,14 @@ async def test_a_message_sent_while_an_approval_waits_ends_in_that_interrupt(
     """The run cannot answer before the approval: the AG-UI run says so at once, and the
     message is answered after the resume."""
     replies = [
-        AssistantMessage(tool_calls=[ToolCall(id="w9", name="wire_money", arguments='{"amount": 7}')]),
+        AssistantMessage(
+            tool_calls=[ToolCall(id="w9", name="wire_money", arguments='{"amount": 7}')]
+        ),
         "wired, and noted your message",
     ]
     agent = Agent("agui-queued", model=ScriptedModel(new_id(), replies), tools=clerk.tool_list)
-    async with agent_client(dev_env.client, agent) as (client, _):
-        app = FastAPI()
-        app.state.client = client
-        app.include_router(agui_router())
-        async with http_app(app) as url:
+    async with agent_client(dev_env.client, agent) as (client, _):  # noqa: SIM117
+        async with http_server(create_app(client)) as url:
             thread = new_id()
             await post_run(url, "agui-queued", run_input(thread, [("user", "wire")]))
             queued = await post_run(url, "agui-queued", run_input(thread, [("user", "also")]))

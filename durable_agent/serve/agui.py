@@ -26,8 +26,6 @@ conversation as it is, and the next request picks it up.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -65,6 +63,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._follow import CLOSED_POLL_SECONDS, stream_end
 from ..client import AgentClient
 from ..wire import (
     AssistantMessage,
@@ -75,18 +74,14 @@ from ..wire import (
     StatusEvent,
     ToolMessage,
     UserMessage,
-    cursor,
 )
+from .hub import Hub
 
 __all__ = ["agui_router"]
 
 log = logging.getLogger(__name__)
 
 _WAITING_OUTSIDE = (RunState.WAITING_FOR_APPROVAL, RunState.WAITING_FOR_TOOLS)
-CLOSED_CHECK = 1.0
-"""Seconds without a live event before asking the server whether the run has closed."""
-KEEP_ALIVE = 15.0
-"""Seconds without an event before an SSE comment, so proxies keep a quiet stream open."""
 
 
 class ApprovalAnswer(BaseModel):
@@ -111,15 +106,16 @@ _RESUME = TypeAdapter(list[ResumeEntry])
 
 
 def agui_router() -> APIRouter:
-    """`POST /agents/{agent}/agui`; reads `app.state.client` (an `AgentClient`)."""
+    """`POST /agents/{agent}/agui`; reads `app.state.client` and `app.state.hub`."""
     router = APIRouter(tags=["AG-UI"])
 
     @router.post("/agents/{agent}/agui", response_class=StreamingResponse)
     async def run_agent(agent: str, body: RunAgentInput, request: Request) -> StreamingResponse:
         """Run one turn of the conversation `threadId` and stream it as AG-UI events."""
         client: AgentClient = request.app.state.client
+        hub: Hub = request.app.state.hub
         encoder = EventEncoder(accept=request.headers.get("accept", ""))
-        events = await _start_turn(client, agent, body)
+        events = await _start_turn(client, hub, agent, body)
 
         async def encoded() -> AsyncIterator[str]:
             async for event in events:
@@ -131,14 +127,14 @@ def agui_router() -> APIRouter:
 
 
 async def _start_turn(
-    client: AgentClient, agent: str, body: RunAgentInput
+    client: AgentClient, hub: Hub, agent: str, body: RunAgentInput
 ) -> AsyncIterator[BaseEvent | None]:
     """Send the message or apply the answers, then return the turn's event stream. What the
     input gets wrong is an HTTP error here, before any event: the run never started."""
     thread = body.thread_id
     entries = _resume_entries(body)
     try:
-        after = await _stream_end(client, thread)
+        after = await stream_end(client, thread)
         if entries:
             await _apply_answers(client, thread, entries, body.run_id)
             awaited = None
@@ -157,7 +153,7 @@ async def _start_turn(
         if exc.status is RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no conversation with thread id {thread}") from None
         raise HTTPException(503, f"Temporal: {exc.message}") from None
-    return _turn_events(client, body, after, awaited)
+    return _turn_events(client, hub, body, after, awaited)
 
 
 def _resume_entries(body: RunAgentInput) -> list[ResumeEntry]:
@@ -184,26 +180,6 @@ def _last_user_message(body: RunAgentInput) -> tuple[str, str | None]:
     if not text.strip():
         raise HTTPException(422, "the user's message has no text")
     return text, last.name
-
-
-async def _stream_end(client: AgentClient, thread: str) -> str | None:
-    """The cursor after everything the thread's open run has said, so the turn streams only
-    what follows; None when no run is open (update-with-start begins a new one). Reads the
-    messages once (events left out), page by page."""
-    try:
-        description = await client.handle(thread).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    if description.status is not WorkflowExecutionStatus.RUNNING:
-        return None
-    since = 0
-    while True:
-        page = await client.history(thread, (), since)
-        since = page.next
-        if not page.more:
-            return cursor(since, 0)
 
 
 async def _apply_answers(
@@ -253,68 +229,43 @@ def _payload(shape: type[_Answer], entry: ResumeEntry) -> _Answer:
 
 
 async def _turn_events(
-    client: AgentClient, body: RunAgentInput, after: str | None, awaited: str | None
+    client: AgentClient, hub: Hub, body: RunAgentInput, after: str | None, awaited: str | None
 ) -> AsyncIterator[BaseEvent | None]:
-    """The AG-UI run; None is a keep-alive."""
+    """The AG-UI run, read through the app's `Hub`; None is a keep-alive."""
+    from .app import KEEPALIVE_SECONDS  # here: app.py imports this module to include it
+
     thread, run_id = body.thread_id, body.run_id
     yield RunStartedEvent(thread_id=thread, run_id=run_id, protocol_version=PROTOCOL_VERSION)
     turn = Translation(run_id, awaited)
     silent = 0.0
     try:
-        async for event in _follow(client, thread, after):
-            if event is None:
-                silent += CLOSED_CHECK
-                state = await _closed_state(client, thread)
-                if state is None:
-                    if silent >= KEEP_ALIVE:
+        async with hub.subscribe(thread, after) as subscription:
+            while True:
+                batch = await subscription.next_batch(CLOSED_POLL_SECONDS)
+                if not batch:
+                    silent += CLOSED_POLL_SECONDS
+                    closed = await _closed_state(client, thread)
+                    if closed is not None:  # ended without saying so in its live stream
+                        batch = [LiveEvent(id=after or "0.0", type="end", state=closed)]
+                    elif subscription.done:
+                        break
+                    elif silent >= KEEPALIVE_SECONDS:
                         silent = 0.0
                         yield None
-                    continue
-            else:
-                silent = 0.0
-                for out in turn.feed(event):
-                    yield out
-                if event.type not in ("state", "end"):
-                    continue
-                state = event.state
-            ending = await _ending(client, thread, turn, state)
-            if ending:
-                for out in ending:
-                    yield out
-                return
+                silent = 0.0 if batch else silent
+                for event in batch:
+                    for out in turn.feed(event):
+                        yield out
+                    if event.type in ("state", "end"):
+                        ending = await _ending(client, thread, turn, event.state)
+                        if ending:
+                            for out in ending:
+                                yield out
+                            return
+        yield RunErrorEvent(message="the run's stream ended before the turn did")
     except Exception as exc:  # the stream is open: a failure travels in it
         log.warning("AG-UI run %s of %s failed: %s", run_id, thread, exc)
         yield RunErrorEvent(message=f"{type(exc).__name__}: {exc}")
-
-
-async def _follow(
-    client: AgentClient, thread: str, after: str | None
-) -> AsyncIterator[LiveEvent | None]:
-    """The run's live events, and None after each `CLOSED_CHECK` seconds without one."""
-    queue: asyncio.Queue[LiveEvent | Exception] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for event in client.events(thread, after=after):
-                queue.put_nowait(event)
-        except Exception as exc:
-            queue.put_nowait(exc)
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), CLOSED_CHECK)
-            except TimeoutError:
-                yield None
-                continue
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _closed_state(client: AgentClient, thread: str) -> RunState | None:

@@ -52,7 +52,9 @@ from ..wire import (
     SubmitResult,
     parse_cursor,
 )
+from .agui import agui_router
 from .hub import Hub, HubClosed
+from .page import PAGE_PATHS, page_router
 
 __all__ = ["TOKEN_VARIABLE", "create_app", "listen", "serve"]
 
@@ -63,6 +65,7 @@ proxy_read_timeout and AWS load balancers' idle timeout are 60 s by default)."""
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 """Open without the token: the docs describe the API and hold no data, and a browser's docs
 page fetches the schema without credentials."""
+PUBLIC_PATHS |= PAGE_PATHS  # the operator page: it asks for the token, then sends it
 _EVENTS_PATH = re.compile(r"^/runs/.+/events$")
 
 
@@ -573,6 +576,8 @@ def create_app(client: AgentClient, *, token: str | None = None) -> FastAPI:
     # A plain route: no token, and outside the API's schema.
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
     app.include_router(runs_router())
+    app.include_router(agui_router())
+    app.include_router(page_router())
     return app
 
 

@@ -1,0 +1,191 @@
+"""The operator page in a real browser: Debian's chromium driven by Playwright, against
+`durable-agent serve`'s app on loopback, a dev server and a worker.
+
+Never `playwright install`: the browser is the system's (/usr/bin/chromium; .ci/run installs
+it). Saves docs/operator-page.png, the README's picture of the page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import Agent, AssistantMessage, RunState, ScriptedModel, ToolCall, tool
+from durable_agent.serve.app import create_app
+
+from .conftest import agent_client, new_id
+from .helpers import wait_pending, wait_state
+from .test_serve import http_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path(__file__).parent.parent / "docs" / "operator-page.png"
+TOKEN = "page-test-token"
+ANSWER = (
+    "Done: order 1042 is refunded ($42.50 back to the card ending 4242). "
+    "The customer gets an email with the receipt."
+)
+
+RECORD_STREAMING = """() => {
+  window.streamed = [];
+  new MutationObserver(() => {
+    for (const el of document.querySelectorAll("#conversation .msg.streaming")) {
+      window.streamed.push(el.lastChild.textContent);
+    }
+  }).observe(document.getElementById("conversation"),
+             {subtree: true, childList: true, characterData: true});
+}"""
+"""Keeps every text the streaming reply showed: a reply streams for a second or two, too
+short to catch by polling on a loaded machine."""
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+    pytest.mark.slow,
+]
+
+
+@tool
+def lookup_order(order: int) -> str:
+    """Look an order up.
+
+    Args:
+        order: The order number.
+    """
+    return json.dumps({"order": order, "total": 42.5, "status": "delivered, damaged"})
+
+
+@tool(requires_approval=True)
+def refund(order: int, amount: float) -> str:
+    """Refund an order (a person approves first).
+
+    Args:
+        order: The order number.
+        amount: Dollars.
+    """
+    return f"refunded {amount:.2f} for order {order}"
+
+
+def _call(call_id: str, name: str, args: dict[str, object]) -> AssistantMessage:
+    return AssistantMessage(
+        tool_calls=[ToolCall(id=call_id, name=name, arguments=json.dumps(args))]
+    )
+
+
+desk = Agent(
+    "refund-desk",
+    model=ScriptedModel(
+        "refund-desk",
+        [
+            _call("look-1", "lookup_order", {"order": 1042}),
+            _call("refund-1", "refund", {"order": 1042, "amount": 42.5}),
+            ANSWER,
+        ],
+        chunk_delay=0.08,  # slow enough to watch the answer stream in
+    ),
+    tools=[lookup_order, refund],
+)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        await browser.close()
+
+
+async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
+    dev_env: WorkflowEnvironment, browser: Browser
+) -> None:
+    async with agent_client(dev_env.client, desk) as (client, _):
+        # Two runs of the desk: this one the operator handles, another one waiting.
+        handle = await client.start("refund-desk", "Refund order 1042, it arrived broken.")
+        other = await client.start("refund-desk", "Order 1042 again: refund it.")
+        await wait_pending(client, handle.id, ids=["refund-1"])
+        await wait_pending(client, other.id, ids=["refund-1"])
+        async with http_server(create_app(client)) as url:
+            page = await browser.new_page(viewport={"width": 1280, "height": 860})
+            await page.goto(url)
+            await page.get_by_label("Status").select_option("waiting_for_approval")
+            run_button = page.get_by_role("button", name=f"Open run {handle.id}")
+            await run_button.click()
+            # The conversation so far, and the call that waits.
+            conversation = page.locator("#conversation")
+            await expect(conversation).to_contain_text("Refund order 1042, it arrived broken.")
+            await expect(conversation).to_contain_text('"status": "delivered, damaged"')
+            await expect(page.locator("#run-state")).to_have_text("waiting for approval")
+            await expect(page.get_by_role("button", name="Approve refund")).to_be_visible()
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            await page.evaluate(RECORD_STREAMING)
+            await page.get_by_role("button", name="Approve refund").click()
+            # The answer streams in, then the message that lands replaces what streamed.
+            final = conversation.locator(".msg.assistant[data-final]").last
+            await expect(final).to_contain_text(ANSWER, timeout=30_000)
+            await expect(conversation.locator(".msg.streaming")).to_have_count(0)
+            await expect(page.locator("#run-state")).to_have_text("completed")
+            await expect(page.locator("#pending-box")).to_be_hidden()
+            streamed: list[str] = await page.evaluate("window.streamed")
+            result = await handle.result()
+            await client.cancel(other.id)
+    assert result.final_text == ANSWER
+    # The page showed the answer growing piece by piece, each time a prefix of the answer.
+    assert len(set(streamed)) > 3, streamed
+    assert all(ANSWER.startswith(text) for text in streamed), streamed
+
+
+async def test_say_and_interrupt_reach_a_conversation(
+    dev_env: WorkflowEnvironment, browser: Browser
+) -> None:
+    chat = Agent(
+        "page-chat",
+        model=ScriptedModel(new_id(), ["first answer", "second answer"], chunk_delay=0.02),
+    )
+    async with agent_client(dev_env.client, chat) as (client, _):
+        thread = new_id()
+        await client.send("page-chat", "hello", thread_id=thread)
+        await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
+        async with http_server(create_app(client)) as url:
+            page = await browser.new_page()
+            await page.goto(f"{url}/#{thread}")  # a run's own link opens it
+            await expect(page.locator("#conversation")).to_contain_text("first answer")
+            await page.get_by_label("Message").fill("and again?")
+            await page.get_by_role("button", name="Say").click()
+            await expect(page.locator("#conversation")).to_contain_text("second answer")
+            page.once("dialog", lambda dialog: dialog.accept())
+            await page.get_by_role("button", name="Cancel run").click()
+            await expect(page.locator("#run-state")).to_have_text("cancelled", timeout=20_000)
+        status = await client.status(thread)
+    assert status.state is RunState.CANCELLED
+
+
+async def test_the_page_asks_once_for_the_token_and_streams_with_it(
+    dev_env: WorkflowEnvironment, browser: Browser
+) -> None:
+    """The page and its files are open; the API needs the token, which the page asks for
+    once, keeps for the tab, and sends as a bearer header (and to the stream in its URL)."""
+    chat = Agent("page-token", model=ScriptedModel(new_id(), ["hello there"]))
+    async with agent_client(dev_env.client, chat) as (client, _):
+        thread = new_id()
+        await client.send("page-token", "hi", thread_id=thread)
+        await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
+        async with http_server(create_app(client, token=TOKEN)) as url:
+            page = await browser.new_page()
+            await page.goto(f"{url}/#{thread}")
+            await page.get_by_label("This server needs a token").fill(TOKEN)
+            await page.get_by_role("button", name="Use token").click()
+            await expect(page.locator("#token-form")).to_be_hidden()
+            await expect(page.locator("#conversation")).to_contain_text("hello there")
+            await expect(page.get_by_role("button", name=f"Open run {thread}")).to_be_visible()
+            # A reload in the same tab asks no more.
+            await page.reload()
+            await expect(page.locator("#conversation")).to_contain_text("hello there")
+            await expect(page.locator("#token-form")).to_be_hidden()
+            kept = await page.evaluate("sessionStorage.getItem('durable-agent-token')")
+        await client.cancel(thread)
+    assert kept == TOKEN
