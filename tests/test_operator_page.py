@@ -15,7 +15,16 @@ import pytest
 from playwright.async_api import Browser, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, AssistantMessage, RunState, ScriptedModel, ToolCall, tool
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    ModelRequest,
+    RunState,
+    ScriptedModel,
+    ToolCall,
+    UserMessage,
+    tool,
+)
 from durable_agent.serve.app import create_app
 
 from .conftest import agent_client, new_id
@@ -139,13 +148,20 @@ async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
     assert all(ANSWER.startswith(text) for text in streamed), streamed
 
 
-async def test_say_and_interrupt_reach_a_conversation(
+LONG = "Here is the long version, " + "and it goes on " * 40
+REPLIES = {"hello": "first answer", "and again?": LONG, "short, please": "short answer"}
+
+
+def _answer(request: ModelRequest) -> str:
+    """Replies to the last user message, so an interrupted call's turn can be answered anew."""
+    last = [m for m in request.messages if isinstance(m, UserMessage)][-1]
+    return REPLIES[last.content]
+
+
+async def test_say_interrupt_and_cancel_from_the_page(
     dev_env: WorkflowEnvironment, browser: Browser
 ) -> None:
-    chat = Agent(
-        "page-chat",
-        model=ScriptedModel(new_id(), ["first answer", "second answer"], chunk_delay=0.02),
-    )
+    chat = Agent("page-chat", model=ScriptedModel(new_id(), _answer, chunk_delay=0.05))
     async with agent_client(dev_env.client, chat) as (client, _):
         thread = new_id()
         await client.send("page-chat", "hello", thread_id=thread)
@@ -153,15 +169,24 @@ async def test_say_and_interrupt_reach_a_conversation(
         async with http_server(create_app(client)) as url:
             page = await browser.new_page()
             await page.goto(f"{url}/#{thread}")  # a run's own link opens it
-            await expect(page.locator("#conversation")).to_contain_text("first answer")
+            conversation = page.locator("#conversation")
+            await expect(conversation).to_contain_text("first answer")
             await page.get_by_label("Message").fill("and again?")
             await page.get_by_role("button", name="Say").click()
-            await expect(page.locator("#conversation")).to_contain_text("second answer")
+            # The long reply streams (about 4 s); an interrupt cuts it off and is answered.
+            await expect(conversation.locator(".msg.streaming")).to_contain_text("long version")
+            await page.get_by_label("Message").fill("short, please")
+            await page.get_by_role("button", name="Interrupt").click()
+            await expect(conversation.locator(".event", has_text="interrupted")).to_have_count(1)
+            final = conversation.locator(".msg.assistant[data-final]").last
+            await expect(final).to_contain_text("short answer", timeout=20_000)
+            await expect(conversation.locator(".msg.streaming")).to_have_count(0)
             page.once("dialog", lambda dialog: dialog.accept())
             await page.get_by_role("button", name="Cancel run").click()
             await expect(page.locator("#run-state")).to_have_text("cancelled", timeout=20_000)
-        status = await client.status(thread)
-    assert status.state is RunState.CANCELLED
+        history = await client.history(thread)
+    answers = [i.content for i in history.items if isinstance(i, AssistantMessage)]
+    assert answers == ["first answer", "short answer"]  # the cut-off reply is no message
 
 
 async def test_the_page_asks_once_for_the_token_and_streams_with_it(
