@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 
@@ -153,14 +157,40 @@ QUICK_LIVE = LivePlan(
 
 
 @dataclass
-class Latency:
-    """Per-delta observer latencies (seconds), and how many tokens the provider emitted."""
+class Watch:
+    """What one observer saw of a run: when each token's delta arrived, and when the reply's
+    message did (None if it never came)."""
 
-    samples: list[float]
-    emitted: int
+    deltas: dict[int, float] = field(default_factory=dict)
+    message: float | None = None
+
+
+@dataclass
+class Latency:
+    """Observers' latencies (seconds) from the provider's emission of a token: until its delta
+    arrived (`deltas`, the deltas seen), and until its text was shown, by its delta or else by
+    the reply's message (`shown`, every token of every observer that saw the message)."""
+
+    deltas: list[float] = field(default_factory=list)
+    shown: list[float] = field(default_factory=list)
+    expected: int = 0
+    """Deltas the observers would have seen had each seen every one."""
+
+    def add(self, watch: Watch, emitted: dict[int, float]) -> None:
+        self.expected += len(emitted)
+        self.deltas += [t - emitted[n] for n, t in watch.deltas.items() if n in emitted]
+        for n, at in emitted.items():
+            shown = watch.deltas.get(n, watch.message)
+            if shown is not None:
+                self.shown.append(shown - at)
 
     def p(self, q: float) -> float | None:
-        return percentile(self.samples, q)
+        return percentile(self.deltas, q)
+
+    @property
+    def coverage(self) -> float:
+        """The share of deltas observers saw (the rest reached them only in the message)."""
+        return len(self.deltas) / self.expected if self.expected else 0.0
 
 
 @dataclass
@@ -178,6 +208,11 @@ class StreamCost:
         return extra * 1000 / self.tokens
 
 
+Cpu = dict[str, float]
+"""CPU seconds by process: `server` (the dev server), `worker`, `serve` and `observers` (this
+process); a process that was not found is left out."""
+
+
 @dataclass
 class Load:
     """Runs of one observer setup: wall times, observers' latencies, updates sent meanwhile."""
@@ -185,13 +220,19 @@ class Load:
     label: str
     observers: int
     walls: list[float] = field(default_factory=list)
-    latency: Latency = field(default_factory=lambda: Latency([], 0))
+    latency: Latency = field(default_factory=Latency)
     updates: int = 0
     refused: int = 0
     errors: list[str] = field(default_factory=list)
     update_latencies: list[float] = field(default_factory=list)
     incomplete: int = 0
     """Observers that had not seen the run's end when it was over (plus a grace period)."""
+    cpu: list[Cpu] = field(default_factory=list)
+    """Each run's, from its start until its observers are done."""
+
+    def cpu_median(self, process: str) -> float | None:
+        used = [c[process] for c in self.cpu if process in c]
+        return statistics.median(used) if used else None
 
 
 @dataclass
@@ -238,30 +279,76 @@ class LiveWorker:
             self.process.wait(timeout=10)
 
 
-async def observe(events: Callable[[], AsyncIterator[str]]) -> list[tuple[int, float]]:
-    """(token, receive time) for every streamed token `events` yields, until it ends."""
-    seen: list[tuple[int, float]] = []
-    async for text in events():
+async def observe(events: AsyncIterator[LiveEvent]) -> Watch:
+    """Receive times of the streamed tokens and of the reply's message, until the stream ends."""
+    watch = Watch()
+    async for event in events:
         received = time.monotonic()
-        match = TOKEN.fullmatch(text)
-        if match:
-            seen.append((int(match.group(1)), received))
-    return seen
+        if event.delta is not None and event.delta.kind == "text":
+            match = TOKEN.fullmatch(event.delta.text)
+            if match:
+                watch.deltas[int(match.group(1))] = received
+        elif watch.message is None and _is_reply(event.item):
+            watch.message = received
+    return watch
 
 
-def direct_reader(client: AgentClient, workflow_id: str) -> Callable[[], AsyncIterator[str]]:
-    """`AgentClient.events`, reduced to the text of each text delta."""
+Reader = Callable[[AgentClient, str], AsyncIterator[LiveEvent]]
+"""An observer of a run: given a client and the run's id, the events it receives."""
 
-    async def read() -> AsyncIterator[str]:
-        async for event in client.events(workflow_id):
-            if event.delta is not None and event.delta.kind == "text":
-                yield event.delta.text
+
+def direct_reader(client: AgentClient, workflow_id: str) -> AsyncIterator[LiveEvent]:
+    """`AgentClient.events`, each observer with its own loop of `live` queries."""
+    return client.events(workflow_id)
+
+
+def sse_reader(http: httpx2.AsyncClient, base_url: str) -> Reader:
+    """A client of `durable-agent serve`'s SSE route: what a browser's EventSource receives."""
+
+    async def read(client: AgentClient, workflow_id: str) -> AsyncIterator[LiveEvent]:
+        url = f"{base_url}/runs/{workflow_id}/events"
+        async with http.stream("GET", url, timeout=None) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    yield LiveEvent.model_validate_json(line.removeprefix("data: "))
 
     return read
 
 
-def latencies(seen: list[tuple[int, float]], emitted: dict[int, float]) -> list[float]:
-    return [received - emitted[n] for n, received in seen if n in emitted]
+@contextlib.asynccontextmanager
+async def serving(address: str, queue: str) -> AsyncIterator[tuple[Reader, int]]:
+    """`durable-agent serve` in a process of its own on a loopback port, as a user runs it, and
+    a reader of its SSE route with the process's id. Raises ImportError when this install has
+    no `serve`."""
+    import durable_agent.serve  # noqa: F401 - the command's own import, to fail early
+
+    with socket.socket() as probe:  # a free port; the command binds it a moment later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [str(Path(sys.executable).parent / "durable-agent"), "serve", "--address", address]
+    argv += ["--task-queue", queue, "--port", str(port)]
+    process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx2.AsyncClient() as http:
+            for _ in range(200):  # bounded: 20 s
+                with contextlib.suppress(httpx2.TransportError):
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        break
+                if process.returncode is not None:
+                    raise RuntimeError(f"durable-agent serve exited ({process.returncode})")
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("durable-agent serve did not answer /healthz in 20 s")
+            yield sse_reader(http, base), process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 60)
+        except TimeoutError:
+            process.kill()  # stuck in shutdown: the measurement is over anyway
+            await process.wait()
 
 
 async def measure_latency(
@@ -269,13 +356,11 @@ async def measure_latency(
 ) -> tuple[Latency, WorkflowHandle[Any, AgentRunResult]]:
     """One streamed call with one observer; returns its latencies and the run's id."""
     handle = await client.start(STREAMED, prompt(tokens), workflow_id=_id("latency"))
-    seen = await asyncio.wait_for(
-        observe(direct_reader(client, handle.id)),
-        _call_timeout(tokens),
-    )
+    watch = await asyncio.wait_for(observe(direct_reader(client, handle.id)), _call_timeout(tokens))
     await handle.result()
-    emitted = _emission_times(emissions, handle.id)
-    return Latency(latencies(seen, emitted), len(emitted)), handle
+    latency = Latency()
+    latency.add(watch, _emission_times(emissions, handle.id))
+    return latency, handle
 
 
 async def measure_cost(
@@ -295,14 +380,17 @@ async def measure_cost(
     return StreamCost(tokens, costs[0], costs[1], (tasks[0], tasks[1]), (signals[0], signals[1]))
 
 
-Reader = Callable[[AgentClient, str], Callable[[], AsyncIterator[str]]]
-
-
 async def loaded_run(
-    client: AgentClient, emissions: Path, plan: LivePlan, load: Load, reader: Reader | None
+    client: AgentClient,
+    emissions: Path,
+    plan: LivePlan,
+    load: Load,
+    reader: Reader | None,
+    cpu: CpuMeter,
 ) -> None:
     """One streamed call with `load.observers` observers (read through `reader`), and
     `plan.updates` user messages sent during it, spread over the call."""
+    used = cpu.read()
     started = time.monotonic()
     handle = await client.start(STREAMED, prompt(plan.load_tokens), workflow_id=_id("load"))
     watchers = (
@@ -331,10 +419,10 @@ async def loaded_run(
     for late in pending:
         late.cancel()
     load.incomplete += len(pending)
+    load.cpu.append(CpuMeter.since(used, cpu.read()))
     emitted = _emission_times(emissions, handle.id)
-    load.latency.emitted += len(emitted)
     for watcher in done:
-        load.latency.samples += latencies(watcher.result(), emitted)
+        load.latency.add(watcher.result(), emitted)
 
 
 async def _update(client: AgentClient, workflow_id: str, delay: float) -> tuple[bool, float] | str:
@@ -392,45 +480,99 @@ async def first_token_poll(client: AgentClient, tokens: int) -> float:
         await handle.result()
 
 
-async def measure(plan: LivePlan, readers: dict[str, Reader] | None = None) -> LiveResult:
-    """Every live measurement on a fresh dev server, the worker in a process of its own.
-    `readers`: more ways to observe a run under load (label: reader), beside direct ones."""
+async def measure(plan: LivePlan) -> LiveResult:
+    """Every live measurement on a fresh dev server, the worker in a process of its own."""
     env = await start_embedded(ui=False)
     emissions = Path(tempfile.mkdtemp(prefix="bench-live-")) / "emissions"
     queue = f"live-{uuid.uuid4().hex[:8]}"
     target = env.client.service_client.config.target_host
     worker = LiveWorker(target, queue, emissions)
+    notes = [
+        f"Live runs: a paced model streaming {RATE:.0f} tokens/s, the first at once; the "
+        "worker and `durable-agent serve` in processes of their own, observers in the bench's "
+        "(one Temporal connection; SSE clients over loopback HTTP). The last batch of a call "
+        "is never published (its message lands instead): delta latency is over the deltas "
+        "observers saw; 'text shown' counts each token when its delta or else the message "
+        "reached the observer."
+    ]
     try:
         client = AgentClient(env.client, queue)
+        cpu = CpuMeter(worker.process.pid)
         await first_token_send(client, 5)  # warm: the worker's first tasks fill its caches
         await first_token_poll(client, 5)
         latency, streamed = await measure_latency(client, emissions, plan.latency_tokens)
         cost = await measure_cost(client, streamed, plan.latency_tokens)
         setups: dict[str, tuple[int, Reader | None]] = {
-            "no observers": (0, None),
+            "none": (0, None),
             f"{plan.observers} `AgentClient.events` readers": (plan.observers, direct_reader),
         }
-        setups.update({label: (plan.observers, r) for label, r in (readers or {}).items()})
-        loads = {label: Load(label, n) for label, (n, _) in setups.items()}
-        for _ in range(plan.load_repeats):  # round-robin: a noisy moment hurts each alike
-            for label, (_, reader) in setups.items():
-                await loaded_run(client, emissions, plan, loads[label], reader)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                sse, serve_pid = await stack.enter_async_context(serving(target, queue))
+                cpu.watch("serve", serve_pid)
+                setups[f"{plan.observers} SSE clients of one `durable-agent serve`"] = (
+                    plan.observers,
+                    sse,
+                )
+            except ImportError as exc:
+                notes.append(f"SSE clients of `durable-agent serve` not measured: {exc}")
+            loads = {label: Load(label, n) for label, (n, _) in setups.items()}
+            for _ in range(plan.load_repeats):  # round-robin: a noisy moment hurts each alike
+                for label, (_, reader) in setups.items():
+                    await loaded_run(client, emissions, plan, loads[label], reader, cpu)
         first = FirstToken([], [])
         for r in range(plan.first_token_repeats):  # interleaved, alternating which goes first
             pair = [(first.send, first_token_send), (first.poll, first_token_poll)]
             for samples, how in pair if r % 2 == 0 else pair[::-1]:
                 samples.append(await how(client, plan.first_token_tokens))
-        notes = [
-            f"Live runs: a paced model streaming {RATE:.0f} tokens/s, the first at once; the "
-            "worker in a process of its own, observers in the bench's (one Temporal "
-            "connection). The last batch of a call is never published (its message lands "
-            "instead): latency is over the deltas observers saw."
-        ]
         return LiveResult(RATE, latency, cost, list(loads.values()), first, notes)
     finally:
         worker.stop()
         shutil.rmtree(emissions.parent, ignore_errors=True)
         await env.shutdown()
+
+
+class CpuMeter:
+    """CPU seconds used so far by the dev server, the worker, `serve` and this process (the
+    observers): where the load of watching lands. Linux only (/proc), as the bench is."""
+
+    def __init__(self, worker_pid: int) -> None:
+        me = str(os.getpid())
+        servers = [
+            int(stat.parent.name)
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _stat(stat)[:2] == ["temporal", me]
+        ]
+        self._pids = {"worker": worker_pid}
+        if len(servers) == 1:
+            self._pids["server"] = servers[0]
+
+    def watch(self, name: str, pid: int) -> None:
+        self._pids[name] = pid
+
+    def read(self) -> Cpu:
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {"observers": time.process_time()}
+        for name, pid in self._pids.items():
+            fields = _stat(Path(f"/proc/{pid}/stat"))
+            if fields:
+                used[name] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
+
+    @staticmethod
+    def since(before: Cpu, now: Cpu) -> Cpu:
+        return {name: now[name] - before[name] for name in now if name in before}
+
+
+def _stat(path: Path) -> list[str]:
+    """/proc/PID/stat's fields from the command's name on (the name may hold spaces), with
+    the name unwrapped; [] when the process is gone."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    name, _, rest = text.partition(" (")[2].rpartition(") ")
+    return [name, *rest.split()[1:]]
 
 
 def _call_timeout(tokens: int) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from .live import Latency, LiveResult, percentile
+from .live import Latency, LiveResult, Load, percentile
 from .measure import Cost, LongRun, Timing
 
 BARE = "bare"
@@ -28,6 +28,7 @@ LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
 """Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
 OBSERVER_MAX_P50 = 0.1
 """Provider delta to observer, seconds, at the median (issue 12)."""
+CPU_PROCESSES = ("server", "worker", "serve", "observers")
 MB = 1024 * 1024
 
 
@@ -367,8 +368,9 @@ class Report:
             "of the repeats:",
             "",
             "| observers | run wall time | vs none | observer latency | updates sent "
-            "| refused | RPC errors | update latency p50 / p95 |",
-            "|---|---|---|---|---|---|---|---|",
+            "| refused | RPC errors | update latency p50 / p95 "
+            f"| CPU a run: {' / '.join(CPU_PROCESSES)} |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         base = _median(live.loads[0].walls) if live.loads else None
         for load in live.loads:
@@ -378,10 +380,12 @@ class Report:
             p95 = percentile(load.update_latencies, 0.95)
             rows.append(
                 f"| {load.label} | {f'{wall:.2f} s' if wall is not None else '-'} | {ratio} "
-                f"| {_latency(load.latency) if load.observers else '-'} | {load.updates} "
+                f"| {_latency(load.latency) if load.observers else '-'}"
+                f"{f', {load.incomplete} observers never saw the end' if load.incomplete else ''}"
+                f" | {load.updates} "
                 f"| {load.refused} | {len(load.errors)} "
                 f"| {_ms(p50) if p50 is not None else '-'} / "
-                f"{_ms(p95) if p95 is not None else '-'} ms |"
+                f"{_ms(p95) if p95 is not None else '-'} ms | {_cpu(load)} |"
             )
         first = live.first_token
         rows += [
@@ -444,13 +448,26 @@ def _median(samples: list[float]) -> float | None:
 
 
 def _latency(latency: Latency) -> str:
+    """Delta latency over the deltas seen, how many were, and when text was shown at all."""
     p50, p95 = latency.p(0.5), latency.p(0.95)
-    if p50 is None or p95 is None:
-        return f"no deltas seen ({latency.emitted} emitted)"
-    return (
-        f"p50 {_ms(p50)} ms, p95 {_ms(p95)} ms "
-        f"({len(latency.samples)} deltas seen of {latency.emitted} emitted)"
+    shown50, shown95 = percentile(latency.shown, 0.5), percentile(latency.shown, 0.95)
+    deltas = (
+        f"p50 {_ms(p50)} ms, p95 {_ms(p95)} ms over the {latency.coverage:.0%} of deltas seen"
+        if p50 is not None and p95 is not None
+        else "no deltas seen"
     )
+    shown = (
+        f"; text shown (delta, else message) p50 {_ms(shown50)} ms, p95 {_ms(shown95)} ms"
+        if shown50 is not None and shown95 is not None
+        else ""
+    )
+    return deltas + shown
+
+
+def _cpu(load: Load) -> str:
+    """Median CPU seconds a run, by process."""
+    used = [load.cpu_median(p) for p in CPU_PROCESSES]
+    return " / ".join("-" if u is None else f"{u:.2f}" for u in used) + " s"
 
 
 def _seconds(value: float | None) -> str:
