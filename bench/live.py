@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -256,7 +257,8 @@ def percentile(samples: list[float], q: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
+    rank = math.ceil(q * len(ordered) - 1e-9)  # the epsilon: 0.55 * 100 is 55.00000000000001
+    return ordered[max(0, min(len(ordered), rank) - 1)]
 
 
 class LiveWorker:
@@ -514,7 +516,7 @@ async def measure(plan: LivePlan) -> LiveResult:
                     plan.observers,
                     sse,
                 )
-            except ImportError as exc:
+            except (ImportError, RuntimeError) as exc:  # not installed here, or did not start
                 notes.append(f"SSE clients of `durable-agent serve` not measured: {exc}")
             loads = {label: Load(label, n) for label, (n, _) in setups.items()}
             for _ in range(plan.load_repeats):  # round-robin: a noisy moment hurts each alike
