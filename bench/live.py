@@ -585,7 +585,7 @@ def _id(tag: str) -> str:
     return f"bench-live-{tag}-{uuid.uuid4().hex[:8]}"
 
 
-async def serve(address: str, queue: str, emissions: Path) -> None:
+async def run_worker(address: str, queue: str, emissions: Path) -> None:
     """The worker process: the live agents, with the paced provider."""
     client = await connect(address)
     providers: dict[str, Any] = {"paced": PacedProvider(emissions)}
@@ -603,5 +603,5 @@ if __name__ == "__main__":
     parser.add_argument("--queue", required=True)
     parser.add_argument("--emissions", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.queue, args.emissions))
+    asyncio.run(run_worker(args.address, args.queue, args.emissions))
     os._exit(0)  # skip interpreter finalization (temporalio/sdk-python#300)

@@ -58,7 +58,7 @@ def test_quick_bench_writes_its_tables(tmp_path: Path) -> None:
         "| updates during a watched call: none refused, no RPC errors | yes |",
     ):
         assert row in text, row
-    assert "not measured" not in text
+    assert "`durable-agent serve` not measured" not in text
 
 
 def test_text_is_shown_by_the_delta_else_by_the_message() -> None:
