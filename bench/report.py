@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+from durable_agent.activities.streaming import PUBLISH_INTERVAL
+
 from .live import Latency, LiveResult, Load, percentile
 from .measure import Cost, LongRun, Timing
 
@@ -362,6 +364,10 @@ class Report:
             f"| per 1,000 streamed tokens | +{cost.per_thousand(extra_bytes) / 1024:.1f} KB "
             f"| +{cost.per_thousand(extra_events):.0f} | +{cost.per_thousand(extra_tasks):.0f} "
             f"| {cost.per_thousand(cost.signals[0] - cost.signals[1]):.0f} |",
+            "",
+            f"The model activity sends a batch at most every {PUBLISH_INTERVAL * 1000:.0f} ms "
+            f"(`PUBLISH_INTERVAL`): at {live.rate:.0f} tokens/s, at most "
+            f"{1000 / live.rate / PUBLISH_INTERVAL:.0f} signals per 1,000 tokens.",
             "",
             "Observers on one streaming run, with user messages (`submit_user_message` updates, "
             "no client retry) sent during its call; run wall time from start to result, median "
