@@ -30,7 +30,7 @@ LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
 """Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
 OBSERVER_MAX_P50 = 0.1
 """Provider delta to observer, seconds, at the median (issue 12)."""
-CPU_PROCESSES = ("server", "worker", "serve", "observers")
+CPU_PROCESSES = ("server", "worker", "serve", "observers", "machine")
 MB = 1024 * 1024
 
 
@@ -371,7 +371,8 @@ class Report:
             "",
             "Observers on one streaming run, with user messages (`submit_user_message` updates, "
             "no client retry) sent during its call; run wall time from start to result, median "
-            "of the repeats:",
+            "of the repeats; CPU seconds a run by process, and the whole machine's (what other "
+            "processes took is the difference):",
             "",
             "| observers | run wall time | vs none | observer latency | updates sent "
             "| refused | RPC errors | update latency p50 / p95 "
