@@ -26,6 +26,7 @@ from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.client import AgentClient
+from durable_agent.devserver import dynamic_config_args
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
 from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search_attributes
 from durable_agent.workflows.agent_workflow import AgentWorkflow
@@ -68,10 +69,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=binary("temporal"),
         data_converter=data_converter(),
         search_attributes=list(SEARCH_ATTRIBUTES),
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            "history.transferProcessorMaxPollRPS=1000",
-        ],
+        dev_server_extra_args=dynamic_config_args(),  # as `durable-agent dev` runs it
     )
     yield env
     await env.shutdown()
