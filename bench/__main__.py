@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import live
+from . import delegation, live
 from .measure import (
     Timing,
     WorkerProcess,
@@ -60,6 +60,7 @@ class Plan:
     resume: bool = True
     long_calls: int = 100
     long_output: int = 5 * 1024
+    delegation_calls: int = 20
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
@@ -79,6 +80,7 @@ QUICK = Plan(
     rss=False,
     resume=False,
     long_calls=3,
+    delegation_calls=3,
     live=live.QUICK_LIVE,
 )
 
@@ -247,6 +249,10 @@ async def _measure(plan: Plan, only: set[str] | None, report: Report) -> None:
             await measure_resume(env, report)
         await measure_history(chosen, plan, report)
         await measure_long_run(chosen, plan, report)
+        if only is None or "durable-agent" in only:
+            report.delegation(
+                await delegation.measure(env.client, plan.delegation_calls, plan.repeats)
+            )
     finally:
         await env.shutdown()
     env = await start_embedded(ui=False)

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from durable_agent.activities.streaming import PUBLISH_INTERVAL
 
+from .delegation import Delegation, table
 from .live import Latency, LiveResult, Load, percentile
 from .measure import Cost, LongRun, Timing
 
@@ -44,6 +45,7 @@ class Report:
         self.crashes: dict[str, float] = {}
         self.long_runs: dict[str, LongRun] = {}
         self.live_runs: LiveResult | None = None
+        self.delegated: Delegation | None = None
         self.notes: list[str] = []
 
     def timing(self, name: str, turns: int, t: Timing) -> None:
@@ -77,6 +79,9 @@ class Report:
         self.live_runs = result
         self.notes += result.notes
 
+    def delegation(self, result: Delegation) -> None:
+        self.delegated = result
+
     def note(self, text: str) -> None:
         self.notes.append(text)
 
@@ -87,7 +92,9 @@ class Report:
     def markdown(self, header: str) -> str:
         out = ["# Benchmarks: the cost of durability", "", header, ""]
         out += self._timing_table() + self._cost_table() + self._throughput_table()
-        out += self._long_run_table() + self._resume_table() + self._live_tables() + self._goals()
+        out += self._long_run_table() + self._resume_table() + self._live_tables()
+        out += table(self.delegated) if self.delegated is not None else []
+        out += self._goals()
         if self.notes:
             out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(out)
@@ -299,9 +306,10 @@ class Report:
                 )
             )
         for turns in sorted(self.timings[NO_HEARTBEATS]):
-            mine, without = self.timings[DEFAULT].get(turns), self.timings[NO_HEARTBEATS][turns]
-            if mine is not None:
-                cost = mine.median / without.median
+            beating = self.timings[DEFAULT].get(turns)
+            without = self.timings[NO_HEARTBEATS][turns]
+            if beating is not None:
+                cost = beating.median / without.median
                 checks.append(
                     (
                         f"heartbeats cost ≤ {HEARTBEAT_MAX_COST - 1:.0%} a turn at {turns} turns",
