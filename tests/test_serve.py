@@ -12,8 +12,8 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,10 +97,11 @@ async def read_sse(
     headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
     until: Callable[[list[Sse]], bool] | None = None,
+    first: asyncio.Event | None = None,
     seconds: float = 60,
 ) -> list[Sse]:
     """Every event of an SSE response until it ends or `until` says stop (bounded), comments
-    left out."""
+    left out; `first` is set when the first event has come."""
     events: list[Sse] = []
 
     async def read() -> None:
@@ -119,6 +120,8 @@ async def read_sse(
                     data = json.loads(fields["data"])
                     events.append(Sse(fields.get("id", ""), fields.get("event", "message"), data))
                     fields = {}
+                    if first is not None:
+                        first.set()
                     if until is not None and until(events):
                         return
 
@@ -133,6 +136,14 @@ def one_line_error(response: httpx.Response, status: int) -> str:
     line: str = body["error"]
     assert line and "\n" not in line, line
     return line
+
+
+def gist(item: dict[str, Any]) -> tuple[str, str]:
+    """What an item says, without the times in it. Readers at different moments can see an
+    event with different times: a `live` query may be answered from a workflow task that the
+    server then fails to persist (seen under load, the dev server logging "Update workflow
+    execution operation failed ... context canceled"), and the task's retry records it later."""
+    return item["role"], str(item.get("kind") or item.get("content") or "")
 
 
 async def start(api: Api, agent: str, prompt: str, **fields: Any) -> str:
@@ -321,7 +332,8 @@ async def test_interrupt_cuts_a_streaming_reply_off_then_cancel_ends_the_run(api
     events = await seen
     items = [e.data["item"] for e in events if e.event == "item"]
     cut = [i for i in items if i.get("kind") == "interrupted"]
-    assert len(cut) == 1 and cut[0]["data"]["partial"].startswith("story0 story1")
+    partial = cut[0]["data"]["partial"]
+    assert len(cut) == 1 and partial.startswith("story0") and RAMBLE.startswith(partial)
     said = [i["content"] for i in items if i.get("role") == "assistant"]
     assert said == ["Bye."]  # the cut-off story never became the model's message
     assert events[-1].event == "end" and events[-1].data["state"] == "cancelled"
@@ -435,7 +447,12 @@ async def test_sse_reads_to_the_end_and_a_dropped_client_resumes_exactly(api: Ap
     cut = await read_sse(
         api.http, path, until=lambda seen: sum(e.event == "delta" for e in seen) == 10
     )
-    resumed = asyncio.create_task(read_sse(api.http, path, headers={"Last-Event-ID": cut[-1].id}))
+    reconnected = asyncio.Event()
+    resumed = asyncio.create_task(
+        read_sse(api.http, path, headers={"Last-Event-ID": cut[-1].id}, first=reconnected)
+    )
+    # Back before the reply ends: once it has, its deltas are gone (the message holds them).
+    await asyncio.wait_for(reconnected.wait(), 30)
     await api.http.post(f"/runs/{wf}/interrupt", json={"content": "Stop, please"})
     everything, rest = await whole, await resumed
     kinds = [e.event for e in everything]
@@ -453,8 +470,8 @@ async def test_sse_reads_to_the_end_and_a_dropped_client_resumes_exactly(api: Ap
     # Once the run has ended and nobody watches, a reconnect reads the run afresh: the reply's
     # deltas are gone (its message holds the text), the rest comes after the cursor as before.
     late = await read_sse(api.http, path, params={"after": cut[-1].id})
-    items_after_cut = [e.data["item"] for e in rest if e.event == "item"]
-    assert [e.data["item"] for e in late if e.event == "item"] == items_after_cut
+    items_after_cut = [gist(e.data["item"]) for e in rest if e.event == "item"]
+    assert [gist(e.data["item"]) for e in late if e.event == "item"] == items_after_cut
     assert [e.event for e in late if e.event != "item"] == ["state", "end"]
     assert api.hub.readers_started[wf] == 2
 
@@ -481,9 +498,10 @@ async def test_twenty_sse_clients_of_one_run_cost_one_reader(api: Api) -> None:
     assert api.hub.subscribers(wf) == 0
 
 
-async def test_a_reader_keeps_the_deltas_of_the_latest_call_only(api: Api) -> None:
-    """The rambler streams for 20 s unless interrupted: each call is seen streaming before the
-    test moves on, however slowly the machine replays the run."""
+async def test_a_reader_drops_a_calls_deltas_once_the_call_has_ended(api: Api) -> None:
+    """As the workflow does: what the hub keeps is what the `live` query still holds. (The
+    rambler streams for 20 s unless interrupted: the test sees it stream however slowly the
+    machine replays the run.)"""
     wf = await start(api, "rambler", "Tell me a story", conversation=True)
     seen: list[LiveEvent] = []
 
@@ -492,20 +510,37 @@ async def test_a_reader_keeps_the_deltas_of_the_latest_call_only(api: Api) -> No
             async for event in subscription:
                 seen.append(event)
 
-    def streamed(turn: int) -> Callable[[], Awaitable[bool]]:
-        async def check() -> bool:
-            return any(e.delta is not None and e.delta.turn == turn for e in seen)
+    def kept_turns() -> set[int]:
+        return {e.delta.turn for e in api.hub.kept(wf) if e.delta is not None}
 
-        return check
+    async def streaming() -> bool:
+        return kept_turns() == {1}
 
     watcher = asyncio.create_task(watch())
-    await eventually(streamed(1), "the first story streaming")
+    await eventually(streaming, "the story streaming")
     await api.http.post(f"/runs/{wf}/interrupt", json={"content": "Stop, please"})
     await wait_for_state(api, wf, "waiting_for_user")  # it said "Bye." (turn 2)
-    await api.http.post(f"/runs/{wf}/messages", json={"content": "Another one"})
-    await eventually(streamed(3), "the second story streaming")
-    kept = {e.delta.turn for e in api.hub.kept(wf) if e.delta is not None}
-    assert kept == {3}, kept  # the earlier calls' deltas were dropped once this one streamed
+
+    async def answered() -> bool:
+        return any(e.item is not None and e.item.role == "assistant" for e in seen)
+
+    await eventually(answered, "the answer in the watcher's stream")
+    assert kept_turns() == set()
+    assert {e.delta.turn for e in seen if e.delta is not None} >= {1}  # yet it streamed live
+    # A subscriber from the start now gets what `AgentClient.events` gives: no delta.
+    direct: list[LiveEvent] = []
+    stream = api.client.events(wf)
+    assert isinstance(stream, AsyncGenerator)
+    async with aclosing(stream):
+        async for event in stream:
+            direct.append(event)
+            if event.type == "state":  # the end of its first page
+                break
+    async with api.hub.subscribe(wf) as late:
+        from_hub = await late.next_batch(0)
+    assert "delta" not in [e.type for e in from_hub + direct]
+    items = [gist(e.item.model_dump()) for e in direct if e.item is not None]
+    assert [gist(e.item.model_dump()) for e in from_hub if e.item is not None] == items
     await api.http.post(f"/runs/{wf}/cancel")
     await asyncio.wait_for(watcher, 30)
     assert seen[-1].type == "end"

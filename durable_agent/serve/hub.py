@@ -9,11 +9,13 @@ a client that reconnects elsewhere resumes with its cursor.
 
 What is kept, for each run that has a subscriber (and for `READER_LINGER` seconds after its last
 one leaves): the run's items (messages and status events, which the workflow holds in full
-too, so the run's own size limits bound them), its state changes, and the deltas of one model
-call only, the latest: when a later call starts streaming, the earlier call's deltas are dropped
-(the workflow drops them as soon as the call's message lands), so a subscriber resuming from
-before that message gets the message, which holds the same text. A reader whose run has ended is
-dropped as soon as its last subscriber leaves, one that failed at once.
+too, so the run's own size limits bound them), its state changes, and the deltas of the model
+call in flight only. A call's deltas are dropped once its message (or its `interrupted` event)
+is in the stream, as the workflow drops them: a subscriber from before that point gets the
+message, which holds the same text, and one whose cursor names only the items so far (`N.0`,
+as `AgentClient` readers use it: "the reply streaming now, from its start") gets what the `live`
+query would give it, never an earlier reply's deltas. A reader whose run has ended is dropped as
+soon as its last subscriber leaves, one that failed at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 from .._follow import live_events
 from ..client import AgentClient
-from ..wire import LiveEvent, parse_cursor
+from ..wire import AssistantMessage, LiveEvent, StatusEvent, parse_cursor
 
 __all__ = ["READER_LINGER", "Hub", "HubClosed", "Subscription"]
 
@@ -70,10 +72,17 @@ class _Feed:
         self._changed = asyncio.Event()
 
     def append(self, event: LiveEvent) -> None:
-        if event.delta is not None:
-            if self._delta_turn is not None and event.delta.turn != self._delta_turn:
+        delta, item = event.delta, event.item
+        # Where the workflow ends a call's deltas (`AgentWorkflow._call_model`): its message,
+        # or the `interrupted` event of a call cut off; a delta of another turn (a call that
+        # failed and ended nothing) is a safety net.
+        ended = isinstance(item, AssistantMessage) or (
+            isinstance(item, StatusEvent) and item.kind == "interrupted"
+        )
+        if ended or (delta is not None and delta.turn != self._delta_turn):
+            if self._delta_turn is not None:
                 self.entries = [e for e in self.entries if e.event.delta is None]
-            self._delta_turn = event.delta.turn
+            self._delta_turn = None if delta is None else delta.turn
         self.entries.append(_Entry(self._seq, event, parse_cursor(event.id)))
         self._seq += 1
         self._wake()
