@@ -641,6 +641,27 @@ async def test_cli_serve_then_sigterm_with_an_sse_stream_open(
     assert "Traceback" not in stderr.read_text(), stderr.read_text()
 
 
+@pytest.mark.slow  # 30 s: the server's wait for a worker to answer a query
+async def test_a_run_no_worker_serves_is_described_and_its_queries_are_a_504(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    client = AgentClient(dev_env.client, f"nobody-polls-{uuid.uuid4()}")
+    app = create_app(client)
+    async with http_server(app) as url, httpx.AsyncClient(base_url=url, timeout=90) as http:
+        started = await http.post("/runs", json={"agent": "echo", "prompt": "anyone?"})
+        wf = started.json()["workflow_id"]
+        run, pending = await asyncio.gather(
+            http.get(f"/runs/{wf}"), http.get(f"/runs/{wf}/pending")
+        )
+        assert run.status_code == 200, run.text
+        described = run.json()
+        assert described["execution_status"] == "running" and described["state"] is None
+        assert described["state_error"].startswith(f"run {wf} did not answer in time")
+        line = one_line_error(pending, 504)
+        assert line.endswith("its queries and updates need a worker polling its task queue")
+        await dev_env.client.get_workflow_handle(wf).terminate("no worker")
+
+
 @pytest.mark.slow  # about 15 s: the SDK retries an unreachable server for 10 s
 async def test_temporal_unreachable_is_a_503(tmp_path: Path) -> None:
     temporal = DevServer(tmp_path / "temporal.db")

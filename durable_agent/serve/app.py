@@ -3,8 +3,8 @@
 Every route is one `AgentClient` call (the SSE route reads through the `Hub`), so the process
 holds no state of its own and any number of them can run behind a load balancer. Errors are
 `{"error": "<one line>"}`: 404 unknown run, 409 a refused update or a run that has ended, 422
-malformed input, 401 a missing or wrong bearer token, 503 Temporal (or a worker) unreachable.
-OpenAPI at /docs and /openapi.json.
+malformed input, 401 a missing or wrong bearer token, 503 Temporal unreachable, 504 no worker
+answered a query or an update in time. OpenAPI at /docs and /openapi.json.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc"
 page fetches the schema without credentials."""
 PUBLIC_PATHS |= PAGE_PATHS  # the operator page: it asks for the token, then sends it
 _EVENTS_PATH = re.compile(r"^/runs/.+/events$")
+_NEEDS_WORKER = "its queries and updates need a worker polling its task queue"
 
 
 # ---------------------------------------------------------------- request and response bodies
@@ -163,17 +164,18 @@ def rpc_error(exc: RPCError, workflow_id: str | None) -> tuple[int, str]:
         if "already completed" in exc.message:  # the server's words for a closed run
             return 409, f"{run} has ended"
         return 404, f"no run with id {workflow_id}" if workflow_id else exc.message
+    if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+        # What a query gets after the server's 30 s when no worker answers it.
+        return 504, f"{run} did not answer in time ({exc.message}): {_NEEDS_WORKER}"
+    if exc.status is RPCStatusCode.UNAVAILABLE:
+        return 503, f"Temporal is unreachable: {exc.message}"
     statuses = {
-        RPCStatusCode.UNAVAILABLE: 503,
-        RPCStatusCode.FAILED_PRECONDITION: 503,  # e.g. no worker polls the run's task queue
-        RPCStatusCode.DEADLINE_EXCEEDED: 504,
+        RPCStatusCode.FAILED_PRECONDITION: 503,
         RPCStatusCode.INVALID_ARGUMENT: 400,
         RPCStatusCode.ALREADY_EXISTS: 409,
         RPCStatusCode.RESOURCE_EXHAUSTED: 429,
     }
-    status = statuses.get(exc.status, 502)
-    where = "Temporal is unreachable" if status == 503 else "Temporal"
-    return status, f"{where}: {exc.message}"
+    return statuses.get(exc.status, 502), f"Temporal: {exc.message}"
 
 
 def _validation_line(exc: RequestValidationError) -> str:
@@ -211,7 +213,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(409, f"refused: {exc.cause or exc}")
 
     async def update_timeout(request: Request, exc: Exception) -> Response:
-        return _error(504, f"no answer from run {workflow_id(request)} in time: {exc}")
+        run = workflow_id(request)
+        return _error(504, f"run {run} did not answer in time: {_NEEDS_WORKER}")
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
@@ -299,7 +302,8 @@ def runs_router() -> APIRouter:
                 (404, "no run with this id"),
                 (409, "refused by the run, or the run has ended"),
                 (422, "malformed input"),
-                (503, "Temporal or the run's worker is unreachable"),
+                (503, "Temporal is unreachable"),
+                (504, "no worker answered in time"),
             ]
         },
     )
@@ -480,7 +484,7 @@ def runs_router() -> APIRouter:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise
-            state_error = exc.message
+            state_error = rpc_error(exc, workflow_id)[1]
         summary = _summary(description)
         return RunInfo(
             **summary.model_dump(),
