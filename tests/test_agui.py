@@ -173,6 +173,33 @@ async def test_a_thread_is_one_durable_conversation_streamed_turn_by_turn(
     assert users == ["hi", "and?"]  # each message once, in the one durable run
 
 
+async def test_a_turn_ends_even_when_it_passes_between_two_reads_of_an_idle_stream(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Found by measuring: between turns the app's `Hub` reader lingers, reading once a second;
+    a fast turn (a worker with its cache, as deployed) can start and end between two reads,
+    so the stream shows no change of state, only the new messages. Each turn must still end,
+    with its own answer and nothing from before."""
+    replies = {f"q{n}": f"answer {n}" for n in range(4)}
+    agent = Agent(
+        "agui-quick",
+        model=ScriptedModel(new_id(), lambda r: replies[str(r.messages[-1].content)]),
+    )
+    async with (
+        agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _),
+        http_server(create_app(client)) as url,
+    ):
+        thread, messages, answers = new_id(), [], []
+        for n in range(4):
+            messages.append(("user", f"q{n}"))
+            events = await post_run(url, "agui-quick", run_input(thread, messages))
+            answers.append(assistant_text(events))
+            messages.append(("assistant", f"answer {n}"))
+            await asyncio.sleep(3)  # the reader goes idle, and lingers
+        await client.cancel(thread)
+    assert answers == [[f"answer {n}"] for n in range(4)]
+
+
 async def test_approvals_are_interrupts_and_resume_entries_answer_them(
     dev_env: WorkflowEnvironment,
 ) -> None:
@@ -225,6 +252,8 @@ async def test_approvals_are_interrupts_and_resume_entries_answer_them(
     results = {e.tool_call_id: e.content for e in resumed if isinstance(e, ToolCallResultEvent)}
     assert results == {"w1": "wired 5", "q1": "ok!"}
     assert assistant_text(resumed) == ["all handled"]
+    # Only what followed the answers: the calls were shown by the run that asked.
+    assert not [e for e in resumed if isinstance(e, ToolCallStartEvent)]
     last = resumed[-1]
     assert isinstance(last, RunFinishedEvent) and last.outcome is None
     assert status.state is RunState.WAITING_FOR_USER

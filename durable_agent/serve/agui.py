@@ -68,12 +68,15 @@ from ..client import AgentClient
 from ..wire import (
     AssistantMessage,
     LiveEvent,
+    LiveQuery,
     ModelDelta,
     PendingCall,
     RunState,
     StatusEvent,
     ToolMessage,
     UserMessage,
+    cursor,
+    parse_cursor,
 )
 from .hub import Hub
 
@@ -82,6 +85,7 @@ __all__ = ["agui_router"]
 log = logging.getLogger(__name__)
 
 _WAITING_OUTSIDE = (RunState.WAITING_FOR_APPROVAL, RunState.WAITING_FOR_TOOLS)
+_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
 
 
 class ApprovalAnswer(BaseModel):
@@ -134,7 +138,7 @@ async def _start_turn(
     thread = body.thread_id
     entries = _resume_entries(body)
     try:
-        after = await stream_end(client, thread)
+        after = await _position(client, thread)
         if entries:
             await _apply_answers(client, thread, entries, body.run_id)
             awaited = None
@@ -154,6 +158,18 @@ async def _start_turn(
             raise HTTPException(404, f"no conversation with thread id {thread}") from None
         raise HTTPException(503, f"Temporal: {exc.message}") from None
     return _turn_events(client, hub, body, after, awaited)
+
+
+async def _position(client: AgentClient, thread: str) -> str | None:
+    """The cursor of the thread's stream as it stands (None: no open run). Both its parts are
+    where the stream is: the `Hub` takes an event as after a cursor when either part of its id
+    is larger, so `<items>.0` would let every earlier item with a later delta offset through."""
+    end = await stream_end(client, thread)
+    if end is None:
+        return None
+    items, _ = parse_cursor(end)
+    page = await client.live(thread, LiveQuery(items=items))
+    return cursor(items, page.next_deltas)
 
 
 def _resume_entries(body: RunAgentInput) -> list[ResumeEntry]:
@@ -242,30 +258,49 @@ async def _turn_events(
         async with hub.subscribe(thread, after) as subscription:
             while True:
                 batch = await subscription.next_batch(CLOSED_POLL_SECONDS)
-                if not batch:
+                if batch:
+                    silent = 0.0
+                    for event in batch:
+                        for out in turn.feed(event):
+                            yield out
+                    state = await _settled(client, thread, turn, batch[-1])
+                else:
                     silent += CLOSED_POLL_SECONDS
-                    closed = await _closed_state(client, thread)
-                    if closed is not None:  # ended without saying so in its live stream
-                        batch = [LiveEvent(id=after or "0.0", type="end", state=closed)]
-                    elif subscription.done:
+                    state = await _closed_state(client, thread)
+                    if state is None and subscription.done:
                         break
-                    elif silent >= KEEPALIVE_SECONDS:
+                    if state is None and silent >= KEEPALIVE_SECONDS:
                         silent = 0.0
                         yield None
-                silent = 0.0 if batch else silent
-                for event in batch:
-                    for out in turn.feed(event):
+                if state is not None:
+                    ending = await _ending(client, thread, turn, state)
+                    for out in ending:
                         yield out
-                    if event.type in ("state", "end"):
-                        ending = await _ending(client, thread, turn, event.state)
-                        if ending:
-                            for out in ending:
-                                yield out
-                            return
+                    if ending:
+                        return
         yield RunErrorEvent(message="the run's stream ended before the turn did")
     except Exception as exc:  # the stream is open: a failure travels in it
         log.warning("AG-UI run %s of %s failed: %s", run_id, thread, exc)
         yield RunErrorEvent(message=f"{type(exc).__name__}: {exc}")
+
+
+async def _settled(
+    client: AgentClient, thread: str, turn: Translation, last: LiveEvent
+) -> RunState | None:
+    """The run's state if it may end the AG-UI run and nothing after `last` is left to show;
+    None while the turn goes on. `state` events alone cannot tell: a whole turn can pass
+    between two reads of the stream (the reader of an idle run reads once a second), leaving
+    the state as it was; and what one read saw may reach this subscriber in several batches.
+    So a state that could end the turn is checked by reading on from `last`."""
+    state = last.state
+    could_end = state in (*_WAITING_OUTSIDE, *_ENDED) or (
+        state is RunState.WAITING_FOR_USER and turn.started
+    )
+    if not could_end:
+        return None
+    items, deltas = parse_cursor(last.id)
+    page = await client.live(thread, LiveQuery(items=items, deltas=deltas))
+    return None if page.items else page.state
 
 
 async def _closed_state(client: AgentClient, thread: str) -> RunState | None:
