@@ -526,7 +526,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(exc.strerror or str(exc)) from exc
     client = await _client(args)
     await _warn_without_worker(client, client.task_queue)
     print(
