@@ -1,6 +1,8 @@
 """A misbehaving OpenAI-compatible server (Chat Completions), loopback only, for the real
 `openai` SDK: the first attempt of each model call gets a fault, round-robin over `FAULTS`;
-a retry gets a good answer. Stateless about runs: each answer follows from the request (the
+a retry gets a good answer. Streaming requests (the default) are answered as a stream of
+chunks, and its faults break the stream (cut mid-way, a malformed chunk, chunks of the wrong
+shape). Stateless about runs: each answer follows from the request (the
 run's token in its first user message, how many tool results it holds), so retries and
 replays get the same answer.
 
@@ -78,6 +80,50 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stream(answer: dict[str, Any]) -> bytes:
+    """The answer as Chat Completions chunks (server-sent events): the text in pieces, each tool
+    call's arguments in pieces, the finish reason, the usage, `[DONE]`."""
+    message, base = answer["choices"][0]["message"], {k: answer[k] for k in ("id", "model")}
+    deltas: list[dict[str, Any]] = [{"role": "assistant"}]
+    text = message.get("content") or ""
+    deltas += [{"content": text[i : i + 6]} for i in range(0, len(text), 6)]
+    for index, call in enumerate(message.get("tool_calls", [])):
+        function = call["function"]
+        deltas.append(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": function["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
+        arguments = function["arguments"]
+        deltas += [
+            {"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 5]}}]}
+            for i in range(0, len(arguments), 5)
+        ]
+    chunks = [
+        {**base, "object": "chat.completion.chunk", "created": 0, "choices": [choice]}
+        for choice in [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
+        + [{"index": 0, "delta": {}, "finish_reason": answer["choices"][0]["finish_reason"]}]
+    ]
+    chunks.append(
+        {
+            **base,
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "choices": [],
+            "usage": answer["usage"],
+        }
+    )
+    frames = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+    return "".join(frames).encode()
+
+
 def _key(body: dict[str, Any]) -> tuple[str, int]:
     first: dict[str, Any] = next(
         (m for m in body.get("messages", []) if m.get("role") == "user"), {}
@@ -111,7 +157,9 @@ class FaultyProvider:
                         call = provider.ledger.calls[key] = Call(fault, time.monotonic())
                     call.attempts += 1
                     fault = call.fault if call.attempts == 1 else None
-                good = json.dumps(_answer(body)).encode()
+                streams = bool(body.get("stream"))
+                good = _stream(_answer(body)) if streams else json.dumps(_answer(body)).encode()
+                self.streams = streams
                 if fault is None:
                     self._send(200, good)
                     with provider._lock:
@@ -129,9 +177,13 @@ class FaultyProvider:
                 elif fault == "truncated body":
                     self._send(200, good, cut=len(good) // 2)
                 elif fault == "malformed JSON body":
-                    self._send(200, b'{"id": "chatcmpl-storm", "choices": [{"index": 0, "mess')
+                    broken = b'{"id": "chatcmpl-storm", "choices": [{"index": 0, "mess'
+                    self._send(200, b"data: " + broken + b"\n\n" if streams else broken)
                 else:
-                    self._send(200, json.dumps({"status": "ok", "data": []}).encode())
+                    wrong = json.dumps({"status": "ok", "data": []}).encode()
+                    self._send(
+                        200, b"data: " + wrong + b"\n\ndata: [DONE]\n\n" if streams else wrong
+                    )
 
             def _send(
                 self,
@@ -142,7 +194,9 @@ class FaultyProvider:
             ) -> None:
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    streamed = status == 200 and getattr(self, "streams", False)
+                    kind = "text/event-stream" if streamed else "application/json"
+                    self.send_header("content-type", kind)
                     self.send_header("content-length", str(len(data)))
                     for name, value in (headers or {}).items():
                         self.send_header(name, value)
