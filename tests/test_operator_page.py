@@ -22,12 +22,14 @@ from durable_agent import (
     RunState,
     ScriptedModel,
     ToolCall,
+    ToolMessage,
     UserMessage,
     tool,
 )
 from durable_agent.serve.app import create_app
 
 from .conftest import agent_client, new_id
+from .e2e_agents import asker
 from .helpers import wait_pending, wait_state
 from .test_serve import http_server
 
@@ -189,28 +191,37 @@ async def test_say_interrupt_and_cancel_from_the_page(
     assert answers == ["first answer", "short answer"]  # the cut-off reply is no message
 
 
-async def test_the_page_asks_once_for_the_token_and_streams_with_it(
+async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
     dev_env: WorkflowEnvironment, browser: Browser
 ) -> None:
     """The page and its files are open; the API needs the token, which the page asks for
-    once, keeps for the tab, and sends as a bearer header (and to the stream in its URL)."""
-    chat = Agent("page-token", model=ScriptedModel(new_id(), ["hello there"]))
-    async with agent_client(dev_env.client, chat) as (client, _):
-        thread = new_id()
-        await client.send("page-token", "hi", thread_id=thread)
-        await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
+    once, keeps for the tab, and sends as a bearer header (and to the stream in its URL).
+    The run waits for an external call's result, which the operator gives as JSON."""
+    async with agent_client(dev_env.client, asker) as (client, _):
+        handle = await client.start("asker", "Ship the release?")
+        await wait_pending(client, handle.id, ids=["ask_human-0"])
         async with http_server(create_app(client, token=TOKEN)) as url:
             page = await browser.new_page()
-            await page.goto(f"{url}/#{thread}")
+            await page.goto(f"{url}/#{handle.id}")
             await page.get_by_label("This server needs a token").fill(TOKEN)
             await page.get_by_role("button", name="Use token").click()
             await expect(page.locator("#token-form")).to_be_hidden()
-            await expect(page.locator("#conversation")).to_contain_text("hello there")
-            await expect(page.get_by_role("button", name=f"Open run {thread}")).to_be_visible()
+            await expect(page.get_by_role("button", name=f"Open run {handle.id}")).to_be_visible()
             # A reload in the same tab asks no more.
             await page.reload()
-            await expect(page.locator("#conversation")).to_contain_text("hello there")
+            await expect(page.locator("#conversation")).to_contain_text("Ship the release?")
             await expect(page.locator("#token-form")).to_be_hidden()
             kept = await page.evaluate("sessionStorage.getItem('durable-agent-token')")
-        await client.cancel(thread)
+            result_box = page.get_by_label("Result (JSON)")
+            await result_box.fill("not json")
+            await page.get_by_role("button", name="Resolve ask_human").click()
+            await expect(page.locator("#notice")).to_contain_text("must be JSON")
+            await result_box.fill('{"answer": "yes, ship it"}')
+            await page.get_by_role("button", name="Resolve ask_human").click()
+            final = page.locator("#conversation .msg.assistant[data-final]").last
+            await expect(final).to_contain_text("shipped", timeout=20_000)
+            await expect(page.locator("#run-state")).to_have_text("completed")
+        result = await handle.result()
     assert kept == TOKEN
+    tool_results = [m.content for m in result.messages if isinstance(m, ToolMessage)]
+    assert tool_results == ['{"answer":"yes, ship it"}']

@@ -3,6 +3,7 @@
 // behind a proxy under a path prefix. Text from runs is only ever set as textContent.
 
 const TOKEN_KEY = "durable-agent-token";
+const RUNS_REFRESH_MS = 5000; // one list query per open page every 5 s
 const $ = (id) => document.getElementById(id);
 
 const view = {
@@ -25,19 +26,25 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+let asking = null; // one question for every request that met a 401 meanwhile
+
 function askForToken() {
+  if (asking) return asking;
   const form = $("token-form");
   form.hidden = false;
   $("token-input").focus();
-  return new Promise((resolve) => {
+  asking = new Promise((resolve) => {
     form.onsubmit = (event) => {
       event.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
       $("token-input").value = "";
       form.hidden = true;
+      asking = null;
+      notify("");
       resolve();
     };
   });
+  return asking;
 }
 
 async function api(path, { method = "GET", body } = {}) {
@@ -423,6 +430,12 @@ function init() {
     if (!view.runId || !confirm(`Cancel run ${view.runId}?`)) return;
     await act(runPath(view.runId, "/cancel"), {}, "Cancel requested.");
   });
+  // The list follows new runs and state changes; not while a keyboard user is in it.
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !$("runs").contains(document.activeElement)) {
+      loadRuns();
+    }
+  }, RUNS_REFRESH_MS);
   // The list first: if the server needs a token, it is asked for before the stream opens.
   loadRuns().then(() => {
     const fromHash = decodeURIComponent(location.hash.slice(1));
