@@ -31,6 +31,7 @@ from durable_agent.serve import Hub, create_app, listen
 from durable_agent.serve.app import KEEPALIVE_SECONDS, server
 from durable_agent.serve.hub import READER_LINGER
 from durable_agent.storage import data_converter
+from durable_agent.wire import parse_cursor
 from durable_agent.worker import ensure_search_attributes
 
 from .conftest import agent_client, eventually
@@ -541,6 +542,11 @@ async def test_a_reader_drops_a_calls_deltas_once_the_call_has_ended(api: Api) -
     assert "delta" not in [e.type for e in from_hub + direct]
     items = [gist(e.item.model_dump()) for e in direct if e.item is not None]
     assert [gist(e.item.model_dump()) for e in from_hub if e.item is not None] == items
+    # A cursor that names only the items (what comes next, and the reply streaming now from
+    # its start) lets no earlier item through, though theirs carry the story's delta offsets.
+    assert any(parse_cursor(e.id)[1] > 0 for e in from_hub if e.item is not None)
+    async with api.hub.subscribe(wf, f"{len(items)}.0") as following:
+        assert [e.type for e in await following.next_batch(0)] == ["state"]
     await api.http.post(f"/runs/{wf}/cancel")
     await asyncio.wait_for(watcher, 30)
     assert seen[-1].type == "end"

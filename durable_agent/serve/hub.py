@@ -105,10 +105,15 @@ class Subscription:
     """One observer's view of a run's stream: the events after its cursor, in order, ending
     with `end`.
 
-    Items and deltas come when they are after the cursor (an event at `<i>.<d>` is after
-    cursor `(I, D)` iff i > I or d > D); `state` events at the cursor's own position come
-    too, so a resumed stream never misses a state change that followed its last event (when
-    that event was a `state` one, it comes again). `end` always comes.
+    A cursor `I.D` means what it means to the `live` query: the items from the (I+1)-th on,
+    and the deltas from offset D on. So an item (id `i.d`: it is the i-th) comes when i > I,
+    a delta (it ends at offset d) when d > D, and a `state` event when it is not before the
+    cursor in either part (i >= I and d >= D): a resumed stream never misses a state change
+    that followed its last event (when that event was a `state` one, it comes again). `end`
+    always comes. Comparing each kind by its own part, not "either part is larger", keeps a
+    cursor that names only the items (`N.0`: "what comes next, and the reply streaming now
+    from its start") from letting earlier items through: theirs is the delta offset of their
+    page.
     """
 
     def __init__(self, feed: _Feed, after: tuple[int, int] | None, deltas: bool) -> None:
@@ -172,9 +177,11 @@ class Subscription:
         if self._after is None:
             return True
         (items, deltas), (after_items, after_deltas) = entry.position, self._after
-        if kind == "state" and (items, deltas) == self._after:
-            return True
-        return items > after_items or deltas > after_deltas
+        if kind == "item":
+            return items > after_items
+        if kind == "delta":
+            return deltas > after_deltas
+        return items >= after_items and deltas >= after_deltas
 
 
 class Hub:
