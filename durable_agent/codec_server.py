@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload, Payloads
 
+from ._http import listen as _listen
 from .encryption import DecryptionError, EncryptionCodec
 
 __all__ = [
@@ -94,18 +95,7 @@ def codec_app(
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The server's socket, bound now so a taken port fails here, with a plain OSError, rather
-    than inside uvicorn (which exits the process)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(
-            exc.errno, f"codec server cannot listen on {host}:{port}: {exc.strerror}"
-        ) from None
-    return sock
+    return _listen(host, port, "codec server")
 
 
 class _ServerWithoutSignals(uvicorn.Server):

@@ -52,6 +52,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._agent import Agent
+from ._http import listen as _listen
 from .cli import _cause
 from .client import LIVE_IDLE_INTERVAL, AgentClient
 from .wire import AgentRunResult, AssistantMessage, RunState, UserMessage, cursor
@@ -391,17 +392,7 @@ async def serve_stdio(server: Server[Any]) -> None:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The HTTP server's socket, listening now: a taken port fails here with a plain OSError,
-    and clients that connect before the server is up wait in the backlog."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen()
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
+    return _listen(host, port, "MCP server")
 
 
 async def serve_http(server: Server[Any], host: str, sock: socket.socket) -> None:

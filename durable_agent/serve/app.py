@@ -37,6 +37,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._http import listen as _listen
 from ..client import AgentClient
 from ..wire import (
     AGENT_NAME,
@@ -589,19 +590,7 @@ def create_app(client: AgentClient, *, token: str | None = None) -> FastAPI:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """The server's socket, bound now: a taken port fails here with a plain OSError rather
-    than inside uvicorn (which exits the process). Its protocol named, so asyncio sets
-    TCP_NODELAY on the connections it accepts (it checks `sock.proto`): without it, each
-    response on a kept-alive connection waited 40 ms for a delayed ACK (measured)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
+    return _listen(host, port, "serve")
 
 
 class Server(uvicorn.Server):
