@@ -52,7 +52,10 @@ slow = Agent(
 
 @asynccontextmanager
 async def agui_server(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, AgentClient]]:
-    async with agent_client(env.client, teller, slow, clerk) as (client, _):  # noqa: SIM117
+    # Cached, as deployed: see STREAMING_WORKER in test_operator_page.py.
+    async with agent_client(  # noqa: SIM117
+        env.client, teller, slow, clerk, max_cached_workflows=100
+    ) as (client, _):
         async with http_server(create_app(client)) as url:
             yield url, client
 

@@ -2,12 +2,14 @@
 `durable-agent serve`'s app on loopback, a dev server and a worker.
 
 Never `playwright install`: the browser is the system's (/usr/bin/chromium; .ci/run installs
-it). Saves docs/operator-page.png, the README's picture of the page.
+it). With DURABLE_AGENT_UPDATE_SCREENSHOT=1 it saves docs/operator-page.png, the README's
+picture of the page.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,6 +37,9 @@ from .test_serve import http_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "operator-page.png"
+UPDATE_SCREENSHOT = "DURABLE_AGENT_UPDATE_SCREENSHOT"
+"""Set to 1 to write the screenshot to docs/ (else it goes to the test's tmp_path, so that a
+test run leaves the tree as it was)."""
 TOKEN = "page-test-token"
 ANSWER = (
     "Done: order 1042 is refunded ($42.50 back to the card ending 4242). "
@@ -52,6 +57,14 @@ RECORD_STREAMING = """() => {
 }"""
 """Keeps every text the streaming reply showed: a reply streams for a second or two, too
 short to catch by polling on a loaded machine."""
+
+STREAMING_WORKER = {"max_cached_workflows": 100}
+"""A worker that caches its workflows, as deployed ones do, for the tests that watch a reply
+stream. With the test default (no cache: every task replays), the workflow tasks that take
+the reply's delta signals compete with the page's queries (the stream's live reads, every
+50 ms while a reply streams, and the waiting calls): a workflow task timed out (10 s) in 1
+of 3 runs and the reply arrived whole 10 s late (measured: workflow_task_timed_out in the
+run's history). Cached, 8 of 8 runs streamed."""
 
 pytestmark = [
     pytest.mark.skipif(
@@ -112,9 +125,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
-    dev_env: WorkflowEnvironment, browser: Browser
+    dev_env: WorkflowEnvironment, browser: Browser, tmp_path: Path
 ) -> None:
-    async with agent_client(dev_env.client, desk) as (client, _):
+    screenshot = SCREENSHOT if os.environ.get(UPDATE_SCREENSHOT) == "1" else tmp_path / "page.png"
+    async with agent_client(dev_env.client, desk, **STREAMING_WORKER) as (client, _):
         # Two runs of the desk: this one the operator handles, another one waiting.
         handle = await client.start("refund-desk", "Refund order 1042, it arrived broken.")
         other = await client.start("refund-desk", "Order 1042 again: refund it.")
@@ -132,7 +146,7 @@ async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
             await expect(conversation).to_contain_text('"status": "delivered, damaged"')
             await expect(page.locator("#run-state")).to_have_text("waiting for approval")
             await expect(page.get_by_role("button", name="Approve refund")).to_be_visible()
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            await page.screenshot(path=str(screenshot), full_page=True)
             await page.evaluate(RECORD_STREAMING)
             await page.get_by_role("button", name="Approve refund").click()
             # The answer streams in, then the message that lands replaces what streamed.
@@ -145,6 +159,7 @@ async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
             result = await handle.result()
             await client.cancel(other.id)
     assert result.final_text == ANSWER
+    assert screenshot.stat().st_size > 10_000
     # The page showed the answer growing piece by piece, each time a prefix of the answer.
     assert len(set(streamed)) > 3, streamed
     assert all(ANSWER.startswith(text) for text in streamed), streamed
@@ -164,7 +179,7 @@ async def test_say_interrupt_and_cancel_from_the_page(
     dev_env: WorkflowEnvironment, browser: Browser
 ) -> None:
     chat = Agent("page-chat", model=ScriptedModel(new_id(), _answer, chunk_delay=0.05))
-    async with agent_client(dev_env.client, chat) as (client, _):
+    async with agent_client(dev_env.client, chat, **STREAMING_WORKER) as (client, _):
         thread = new_id()
         await client.send("page-chat", "hello", thread_id=thread)
         await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
