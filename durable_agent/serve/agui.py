@@ -2,15 +2,17 @@
 
 An AG-UI thread is one durable conversation run (workflow id = `threadId`); each AG-UI run is
 one turn of it. The request's last user message is sent with update-with-start
-(`AgentClient.send`), then the run's live stream (`AgentClient.events`) is translated into
-AG-UI events until the turn ends:
+(`AgentClient.send`, its update id made of `threadId` and `runId`, so a retried request adds
+it once), then the run's live stream (read through the app's `Hub`, from where it stood before
+the message) is translated into AG-UI events until the turn ends:
 
 - the model's text deltas become `TEXT_MESSAGE_START/CONTENT/END` (the whole message when no
   deltas were seen, and the rest of it when the last deltas were not);
 - its tool calls become `TOOL_CALL_START/ARGS/END` when its message lands, and tool messages
   `TOOL_CALL_RESULT`;
-- waiting for the user again ends with `RUN_FINISHED` (success), the run ending on purpose with
-  the cancelled outcome, a failure with `RUN_ERROR`;
+- waiting for the user again ends with `RUN_FINISHED` (success, with the turn's token `usage`),
+  the run ending on purpose with the cancelled outcome, a failure with `RUN_ERROR` (`code` is
+  the failure's type, e.g. `UnknownAgent`);
 - calls that wait for someone outside the run (approvals, external and long-running tools,
   handoffs to a person) end it with the interrupt outcome: one `Interrupt` per waiting call,
   `id` = `toolCallId`, `reason` = the call's kind. The next request on the thread answers them
@@ -20,8 +22,11 @@ AG-UI events until the turn ends:
   others take `{"content": <any JSON>, "is_error"?: bool}`. A `cancelled` entry rejects an
   approval and leaves any other call waiting for its result from elsewhere.
 
-The translation never holds the run: it reads the `live` query, so a dropped client leaves the
-conversation as it is, and the next request picks it up.
+Input that is wrong is an HTTP error before any event, as the rest of the API answers them:
+422 (no user message last, a payload of the wrong shape), 404 (resume on an unknown thread),
+409 (a refused decision, e.g. a stale digest). The translation never holds the run: it reads
+the `live` query, so a dropped client leaves the conversation as it is, and the next request
+picks it up.
 """
 
 from __future__ import annotations
@@ -75,7 +80,6 @@ from ..wire import (
     StatusEvent,
     ToolMessage,
     UserMessage,
-    cursor,
     parse_cursor,
 )
 from .hub import Hub
@@ -125,7 +129,11 @@ def agui_router() -> APIRouter:
             async for event in events:
                 yield ": keep-alive\n\n" if event is None else encoder.encode(event)
 
-        return StreamingResponse(encoded(), media_type=encoder.get_content_type())
+        return StreamingResponse(
+            encoded(),
+            media_type=encoder.get_content_type(),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return router
 
@@ -138,7 +146,7 @@ async def _start_turn(
     thread = body.thread_id
     entries = _resume_entries(body)
     try:
-        after = await _position(client, thread)
+        after = await stream_end(client, thread)  # the turn shows what follows
         if entries:
             await _apply_answers(client, thread, entries, body.run_id)
             awaited = None
@@ -158,18 +166,6 @@ async def _start_turn(
             raise HTTPException(404, f"no conversation with thread id {thread}") from None
         raise HTTPException(503, f"Temporal: {exc.message}") from None
     return _turn_events(client, hub, body, after, awaited)
-
-
-async def _position(client: AgentClient, thread: str) -> str | None:
-    """The cursor of the thread's stream as it stands (None: no open run). Both its parts are
-    where the stream is: the `Hub` takes an event as after a cursor when either part of its id
-    is larger, so `<items>.0` would let every earlier item with a later delta offset through."""
-    end = await stream_end(client, thread)
-    if end is None:
-        return None
-    items, _ = parse_cursor(end)
-    page = await client.live(thread, LiveQuery(items=items))
-    return cursor(items, page.next_deltas)
 
 
 def _resume_entries(body: RunAgentInput) -> list[ResumeEntry]:
