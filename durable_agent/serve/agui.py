@@ -22,11 +22,13 @@ the message) is translated into AG-UI events until the turn ends:
   others take `{"content": <any JSON>, "is_error"?: bool}`. A `cancelled` entry rejects an
   approval and leaves any other call waiting for its result from elsewhere.
 
-Input that is wrong is an HTTP error before any event, as the rest of the API answers them:
-422 (no user message last, a payload of the wrong shape), 404 (resume on an unknown thread),
-409 (a refused decision, e.g. a stale digest). The translation never holds the run: it reads
-the `live` query, so a dropped client leaves the conversation as it is, and the next request
-picks it up.
+The durable run holds the conversation, so only the last message of `messages` is read; the
+agent's own tools run on the worker, and `tools` (frontend tools), `state` and `context` are
+not used. Input that is wrong is an HTTP error before any event, as the rest of the API
+answers them: 422 (no user message last, a payload of the wrong shape), 404 (resume on an
+unknown thread), 409 (a refused decision, e.g. a stale digest). The translation never holds
+the run: it reads the `live` query, so a dropped client leaves the conversation as it is, and
+the next request picks it up.
 """
 
 from __future__ import annotations
