@@ -171,14 +171,18 @@ async def stream_end(client: AgentClient, workflow_id: str) -> str | None:
 
 
 async def live_events(
-    client: AgentClient, workflow_id: str, after: str | None, deltas: bool
+    client: AgentClient,
+    workflow_id: str,
+    after: str | None,
+    deltas: bool,
+    wake: asyncio.Event | None = None,
 ) -> AsyncIterator[LiveEvent]:
     """`AgentClient.events`, also ended when the run closes in a state that is not an ended
     one (terminated, timed out, failed before its loop began, or cancelled by a version before
     cancel-with-result): the stream's own `end` never comes then. The rest of its stream is
     read once, then an `end` with the state it closed in."""
     closed = asyncio.ensure_future(closes(client, workflow_id))
-    stream = client.events(workflow_id, after=after, deltas=deltas)
+    stream = client.events(workflow_id, after=after, deltas=deltas, wake=wake)
     try:
         while True:
             step = asyncio.ensure_future(anext(stream))

@@ -7,6 +7,7 @@ lists those commands next to these methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -75,6 +76,18 @@ class SendResult:
     run_id: str
     detail: str
     """The run's answer to the message, e.g. "queued for the next safe point"."""
+
+
+async def _woken(wake: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep `seconds`, or less if `wake` is set meanwhile (then clear it and say so)."""
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), seconds)
+    woken = wake.is_set()
+    wake.clear()
+    return woken
 
 
 def _start_attributes(agent: str) -> TypedSearchAttributes:
@@ -280,6 +293,7 @@ class AgentClient:
         after: str | None = None,
         deltas: bool = True,
         poll_interval: float = LIVE_POLL_INTERVAL,
+        wake: asyncio.Event | None = None,
     ) -> AsyncIterator[LiveEvent]:
         """Yield the run's stream from the cursor `after` (a `LiveEvent.id`): messages, status
         events, the model's reply as it streams (`deltas`), state changes; then one `end`.
@@ -288,6 +302,7 @@ class AgentClient:
         Reads with the `live` query, never an update: any number of observers leave the run's
         history and its update limit alone, so approvals never wait behind them. While a model
         call streams the query is repeated every `poll_interval`; idle, less often (up to 1 s).
+        Setting `wake` ends an idle wait at once (something was just sent to the run: read now).
         Raises ValueError for a malformed cursor and the server's NOT_FOUND `RPCError` for an
         unknown workflow id."""
         items, offset = parse_cursor(after)
@@ -335,7 +350,8 @@ class AgentClient:
                 closed, quiet_since = await self._closed(workflow_id), time.monotonic()
                 if closed:
                     continue  # one more read picks up what its last task added
-            await asyncio.sleep(idle)
+            if await _woken(wake, idle):
+                idle, quiet_since = poll_interval, time.monotonic()
 
     async def _closed(self, workflow_id: str) -> bool:
         status = (await self.handle(workflow_id).describe()).status

@@ -423,14 +423,14 @@ def runs_router() -> APIRouter:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @router.post("/{workflow_id:path}/messages", response_model=SubmitResult)
+    @router.post("/{workflow_id:path}/messages", response_model=SubmitResult, dependencies=WAKE)
     async def say(
         workflow_id: str, body: Message, client: ClientDep, idempotency_key: IdempotencyKey = None
     ) -> SubmitResult:
         """A user message, placed at the run's next safe point."""
         return await client.say(workflow_id, body.content, body.name, update_id=idempotency_key)
 
-    @router.post("/{workflow_id:path}/interrupt", response_model=SubmitResult)
+    @router.post("/{workflow_id:path}/interrupt", response_model=SubmitResult, dependencies=WAKE)
     async def interrupt(
         workflow_id: str, body: Message, client: ClientDep, idempotency_key: IdempotencyKey = None
     ) -> SubmitResult:
@@ -454,11 +454,16 @@ def runs_router() -> APIRouter:
             _decide(approved=verb == "approve"),
             methods=["POST"],
             response_model=SubmitResult,
+            dependencies=WAKE,
             name=verb,
             summary=f"{verb.capitalize()} a call that waits for approval",
         )
 
-    @router.post("/{workflow_id:path}/calls/{tool_call_id}/resolve", response_model=SubmitResult)
+    @router.post(
+        "/{workflow_id:path}/calls/{tool_call_id}/resolve",
+        response_model=SubmitResult,
+        dependencies=WAKE,
+    )
     async def resolve(
         workflow_id: str,
         tool_call_id: str,
@@ -507,6 +512,17 @@ async def _first_run(client: AgentClient, workflow_id: str) -> Started | None:
         raise
     info = description.raw_description.workflow_execution_info
     return Started(workflow_id=workflow_id, run_id=info.first_run_id or description.run_id)
+
+
+async def _wake_reader(request: Request, workflow_id: str) -> AsyncIterator[None]:
+    """After a message or an answer: the run's hub reader reads now, not after its idle wait,
+    so the turn it starts streams to the run's watchers from its first token."""
+    yield
+    hub: Hub = request.app.state.hub
+    hub.wake(workflow_id)
+
+
+WAKE = [Depends(_wake_reader)]
 
 
 def _decide(approved: bool) -> Callable[..., Awaitable[SubmitResult]]:

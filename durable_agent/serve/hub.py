@@ -40,7 +40,8 @@ takes a second or two: either finds the reader still there, instead of one that 
 run's stream from its start again. Idle, a reader costs one query a second; this caps what a
 run nobody watches costs."""
 
-Source = Callable[[str], AsyncIterator[LiveEvent]]
+Source = Callable[[str, asyncio.Event], AsyncIterator[LiveEvent]]
+"""A run's events, given its workflow id and an event that, set, ends the reader's idle wait."""
 """What a reader iterates: the run's stream from its start, for a workflow id."""
 
 
@@ -70,6 +71,9 @@ class _Feed:
         self._seq = 0
         self._delta_turn: int | None = None
         self._changed = asyncio.Event()
+        self.wake = asyncio.Event()
+        """Set when something was just sent to the run: its reader reads now, not after its idle
+        wait (up to a second), so a new turn's first text is not held back."""
 
     def append(self, event: LiveEvent) -> None:
         delta, item = event.delta, event.item
@@ -190,7 +194,9 @@ class Hub:
     def __init__(
         self, client: AgentClient, *, linger: float = READER_LINGER, source: Source | None = None
     ) -> None:
-        self._source: Source = source or (lambda wf: live_events(client, wf, None, deltas=True))
+        self._source: Source = source or (
+            lambda wf, wake: live_events(client, wf, None, deltas=True, wake=wake)
+        )
         self._linger = linger
         self._feeds: dict[str, _Feed] = {}
         self._closed = False
@@ -210,6 +216,7 @@ class Hub:
         feed = self._feeds.get(workflow_id)
         if feed is None:
             feed = self._start(workflow_id)
+        feed.wake.set()
         if feed.stopper is not None:
             feed.stopper.cancel()
             feed.stopper = None
@@ -218,6 +225,12 @@ class Hub:
             yield Subscription(feed, position, deltas)
         finally:
             self._leave(feed)
+
+    def wake(self, workflow_id: str) -> None:
+        """Something was just sent to the run: its reader, if any, reads now."""
+        feed = self._feeds.get(workflow_id)
+        if feed is not None:
+            feed.wake.set()
 
     def reading(self, workflow_id: str) -> bool:
         """Whether a reader reads the run now (it may have no subscriber left: it lingers)."""
@@ -252,7 +265,7 @@ class Hub:
         return feed
 
     async def _read(self, feed: _Feed) -> None:
-        stream = self._source(feed.workflow_id)
+        stream = self._source(feed.workflow_id, feed.wake)
         try:
             async for event in stream:
                 feed.append(event)
