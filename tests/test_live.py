@@ -189,9 +189,7 @@ async def test_interrupt_cuts_the_model_off_and_answers_the_new_message(
     assert isinstance(third[-2], ToolMessage)
     assert not any(isinstance(m, AssistantMessage) and m.content for m in third)
     interrupted = next(
-        i
-        for i in history.items
-        if isinstance(i, StatusEvent) and i.kind == "interrupted"
+        i for i in history.items if isinstance(i, StatusEvent) and i.kind == "interrupted"
     )
     assert long_reply.startswith(interrupted.data["partial"])
     assert len(interrupted.data["partial"]) >= len(streamed_text(partial, 2)) > 0
