@@ -15,7 +15,7 @@ from durable_agent import (
     ToolMessage,
     UserMessage,
 )
-from durable_agent.convert import (
+from durable_agent.activities.providers.convert import (
     from_anthropic,
     from_openai_chat,
     from_openai_responses,

@@ -39,7 +39,7 @@ def layer_of(module: str) -> str:
     if top == "activities":
         return "activities"
     # telemetry: both the loop and the activities record metrics through it; it imports only wire.
-    if top in {"_agent", "_tool", "_hooks", "_mcp", "_registry", "_render", "convert", "telemetry"}:
+    if top in {"_agent", "_tool", "_hooks", "_mcp", "_registry", "_render", "telemetry"}:
         return "agents"
     return "edges"
 

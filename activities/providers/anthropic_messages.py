@@ -10,11 +10,11 @@ import anthropic
 import httpx2
 from temporalio.exceptions import ApplicationError
 
-from durable_agent.convert import anthropic_tools, to_anthropic
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from . import DeltaSink
 from ._errors import connection_error, status_error, stream_cut
+from .convert import anthropic_tools, to_anthropic
 
 PROVIDER = "Anthropic"
 

@@ -12,12 +12,12 @@ import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
-from durable_agent.convert import openai_chat_tools, to_openai_chat
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from . import DeltaSink
 from ._errors import stream_cut
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
+from .convert import openai_chat_tools, to_openai_chat
 
 PROVIDER = "OpenAI Chat Completions"
 

@@ -20,12 +20,12 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from durable_agent.convert import openai_responses_tools, to_openai_responses
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from . import DeltaSink
 from ._errors import stream_cut
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
+from .convert import openai_responses_tools, to_openai_responses
 
 PROVIDER = "OpenAI Responses"
 
