@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import telemetry
 from ._follow import LivePrinter, answered_after, live_events, stream_end
 from ._render import render
 from .client import AgentClient
@@ -790,4 +791,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     # (temporalio/sdk-python#300; we saw SIGSEGV in about 1 of 6 short commands): skip it.
     sys.stdout.flush()
     sys.stderr.flush()
+    telemetry.shutdown()  # os._exit runs no atexit hook: export the batched spans first
     os._exit(code)

@@ -38,6 +38,7 @@ __all__ = [
     "record_wait",
     "request_tracing",
     "serve_metrics",
+    "shutdown",
     "tracing_enabled",
     "tracing_interceptor",
     "worker_interceptors",
@@ -53,6 +54,8 @@ MODEL_LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_
 """In ms. The SDK's default buckets end at 10 s; a model call often takes longer."""
 
 _requested = False
+_provider: Any = None
+"""The tracer provider this module made, which `shutdown` flushes and closes."""
 
 
 # ---------------------------------------------------------------------- tracing setup
@@ -99,11 +102,24 @@ def _global_tracer_provider() -> Any:
     resource = Resource.create({"service.name": SERVICE_NAME}).merge(
         OTELResourceDetector().detect()
     )
-    # The provider flushes its batch at interpreter exit, so a short CLI call's span is sent.
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    global _provider
+    _provider = provider
     return provider
+
+
+def shutdown() -> None:
+    """Export the spans still batched and close the exporter; call it before the process
+    exits. The CLI ends with `os._exit` (no interpreter finalization, so no atexit hook runs),
+    and the batch processor sends only every 5 s: without this a `run --detach`'s root span
+    and a worker's last spans were lost. A no-op when this module made no provider (tracing
+    off, or the application brought its own, which it shuts down itself)."""
+    global _provider
+    provider, _provider = _provider, None
+    if provider is not None:
+        provider.shutdown()  # flushes every span processor first, bounded by its export timeout
 
 
 # ---------------------------------------------------------------------- metrics setup

@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -24,8 +32,10 @@ from durable_agent.storage import data_converter
 
 from .conftest import agent_client, eventually
 from .helpers import wait_pending
-from .processes import free_port
+from .processes import free_port, start_worker, stop
 from .telemetry_agents import SECRET_PROMPT, traced
+from .test_cli import cli
+from .test_e2e import address_of
 
 
 async def run_traced(client: AgentClient) -> AgentRunResult:
@@ -167,3 +177,68 @@ def test_worker_flags() -> None:
         ["worker", "--agents", "a:b", "--tracing", "--metrics-port", "9464"]
     )
     assert (args.tracing, args.metrics_port, args.metrics_host) == (True, 9464, "127.0.0.1")
+
+
+class OTLPReceiver:
+    """A real OTLP/HTTP trace receiver on loopback (protobuf, as the exporter sends by
+    default): it keeps each span's name and trace id."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, bytes]] = []
+        spans = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+                for resource in request.resource_spans:
+                    for scope in resource.scope_spans:
+                        spans.extend((span.name, span.trace_id) for span in scope.spans)
+                body = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OTLPReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def names(self, trace_id: bytes) -> Counter[str]:
+        return Counter(name for name, trace in self.spans if trace == trace_id)
+
+
+async def test_spans_reach_the_receiver_before_cli_and_worker_processes_exit(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: `run --detach` lost its root span and a SIGTERMed worker its last spans; the
+    exporter batches for 5 s and the CLI ends with `os._exit`. Both exit right after the run
+    here, well within 5 s, so only a flush at exit delivers them."""
+    address, queue = address_of(dev_env), f"otlp-{uuid.uuid4()}"
+    with OTLPReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        worker = start_worker(address, queue, tmp_path / "log.jsonl")
+        try:
+            started = cli(address, queue, "run", "echo", "hello", "--detach")
+            # The CLI process has exited: its root span is at the receiver already.
+            [trace_id] = [t for n, t in receiver.spans if n == "StartWorkflow:AgentWorkflow"]
+            workflow_id = started.stdout.strip()
+            result = await AgentClient(dev_env.client, queue).result(workflow_id)
+            assert result.final_text == "echo: hello"
+        finally:
+            stop(worker)  # SIGTERM at once, as an orchestrator stops a worker
+        names = receiver.names(trace_id)
+    assert names["RunWorkflow:AgentWorkflow"] >= 1, names
+    assert names["RunActivity:model.complete"] == 1, names
