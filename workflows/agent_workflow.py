@@ -49,13 +49,17 @@ with workflow.unsafe.imports_passed_through():
         AGENT_NAME,
         AGENT_STATUS,
         AGENT_TOKENS,
+        ENDED,
         EVENT_SOURCES,
+        MODEL_ACTIVITY,
+        WORKFLOW_TYPE,
         AgentRunInput,
         AgentRunResult,
         ApprovalSignal,
         Budget,
         BudgetExceededSignal,
         ChildReport,
+        EventKind,
         HistoryPage,
         HistoryQuery,
         HookInvocation,
@@ -67,7 +71,9 @@ with workflow.unsafe.imports_passed_through():
         ModelRequest,
         ModelResponse,
         PendingCall,
+        Query,
         RunState,
+        Signal,
         Snapshot,
         StatusInfo,
         SubmitResult,
@@ -75,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
         ToolResultSignal,
         TranscriptPage,
         TranscriptQuery,
+        Update,
         Usage,
         UserMessage,
         UserMessageSignal,
@@ -89,7 +96,6 @@ from .outbox import Outbox, whole_on_miss
 from .tool_calls import ToolCalls
 from .toolsets import MCPToolsets
 
-MODEL_ACTIVITY = "model.complete"
 # A run continued as new sooner than the server's history.workflowIdReuseMinimalInterval
 # (1 s by default; the older history.continueAsNewMinInterval key is gone since server 1.25)
 # after it started gets a first-task backoff of (interval - age): ~0.95 s on dev server 1.32,
@@ -147,12 +153,11 @@ class BudgetSpent:
 
 
 Outcome = Final | RunAgain | HandedOff | Wait | Stop | BudgetSpent
-_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.BUDGET_EXCEEDED)
 _Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
 _Data = TypeVar("_Data", ChildReport, BudgetExceededSignal)
 
 
-@workflow.defn(name="AgentWorkflow")
+@workflow.defn(name=WORKFLOW_TYPE)
 class AgentWorkflow:
     @workflow.init
     def __init__(self, *raw_input: object) -> None:
@@ -300,7 +305,7 @@ class AgentWorkflow:
             self._calls.early = dict(snap.early_results)
             self._calls.resumed = {p.tool_call_id: p.kind for p in snap.pending}
             self._calls.answered = {m.tool_call_id: m for m in snap.answered}
-            kind = "continued_as_new" if params.conversation_id else "resumed"
+            kind: EventKind = "continued_as_new" if params.conversation_id else "resumed"
             self._conversation.event("agent", kind, turns=snap.turns, messages=len(snap.items))
         else:
             self._conversation.agent = params.agent
@@ -540,18 +545,18 @@ class AgentWorkflow:
             await workflow.wait_condition(changed)
             sent = self._report()
             try:
-                await parent.signal("child_report", sent)
+                await parent.signal(Signal.CHILD_REPORT, sent)
             except CALL_FAILED as exc:  # the parent has ended
                 reraise_cancellation(exc)
                 return
 
-    @workflow.signal(name="child_report")
+    @workflow.signal(name=Signal.CHILD_REPORT)
     def child_report(self, *payloads: Any) -> None:
         report = _parse_one(payloads, ChildReport)
         if report is not None:
             self._children.receive(report)
 
-    @workflow.signal(name="budget_exceeded")
+    @workflow.signal(name=Signal.BUDGET_EXCEEDED)
     def budget_exceeded(self, *payloads: Any) -> None:
         """From the parent: the tree's budget is spent; this run starts no new model call."""
         told = _parse_one(payloads, BudgetExceededSignal)
@@ -568,11 +573,11 @@ class AgentWorkflow:
 
     # ------------------------------------------------------------------ signals and updates
 
-    @workflow.signal(name="tool_result")
+    @workflow.signal(name=Signal.TOOL_RESULT)
     def tool_result(self, *payloads: Any) -> None:
         self._receive(payloads, ToolResultSignal, self._check_result, self._apply_result)
 
-    @workflow.update(name="submit_tool_result")
+    @workflow.update(name=Update.SUBMIT_TOOL_RESULT)
     def submit_tool_result(self, payload: Any) -> SubmitResult:
         return self._apply_result(_parse(payload, ToolResultSignal))
 
@@ -580,11 +585,11 @@ class AgentWorkflow:
     def _validate_tool_result(self, payload: Any) -> None:
         _refuse_if(self._check_result(_parse(payload, ToolResultSignal)))
 
-    @workflow.signal(name="approval")
+    @workflow.signal(name=Signal.APPROVAL)
     def approval(self, *payloads: Any) -> None:
         self._receive(payloads, ApprovalSignal, self._calls.check_approval, self._apply_approval)
 
-    @workflow.update(name="submit_approval")
+    @workflow.update(name=Update.SUBMIT_APPROVAL)
     def submit_approval(self, payload: Any) -> SubmitResult:
         return self._apply_approval(_parse(payload, ApprovalSignal))
 
@@ -592,11 +597,11 @@ class AgentWorkflow:
     def _validate_approval(self, payload: Any) -> None:
         _refuse_if(self._calls.check_approval(_parse(payload, ApprovalSignal)))
 
-    @workflow.signal(name="user_message")
+    @workflow.signal(name=Signal.USER_MESSAGE)
     def user_message(self, *payloads: Any) -> None:
         self._receive(payloads, UserMessageSignal, _always, self._apply_user_message)
 
-    @workflow.update(name="submit_user_message")
+    @workflow.update(name=Update.SUBMIT_USER_MESSAGE)
     def submit_user_message(self, payload: Any) -> SubmitResult:
         return self._apply_user_message(_parse(payload, UserMessageSignal))
 
@@ -604,7 +609,7 @@ class AgentWorkflow:
     def _validate_user_message(self, payload: Any) -> None:
         _parse(payload, UserMessageSignal)
 
-    @workflow.update(name="interrupt")
+    @workflow.update(name=Update.INTERRUPT)
     def interrupt(self, payload: Any) -> SubmitResult:
         """Steer: the message is answered next, and a model call in flight is cut off (it is
         cancelled at once; what it had streamed is kept as an `interrupted` event)."""
@@ -676,7 +681,7 @@ class AgentWorkflow:
 
     # ------------------------------------------------------------------ queries
 
-    @workflow.query(name="status")
+    @workflow.query(name=Query.STATUS)
     def status(self) -> StatusInfo:
         conversation = self._conversation
         return StatusInfo(
@@ -688,20 +693,20 @@ class AgentWorkflow:
             messages=conversation.message_count,
         )
 
-    @workflow.query(name="pending_tool_calls")
+    @workflow.query(name=Query.PENDING_TOOL_CALLS)
     def pending_tool_calls(self) -> list[PendingCall]:
         """This run's waiting calls, then its sub-agents' (each naming its run)."""
         return self._calls.pending() + self._children.pending()
 
-    @workflow.query(name="history")
+    @workflow.query(name=Query.HISTORY)
     def history(self, query: HistoryQuery | None = None) -> HistoryPage:
-        return self._conversation.history(query or HistoryQuery(), self._state in _ENDED)
+        return self._conversation.history(query or HistoryQuery(), self._state in ENDED)
 
-    @workflow.query(name="live")
+    @workflow.query(name=Query.LIVE)
     def live(self, query: LiveQuery) -> LivePage:
         """What observers read (`AgentClient.events`): the stream from an index, with every
         event source, then the streaming call's deltas from an offset."""
-        ended = self._state in _ENDED
+        ended = self._state in ENDED
         everything = HistoryQuery(
             events=list(EVENT_SOURCES), since=query.items, max_bytes=query.max_bytes
         )
@@ -718,12 +723,12 @@ class AgentWorkflow:
             done=page.done,
         )
 
-    @workflow.query(name="transcript")
+    @workflow.query(name=Query.TRANSCRIPT)
     def transcript(self, query: TranscriptQuery) -> TranscriptPage:
         """Prompt messages for a model or hook activity whose cache missed."""
         return self._conversation.transcript(query)
 
-    @workflow.query(name="snapshot")
+    @workflow.query(name=Query.SNAPSHOT)
     def snapshot(self) -> Snapshot:
         calls = self._calls
         return self._conversation.snapshot(

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         AGENT_NAME,
         AGENT_PARENT,
         AGENT_STATUS,
+        WORKFLOW_TYPE,
         AgentRunInput,
         AgentRunResult,
         Budget,
@@ -35,13 +36,12 @@ with workflow.unsafe.imports_passed_through():
         ChildReport,
         PendingCall,
         RunState,
+        Signal,
         ToolCall,
         Usage,
     )
 
 from .failures import is_cancelled_exception
-
-WORKFLOW = "AgentWorkflow"
 
 
 class ChildFailed(Exception):
@@ -101,7 +101,7 @@ class Children:
         self._reports[child_id] = ChildReport(run=child_id)
         try:
             handle = await workflow.start_child_workflow(
-                WORKFLOW,
+                WORKFLOW_TYPE,
                 AgentRunInput(
                     agent=sub.agent.name, prompt=task, max_turns=sub.max_turns, budget=budget
                 ),
@@ -136,7 +136,7 @@ class Children:
     def _tell(handle: workflow.ChildWorkflowHandle[object, AgentRunResult], reason: str) -> None:
         """Fire and forget: a child that has just ended is not there to hear it."""
         told = asyncio.ensure_future(
-            handle.signal("budget_exceeded", BudgetExceededSignal(reason=reason))
+            handle.signal(Signal.BUDGET_EXCEEDED, BudgetExceededSignal(reason=reason))
         )
         told.add_done_callback(_ignore_failure)
 

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.wire import (
         AgentRunResult,
         AssistantMessage,
+        EventKind,
         EventSource,
         HistoryPage,
         HistoryQuery,
@@ -58,7 +59,7 @@ class Conversation:
         self._messages += 1
         return self._messages - 1
 
-    def event(self, source: EventSource, kind: str, /, **data: Any) -> None:
+    def event(self, source: EventSource, kind: EventKind, /, **data: Any) -> None:
         self.items.append(StatusEvent(source=source, kind=kind, at=self._now(), data=data))
 
     def events(self, events: Iterable[StatusEvent]) -> None:

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent.wire import (
         Budget,
+        EventKind,
         PendingCall,
         PendingKind,
         ToolCall,
@@ -238,7 +239,7 @@ class ToolCalls:
         if tool.local:
             self._outbox.held_locally(len(outcome.content))
         self._conversation.events(outcome.events)
-        kind = "tool_failed" if outcome.is_error else "tool_finished"
+        kind: EventKind = "tool_failed" if outcome.is_error else "tool_finished"
         self._conversation.event("tool", kind, tool=tool.name, tool_call_id=tool_call.id)
         return outcome
 

@@ -3,10 +3,12 @@ output, signals, updates, queries, snapshots and activity payloads.
 
 These shapes are a wire contract: people send them with the `temporal` CLI and open runs hold
 them in their histories. Add optional fields, never rename or remove one while runs are open.
-`durable-agent schema` prints their JSON Schema; `limits` says how large they may grow.
+`durable-agent schema` prints their JSON Schema; `limits` says how large they may grow; `names`
+lists every name a run is known by (workflow, signals, updates, queries, activities, states,
+event kinds).
 """
 
-from . import limits
+from . import limits, names
 from ._activities import (
     TRANSCRIPT_MISS,
     HookContext,
@@ -64,7 +66,6 @@ from ._run import (
     HistoryQuery,
     PendingCall,
     PendingKind,
-    RunState,
     Snapshot,
     StatusInfo,
     SubmitResult,
@@ -73,6 +74,18 @@ from ._run import (
     arguments_digest,
     dump_json_schemas,
 )
+from .names import (
+    ENDED,
+    EVENT_KINDS,
+    MODEL_ACTIVITY,
+    WAITING,
+    WORKFLOW_TYPE,
+    EventKind,
+    Query,
+    RunState,
+    Signal,
+    Update,
+)
 
 __all__ = [
     "AGENT_NAME",
@@ -80,8 +93,13 @@ __all__ = [
     "AGENT_STATUS",
     "AGENT_TOKENS",
     "DELTAS_TOPIC",
+    "ENDED",
+    "EVENT_KINDS",
     "EVENT_SOURCES",
+    "MODEL_ACTIVITY",
     "TRANSCRIPT_MISS",
+    "WAITING",
+    "WORKFLOW_TYPE",
     "AgentRunInput",
     "AgentRunResult",
     "ApprovalSignal",
@@ -90,6 +108,7 @@ __all__ = [
     "BudgetExceededSignal",
     "ChildReport",
     "Data",
+    "EventKind",
     "EventSource",
     "Extensible",
     "HistoryPage",
@@ -111,7 +130,9 @@ __all__ = [
     "ModelSettings",
     "PendingCall",
     "PendingKind",
+    "Query",
     "RunState",
+    "Signal",
     "Snapshot",
     "StatusEvent",
     "StatusInfo",
@@ -126,6 +147,7 @@ __all__ = [
     "TranscriptPage",
     "TranscriptQuery",
     "TranscriptRef",
+    "Update",
     "Usage",
     "UserMessage",
     "UserMessageSignal",
@@ -133,6 +155,7 @@ __all__ = [
     "cursor",
     "dump_json_schemas",
     "limits",
+    "names",
     "parse_cursor",
     "prompt_messages",
     "render_content",

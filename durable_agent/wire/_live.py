@@ -13,7 +13,7 @@ from pydantic import Field
 
 from . import limits
 from ._conversation import Data, Item
-from ._run import RunState
+from .names import RunState
 
 DELTAS_TOPIC = "deltas"
 """The Workflow Streams topic the model activity publishes `ModelDelta`s to."""

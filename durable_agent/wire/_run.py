@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
@@ -28,6 +27,8 @@ from ._conversation import (
     Usage,
     render_content,
 )
+from ._live import LivePage, LiveQuery
+from .names import Query, RunState, Signal, Update
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
 AGENT_STATUS = SearchAttributeKey.for_keyword("AgentStatus")
@@ -36,17 +37,6 @@ AGENT_PARENT = SearchAttributeKey.for_keyword("AgentParent")
 "AgentParent='planner-1'"` lists a run's children)."""
 AGENT_TOKENS = SearchAttributeKey.for_int("AgentTokens")
 """Tokens used by the run and its sub-agents (input + output), kept within 10% of current."""
-
-
-class RunState(StrEnum):
-    RUNNING = "running"
-    WAITING_FOR_TOOLS = "waiting_for_tools"
-    WAITING_FOR_APPROVAL = "waiting_for_approval"
-    WAITING_FOR_USER = "waiting_for_user"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
@@ -316,35 +306,37 @@ class HistoryPage(Data):
 def dump_json_schemas() -> dict[str, Any]:
     """JSON Schemas of everything a `temporal` CLI user sends or reads: `signal.<name>` and
     `<kind>.<name>.input` are what goes in, `<kind>.<name>` what a query or update answers."""
-    from ._live import LivePage, LiveQuery  # they name RunState: imported late
-
-    shapes: dict[str, Any] = {
-        "input": AgentRunInput,
-        "output": AgentRunResult,
-        "signal.tool_result": ToolResultSignal,
-        "signal.approval": ApprovalSignal,
-        "signal.user_message": UserMessageSignal,
-        "update.submit_tool_result.input": ToolResultSignal,
-        "update.submit_tool_result": SubmitResult,
-        "update.submit_approval.input": ApprovalSignal,
-        "update.submit_approval": SubmitResult,
-        "update.submit_user_message.input": UserMessageSignal,
-        "update.submit_user_message": SubmitResult,
-        "update.interrupt.input": UserMessageSignal,
-        "update.interrupt": SubmitResult,
-        "signal.child_report": ChildReport,
-        "signal.budget_exceeded": BudgetExceededSignal,
-        "query.status": StatusInfo,
-        "query.pending_tool_calls": list[PendingCall],
-        "query.history.input": HistoryQuery,
-        "query.history": HistoryPage,
-        "query.snapshot": Snapshot,
-        "query.transcript.input": TranscriptQuery,
-        "query.transcript": TranscriptPage,
-        "query.live.input": LiveQuery,
-        "query.live": LivePage,
-        "snapshot": Snapshot,
+    signals: dict[Signal, Any] = {
+        Signal.TOOL_RESULT: ToolResultSignal,
+        Signal.APPROVAL: ApprovalSignal,
+        Signal.USER_MESSAGE: UserMessageSignal,
+        Signal.CHILD_REPORT: ChildReport,
+        Signal.BUDGET_EXCEEDED: BudgetExceededSignal,
     }
+    updates: dict[Update, Any] = {
+        Update.SUBMIT_TOOL_RESULT: ToolResultSignal,
+        Update.SUBMIT_APPROVAL: ApprovalSignal,
+        Update.SUBMIT_USER_MESSAGE: UserMessageSignal,
+        Update.INTERRUPT: UserMessageSignal,
+    }
+    queries: dict[Query, tuple[Any, Any]] = {  # (input or None, answer)
+        Query.STATUS: (None, StatusInfo),
+        Query.PENDING_TOOL_CALLS: (None, list[PendingCall]),
+        Query.HISTORY: (HistoryQuery, HistoryPage),
+        Query.SNAPSHOT: (None, Snapshot),
+        Query.TRANSCRIPT: (TranscriptQuery, TranscriptPage),
+        Query.LIVE: (LiveQuery, LivePage),
+    }
+    shapes: dict[str, Any] = {"input": AgentRunInput, "output": AgentRunResult}
+    shapes.update({f"signal.{name}": shape for name, shape in signals.items()})
+    for update, shape in updates.items():
+        shapes[f"update.{update}.input"] = shape
+        shapes[f"update.{update}"] = SubmitResult
+    for query, (given, answer) in queries.items():
+        if given is not None:
+            shapes[f"query.{query}.input"] = given
+        shapes[f"query.{query}"] = answer
+    shapes["snapshot"] = Snapshot
     return {name: TypeAdapter(shape).json_schema() for name, shape in shapes.items()}
 
 
