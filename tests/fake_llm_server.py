@@ -399,10 +399,21 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[Request] = []
+        self.connections = 0
+        """TCP connections accepted so far: a client that reuses its connection opens one."""
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as the real APIs: a client may send its next request on the same
+            # connection (every response has a length or is chunked).
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                with server._lock:
+                    server.connections += 1
+                super().setup()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -449,11 +460,9 @@ class FakeLLMServer:
             def _stream(self, frames: list[bytes], reply: Reply, request: Request) -> None:
                 """Chunked HTTP/1.1, as the real APIs send it, so a connection dropped mid-body
                 is an incomplete read for the client, not a short but finished reply."""
-                self.protocol_version = "HTTP/1.1"
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("transfer-encoding", "chunked")
-                self.send_header("connection", "close")
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 try:
@@ -462,15 +471,18 @@ class FakeLLMServer:
                         if n == reply.cut_after:
                             if reply.cut_cleanly:
                                 self.wfile.write(b"0\r\n\r\n")
-                            return  # the handler closes the connection
+                            self.close_connection = True
+                            return
                         if n and reply.chunk_delay and self._client_gone(reply.chunk_delay):
                             request.disconnected.set()
+                            self.close_connection = True
                             return
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     request.disconnected.set()
+                    self.close_connection = True
 
             def _client_gone(self, seconds: float) -> bool:
                 """Waits `seconds` between chunks, watching the socket: a client that closed

@@ -104,6 +104,19 @@ async def test_a_streamed_reply_equals_the_whole_one(
     assert sink.events[: len(sink.texts)] == [("text", t) for t in sink.texts], "text, then calls"
 
 
+async def test_five_streamed_calls_use_one_connection(server: FakeLLMServer, kind: str) -> None:
+    """Issue 18: the Responses provider returned at `response.completed`, before the body's
+    end, so the SDK closed the connection rather than return it to its pool: a new TCP (and,
+    against the real API, TLS) handshake every call."""
+    reply = REPLIES["text and calls"]
+    server.reply(*[reply] * 5)
+    provider = PROVIDERS[kind](server)
+    for _ in range(5):
+        response = await provider.complete(request(), "fake-model", Recorder())
+        assert response.message.content == reply.text
+    assert server.connections == 1
+
+
 @pytest.mark.parametrize("cleanly", [False, True], ids=["dropped", "closed early"])
 async def test_a_stream_cut_midway_is_retried(
     server: FakeLLMServer, kind: str, cleanly: bool

@@ -55,27 +55,46 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
     async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
         """Reports text deltas and tool call starts; the response itself is built from the
         final event's whole response, exactly as a non-streaming call builds it (arguments
-        deltas are not needed for that)."""
+        deltas are not needed for that).
+
+        It reads on to the body's end after the final event: a stream left unread is closed
+        with its connection, and the next call paid a new TCP and TLS handshake (five calls,
+        five connections, tests/test_provider_streaming.py)."""
         events: AsyncGenerator[ResponseStreamEvent, None] = stream_events(
             PROVIDER, lambda: self.client.responses.create(**kwargs, stream=True)
         )
+        final: Response | None = None
         async with contextlib.aclosing(events):
-            async for event in events:
-                if isinstance(event, ResponseTextDeltaEvent):
-                    sink.text(event.delta)
-                elif isinstance(event, ResponseOutputItemAddedEvent) and isinstance(
-                    event.item, ResponseFunctionToolCall
-                ):
-                    sink.tool_call(event.item.call_id, event.item.name)
-                elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
-                    # `incomplete` (max_output_tokens reached) is a reply, as it is unstreamed.
-                    return _model_response(event.response)
-                elif isinstance(event, ResponseFailedEvent):
-                    error = event.response.error
-                    raise stream_cut(PROVIDER, error.message if error else "response.failed")
-                elif isinstance(event, ResponseErrorEvent):
-                    raise stream_cut(PROVIDER, f"{event.code}: {event.message}")
-        raise stream_cut(PROVIDER, "the stream ended without response.completed")
+            try:
+                async for event in events:
+                    if final is None:
+                        final = _event(event, sink)
+            except Exception:
+                if final is None:
+                    raise
+                # The reply is whole: a body cut after it costs only the connection.
+        if final is None:
+            raise stream_cut(PROVIDER, "the stream ended without response.completed")
+        return _model_response(final)
+
+
+def _event(event: ResponseStreamEvent, sink: DeltaSink) -> Response | None:
+    """Passes one event on to `sink`; the final response when it is the last one."""
+    if isinstance(event, ResponseTextDeltaEvent):
+        sink.text(event.delta)
+    elif isinstance(event, ResponseOutputItemAddedEvent) and isinstance(
+        event.item, ResponseFunctionToolCall
+    ):
+        sink.tool_call(event.item.call_id, event.item.name)
+    elif isinstance(event, ResponseCompletedEvent | ResponseIncompleteEvent):
+        # `incomplete` (max_output_tokens reached) is a reply, as it is unstreamed.
+        return event.response
+    elif isinstance(event, ResponseFailedEvent):
+        error = event.response.error
+        raise stream_cut(PROVIDER, error.message if error else "response.failed")
+    elif isinstance(event, ResponseErrorEvent):
+        raise stream_cut(PROVIDER, f"{event.code}: {event.message}")
+    return None
 
 
 def _model_response(response: Response) -> ModelResponse:
