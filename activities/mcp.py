@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 import weakref
@@ -82,8 +83,9 @@ async def _connected(server: MCPServer) -> AsyncIterator[mcp.Client]:
     # No client-side response cache: the tool list's cache is ours, with the server's TTL.
     if server.command is not None:
         command, *args = server.command
+        # The SDK alone would pass only `env` and six variables (HOME, PATH, ...).
         params = StdioServerParameters(
-            command=command, args=args, env=dict(server.env or {}), cwd=server.cwd
+            command=command, args=args, env=server.environment(os.environ), cwd=server.cwd
         )
         async with mcp.Client(stdio_client(params, errlog=sys.stderr), cache=None) as client:
             yield client

@@ -22,6 +22,23 @@ MCPApprovalPolicy = bool | Collection[str] | Callable[[str, dict[str, Any]], boo
 """`requires_approval` of a server: always, never, the names of the tools that need it, or a
 deterministic function of (tool name, arguments), called in the workflow."""
 
+WITHHELD_VARIABLES = frozenset(
+    {
+        "DURABLE_AGENT_ENCRYPTION_KEYS",
+        "DURABLE_AGENT_ENCRYPTION_KEY_FILE",
+        "DURABLE_AGENT_CODEC_TOKEN",
+        "DURABLE_AGENT_SERVE_TOKEN",
+        "TEMPORAL_API_KEY",
+        "TEMPORAL_CODEC_AUTH",
+        "TEMPORAL_TLS_CLIENT_KEY_DATA",
+        "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    }
+)
+"""The worker's own secrets, which an MCP stdio server does not inherit: the keys that decrypt
+every run's history, the tokens of our HTTP servers and the worker's credentials to Temporal
+(tests/test_mcp.py checks the names against the modules that read them). A third-party server
+has no use for them and should not be able to read them."""
+
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,48}")
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -36,7 +53,8 @@ class MCPServer:
     _: KW_ONLY
     command: Sequence[str] | None = None
     env: Mapping[str, str] | None = None
-    """Variables added to the worker's environment for the subprocess."""
+    """Variables added to (or replacing) what the subprocess inherits from the worker: its
+    whole environment except `WITHHELD_VARIABLES` (see `environment`)."""
     cwd: str | None = None
     url: str | None = None
     headers: Mapping[str, str] | None = None
@@ -71,6 +89,14 @@ class MCPServer:
         """The activity type that lists the tools: a wire contract, keep it stable."""
         return f"mcp.{self.name}.list_tools"
 
+    def environment(self, worker: Mapping[str, str]) -> dict[str, str]:
+        """A stdio server's environment: the worker's (`worker`, its `os.environ`) without
+        `WITHHELD_VARIABLES`, then `env` on top. A server run by `npx` or `uvx` needs PATH,
+        HOME and proxy settings, and tools need their own API keys, as any subprocess would
+        get them; `env` passes a withheld variable when a server really needs it."""
+        inherited = {k: v for k, v in worker.items() if k not in WITHHELD_VARIABLES}
+        return {**inherited, **(self.env or {})}
+
     def offers(self, tool_name: str) -> bool:
         return self.tools is None or tool_name in self.tools
 
@@ -99,6 +125,11 @@ class MCPTool:
 
     @property
     def retry(self) -> RetryPolicy:
+        return self.server.retry
+
+    @property
+    def activity_retry(self) -> RetryPolicy:
+        """The server's `retry` as it is: its attempts are for connections that failed."""
         return self.server.retry
 
     @property
@@ -142,4 +173,4 @@ def parse_arguments(arguments: str) -> dict[str, Any]:
     return json_object(arguments)
 
 
-__all__ = ["MCPApprovalPolicy", "MCPServer", "MCPTool"]
+__all__ = ["WITHHELD_VARIABLES", "MCPApprovalPolicy", "MCPServer", "MCPTool"]

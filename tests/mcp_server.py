@@ -31,6 +31,12 @@ def shout(text: str) -> str:
 
 
 @server.tool()
+def env_var(name: str) -> str:
+    """The value of one of the server's environment variables, or <unset>."""
+    return os.environ.get(name, "<unset>")
+
+
+@server.tool()
 def explode(reason: str) -> str:
     """Always fail with the given reason."""
     raise ToolError(f"exploded: {reason}")

@@ -125,7 +125,7 @@ async def test_an_agent_calls_stdio_mcp_tools_end_to_end_and_replays(
 
     # The server's JSON schemas are the tools' schemas the model sees, on every call.
     specs = {s.name: s for s in requests[0].tools}
-    assert set(specs) == {"add", "shout", "explode", "delete_file", "crash"}
+    assert set(specs) == {"add", "shout", "env_var", "explode", "delete_file", "crash"}
     assert specs["add"].parameters["properties"]["a"]["type"] == "integer"
     assert specs["add"].parameters["required"] == ["a", "b"]
     assert specs["add"].description.startswith("Add two integers.")
@@ -140,6 +140,51 @@ async def test_an_agent_calls_stdio_mcp_tools_end_to_end_and_replays(
     history = await handle.fetch_history()
     replayed = await agent_replayer([agent]).replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, replayed.replay_failure
+
+
+async def test_a_stdio_server_inherits_the_worker_environment_but_its_secrets_plus_env(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: the server got only `env=` and the MCP SDK's six variables, though `env` was
+    documented as added to the worker's environment."""
+    monkeypatch.setenv("MCP_TEST_INHERITED", "from the worker")
+    monkeypatch.setenv("MCP_TEST_REPLACED", "the worker's")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "the worker's Temporal key")
+    requests: list[ModelRequest] = []
+    asked = ("MCP_TEST_INHERITED", "MCP_TEST_REPLACED", "TEMPORAL_API_KEY", "TAG")
+    model = scripted(
+        [calls(*((name, "env_var", {"name": name}) for name in asked)), "done"], requests
+    )
+    env = {"TAG": "t2", "MCP_TEST_REPLACED": "env="}
+    files = MCPServer("files", command=STDIO, env=env, cwd=str(ROOT))
+    agent = Agent("mcp-env", model=model, tools=[files])
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("mcp-env", "read the environment")
+        result = await asyncio.wait_for(handle.result(), 60)
+    answers = {m.tool_call_id: m.content for m in tool_messages(result.messages)}
+    assert answers == {
+        "MCP_TEST_INHERITED": "from the worker",
+        "MCP_TEST_REPLACED": "env=",
+        "TEMPORAL_API_KEY": "<unset>",
+        "TAG": "t2",
+    }
+
+
+def test_the_withheld_variables_are_the_ones_the_worker_reads_secrets_from() -> None:
+    from durable_agent import codec_server, encryption
+    from durable_agent._mcp import WITHHELD_VARIABLES
+    from durable_agent.serve import app
+
+    ours = {
+        encryption.KEYS_VARIABLE,
+        encryption.KEY_FILE_VARIABLE,
+        codec_server.TOKEN_VARIABLE,
+        app.TOKEN_VARIABLE,
+    }
+    assert ours <= WITHHELD_VARIABLES
+    server = MCPServer("s", command=["x"], env={"TEMPORAL_API_KEY": "passed on purpose"})
+    worker = {"PATH": "/bin", "DURABLE_AGENT_ENCRYPTION_KEYS": "k1:...", "TEMPORAL_API_KEY": "k"}
+    assert server.environment(worker) == {"PATH": "/bin", "TEMPORAL_API_KEY": "passed on purpose"}
 
 
 async def test_an_agent_calls_an_http_mcp_server_with_an_allow_list_and_a_prefix(
