@@ -21,7 +21,7 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
-from . import _registry, telemetry
+from . import _registry, live, telemetry
 from ._agent import Agent, ScriptedModel
 from .storage import data_converter
 from .wire import AGENT_NAME, AGENT_PARENT, AGENT_STATUS, AGENT_TOKENS
@@ -143,6 +143,9 @@ def create_worker(
     # type keeps failing as unknown instead of reaching it.
     mcp = [MCPActivities(mcp_servers, model_activities.transcripts).run] if mcp_servers else []
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
+    # The identity names where this worker's calls stream their deltas (`durable_agent.live`):
+    # readers find it in the run's pending model activity.
+    worker_options["identity"] = live.identity(worker_options.get("identity") or client.identity)
     worker_options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
     # Inside the client's tracing interceptor (client interceptors come first), so its spans
     # get the GenAI attributes.
