@@ -15,8 +15,10 @@ from temporalio.exceptions import ApplicationError
 from durable_agent._agent import ScriptedModel
 from durable_agent.wire import ModelRequest, ModelResponse
 
+from .attachments import StoredBytes
 from .heartbeat import heartbeating
 from .providers import ModelProvider, split_model
+from .providers.convert import UnsupportedContent
 from .providers.scripted import ScriptedProvider
 from .streaming import DeltaPublisher
 from .transcripts import TranscriptCache
@@ -76,6 +78,7 @@ class ModelActivities:
         }
         self._providers.update(providers or {})
         self.transcripts = TranscriptCache()
+        self.stored = StoredBytes()
         wanted = [p for p in dict.fromkeys(preload) if p in PROVIDER_FACTORIES]
         if wanted:
             threading.Thread(
@@ -116,12 +119,26 @@ class ModelActivities:
                 # machines, which in the event loop would stall every call's heartbeats.
                 provider = await asyncio.to_thread(self.provider, prefix)
             full = await self.transcripts.full_request(request)
-            if request.stream_turn is None or not streams(provider) or activity.info().is_local:
-                response = await provider.complete(full, name)
-            else:
-                async with DeltaPublisher(request.stream_turn) as sink:
-                    response = await provider.complete(full, name, sink)
+            sent = await self._for_provider(full)
+            try:
+                if request.stream_turn is None or not streams(provider) or activity.info().is_local:
+                    response = await provider.complete(sent, name)
+                else:
+                    async with DeltaPublisher(request.stream_turn) as sink:
+                        response = await provider.complete(sent, name, sink)
+            except UnsupportedContent as exc:  # a retry would be refused the same way
+                raise ApplicationError(
+                    str(exc), type="UnsupportedContent", non_retryable=True
+                ) from None
         if request.agent is not None:
             response.message.agent = request.agent
         self.transcripts.remember(request, full, response.message)
         return response
+
+    async def _for_provider(self, full: ModelRequest) -> ModelRequest:
+        """The request as a provider takes it: attachments' bytes back from payload storage
+        (the cached transcript keeps only their references) and the run's prompt-cache key."""
+        converter = lambda: activity.client().data_converter  # noqa: E731 - asked only if used
+        messages = await self.stored.resolve(converter, full.messages)
+        key = full.cache_key or activity.info().workflow_id or None
+        return full.model_copy(update={"messages": messages, "cache_key": key})

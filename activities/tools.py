@@ -10,6 +10,7 @@ from temporalio import activity
 from durable_agent._tool import Tool, ToolArgumentsError, ToolContext, ToolKind
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
+from .attachments import offload
 from .heartbeat import heartbeating
 from .transcripts import TranscriptCache
 
@@ -35,12 +36,16 @@ def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocat
         )
         try:
             async with heartbeating():
-                content = await tool.invoke(invocation.arguments, context)
+                content, attachments = await tool.invoke_with_attachments(
+                    invocation.arguments, context
+                )
+                if attachments:  # large bytes to payload storage, before they enter history
+                    attachments = await offload(activity.client().data_converter, attachments)
         except ToolArgumentsError as exc:
             return ToolOutcome(content=str(exc), is_error=True, events=context.events)
         # Only an invocable tool's result is the content the model reads next.
         ref = results.keep_result(content) if tool.kind is ToolKind.INVOCABLE else None
-        return ToolOutcome(content=content, events=context.events, ref=ref)
+        return ToolOutcome(content=content, events=context.events, ref=ref, attachments=attachments)
 
     return activity.defn(name=tool.activity_name)(run_tool)
 

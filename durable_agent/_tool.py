@@ -17,7 +17,7 @@ from typing import Any, Literal, cast, get_type_hints, overload
 import pydantic
 from temporalio.common import RetryPolicy
 
-from .wire import StatusEvent, ToolSpec, render_content
+from .wire import Attachment, File, Image, StatusEvent, ToolSpec, render_content
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 """How long a running call (tool, model or hook activity) may go without a heartbeat before
@@ -189,6 +189,13 @@ class Tool:
 
     async def invoke(self, arguments: str, context: ToolContext) -> str:
         """Run the function with validated arguments and render its result as text."""
+        text, _ = await self.invoke_with_attachments(arguments, context)
+        return text
+
+    async def invoke_with_attachments(
+        self, arguments: str, context: ToolContext
+    ) -> tuple[str, list[Attachment]]:
+        """Run the function; its result as text plus the images and files it returned."""
         if self.fn is None:
             raise RuntimeError(f"tool {self.name!r} has no body: its result arrives by signal")
         kwargs = self.parse_arguments(arguments)
@@ -204,7 +211,18 @@ class Tool:
                 result = await asyncio.to_thread(self.fn, **kwargs)
         finally:
             _current_context.reset(token)
-        return render_content(result)
+        return render_result(result)
+
+
+def render_result(result: Any) -> tuple[str, list[Attachment]]:
+    """A tool's return value as text and attachments: `Image(...)` / `File(...)`, alone or in a
+    list beside text (`["The chart:", Image(...)]`), become attachments; the rest is text."""
+    items = result if isinstance(result, list | tuple) else [result]
+    attachments = [r for r in items if isinstance(r, Image | File)]
+    if not attachments:
+        return render_content(result), []
+    text = "\n".join(render_content(r) for r in items if not isinstance(r, Image | File))
+    return text, attachments
 
 
 def _schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:

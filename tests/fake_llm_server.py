@@ -15,6 +15,7 @@ several chunks (see `stream_frames`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import select
 import socket
@@ -24,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .fake_llm_content import BadRequest, PromptCache, Seen, Tokens, attachments
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Reply:
     cut_cleanly: bool = False
     """With `cut_after`: the HTTP body ends properly instead, but the event stream still lacks
     its end (a proxy that gave up on the model)."""
+    tokens: Tokens | None = None
+    """Set by a server with a prompt cache: the usage it reports for this request."""
 
 
 def text(content: str, delay: float = 0.0) -> Reply:
@@ -67,9 +72,15 @@ class Request:
     headers: dict[str, str]
     disconnected: threading.Event = field(default_factory=threading.Event)
     """Set when the client closed a streamed reply before its last chunk."""
+    attachments: list[Seen] = field(default_factory=list)
+    """The images and files the request carried, read as its API defines them."""
 
 
 USAGE = (11, 7)
+
+
+def _tokens(reply: Reply) -> Tokens:
+    return reply.tokens or Tokens(*USAGE)
 
 
 def _chat(reply: Reply, model: str) -> dict[str, Any]:
@@ -92,9 +103,10 @@ def _chat(reply: Reply, model: str) -> dict[str, Any]:
             }
         ],
         "usage": {
-            "prompt_tokens": USAGE[0],
-            "completion_tokens": USAGE[1],
-            "total_tokens": sum(USAGE),
+            "prompt_tokens": _tokens(reply).input,
+            "completion_tokens": _tokens(reply).output,
+            "total_tokens": _tokens(reply).input + _tokens(reply).output,
+            "prompt_tokens_details": {"cached_tokens": _tokens(reply).cached},
         },
     }
 
@@ -133,10 +145,10 @@ def _responses(reply: Reply, model: str) -> dict[str, Any]:
         "tool_choice": "auto",
         "tools": [],
         "usage": {
-            "input_tokens": USAGE[0],
-            "output_tokens": USAGE[1],
-            "total_tokens": sum(USAGE),
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens": _tokens(reply).input,
+            "output_tokens": _tokens(reply).output,
+            "total_tokens": _tokens(reply).input + _tokens(reply).output,
+            "input_tokens_details": {"cached_tokens": _tokens(reply).cached},
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
@@ -157,7 +169,18 @@ def _messages(reply: Reply, model: str) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if reply.calls else "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": USAGE[0], "output_tokens": USAGE[1]},
+        "usage": _anthropic_usage(reply, _tokens(reply).output),
+    }
+
+
+def _anthropic_usage(reply: Reply, output: int) -> dict[str, int]:
+    """Anthropic counts input after the last cache mark apart from what it read and wrote."""
+    t = _tokens(reply)
+    return {
+        "input_tokens": t.input - t.cached - t.written,
+        "output_tokens": output,
+        "cache_read_input_tokens": t.cached,
+        "cache_creation_input_tokens": t.written,
     }
 
 
@@ -319,7 +342,7 @@ def _messages_stream(reply: Reply, model: str, body: dict[str, Any]) -> list[byt
     start = final | {
         "content": [],
         "stop_reason": None,
-        "usage": {"input_tokens": USAGE[0], "output_tokens": 1},
+        "usage": _anthropic_usage(reply, 1),
     }
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}, {"type": "ping"}]
     for index, block in enumerate(final["content"]):
@@ -360,7 +383,7 @@ def _messages_stream(reply: Reply, model: str, body: dict[str, Any]) -> list[byt
         {
             "type": "message_delta",
             "delta": {"stop_reason": final["stop_reason"], "stop_sequence": None},
-            "usage": {"output_tokens": USAGE[1]},
+            "usage": {"output_tokens": _tokens(reply).output},
         }
     )
     events.append({"type": "message_stop"})
@@ -396,7 +419,10 @@ def _stream_error(path: str, message: str, sequence_number: int) -> bytes:
 
 
 class FakeLLMServer:
-    def __init__(self) -> None:
+    def __init__(self, prompt_cache: bool = False) -> None:
+        """`prompt_cache`: usage counts the prompt's tokens and reports cache hits as each
+        provider does (`fake_llm_content.PromptCache`); otherwise every call uses `USAGE`."""
+        self.cache = PromptCache() if prompt_cache else None
         self.replies: deque[Reply] = deque()
         self.requests: list[Request] = []
         self.connections = 0
@@ -418,9 +444,20 @@ class FakeLLMServer:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 request = Request(self.path, body, dict(self.headers.items()))
+                try:
+                    request.attachments = attachments(self.path, body)
+                except BadRequest as exc:
+                    problem: str | None = str(exc)
+                else:
+                    problem = None
                 with server._lock:
                     server.requests.append(request)
                     reply = server.replies.popleft() if server.replies else None
+                    if reply is not None and problem is not None:
+                        reply = Reply(status=400, error_message=problem)
+                    if reply is not None and server.cache is not None and reply.status == 200:
+                        tokens = server.cache.usage(self.path, body, USAGE[1])
+                        reply = dataclasses.replace(reply, tokens=tokens)
                 if reply is not None and reply.delay:
                     time.sleep(reply.delay)  # a thread of its own per request
                 render = RENDERERS.get(self.path)

@@ -41,6 +41,8 @@ def settings_kwargs(request: ModelRequest, max_tokens_key: str) -> dict[str, Any
         max_tokens_key: s.max_tokens,
         "tool_choice": s.tool_choice if request.tools else None,
         "parallel_tool_calls": s.parallel_tool_calls if request.tools else None,
+        # One key per run: OpenAI routes a run's calls to the same cache (set by the activity).
+        "prompt_cache_key": request.cache_key if s.prompt_cache else None,
     }
     return {k: v for k, v in chosen.items() if v is not None} | s.extra
 

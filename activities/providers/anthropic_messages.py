@@ -47,6 +47,8 @@ class AnthropicProvider:
             kwargs["system"] = system
         if request.tools:
             kwargs["tools"] = anthropic_tools(request.tools)
+        if s.prompt_cache:
+            cache_breakpoints(kwargs)
             choice = {"auto": "auto", "required": "any", "none": "none"}.get(s.tool_choice or "")
             if choice or s.parallel_tool_calls is False:
                 kwargs["tool_choice"] = {"type": choice or "auto"}
@@ -97,6 +99,25 @@ class AnthropicProvider:
         return _model_response(message)
 
 
+CACHE = {"type": "ephemeral"}
+
+
+def cache_breakpoints(kwargs: dict[str, Any]) -> None:
+    """Marks the ends of what stays the same from one call of a run to the next: the tools, the
+    system prompt, and the conversation so far (its last block). Anthropic caches the prefix up
+    to each mark; the next call, whose conversation only grew, reads it back (it looks for an
+    earlier mark up to 20 blocks before each of its own). Three of the four marks allowed."""
+    if kwargs.get("tools"):
+        kwargs["tools"][-1] = {**kwargs["tools"][-1], "cache_control": CACHE}
+    if kwargs.get("system"):
+        kwargs["system"] = [{"type": "text", "text": kwargs["system"], "cache_control": CACHE}]
+    messages = kwargs["messages"]
+    if messages and messages[-1]["content"]:
+        last = messages[-1]
+        blocks = last["content"]
+        messages[-1] = {**last, "content": [*blocks[:-1], {**blocks[-1], "cache_control": CACHE}]}
+
+
 def _provider_error(exc: anthropic.APIError) -> ApplicationError:
     if isinstance(exc, anthropic.APIStatusError):
         return status_error(PROVIDER, exc.status_code, exc.message, dict(exc.response.headers))
@@ -110,10 +131,15 @@ def _model_response(response: anthropic.types.Message) -> ModelResponse:
         for b in response.content
         if b.type == "tool_use"
     ]
+    # Anthropic's input_tokens are those after the last cache mark: the written and the read
+    # ones come apart. Usage counts every input token, and the read ones again as cached.
+    u = response.usage
+    written, read = u.cache_creation_input_tokens or 0, u.cache_read_input_tokens or 0
     usage = Usage(
         requests=1,
-        input_tokens=response.usage.input_tokens,
-        output_tokens=response.usage.output_tokens,
+        input_tokens=u.input_tokens + written + read,
+        output_tokens=u.output_tokens,
+        cached_input_tokens=read,
     )
     return ModelResponse(
         message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),

@@ -74,8 +74,12 @@ def _model_response(
     """The one place both paths build their response, so a streamed reply equals a whole one."""
     tokens = Usage(requests=1)
     if usage is not None:
+        details = usage.prompt_tokens_details
         tokens = Usage(
-            requests=1, input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens
+            requests=1,
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cached_input_tokens=(details.cached_tokens or 0) if details else 0,
         )
     return ModelResponse(
         message=AssistantMessage(content=content, tool_calls=calls), usage=tokens, model=model

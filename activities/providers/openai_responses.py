@@ -107,10 +107,13 @@ def _model_response(response: Response) -> ModelResponse:
             calls.append(ToolCall(id=item.call_id, name=item.name, arguments=item.arguments))
     usage = Usage(requests=1)
     if response.usage is not None:
+        u = response.usage
+        details = u.input_tokens_details
         usage = Usage(
             requests=1,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            cached_input_tokens=(details.cached_tokens or 0) if details else 0,
         )
     return ModelResponse(
         message=AssistantMessage(content="".join(texts) or None, tool_calls=calls),

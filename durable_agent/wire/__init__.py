@@ -24,6 +24,7 @@ from ._activities import (
     TranscriptQuery,
     TranscriptRef,
 )
+from ._attachments import Attachment, File, Image, attachment_from_path
 from ._conversation import (
     EVENT_SOURCES,
     AssistantMessage,
@@ -104,6 +105,7 @@ __all__ = [
     "AgentRunResult",
     "ApprovalSignal",
     "AssistantMessage",
+    "Attachment",
     "Budget",
     "BudgetExceededSignal",
     "ChildReport",
@@ -111,11 +113,13 @@ __all__ = [
     "EventKind",
     "EventSource",
     "Extensible",
+    "File",
     "HistoryPage",
     "HistoryQuery",
     "HookContext",
     "HookInvocation",
     "HookResult",
+    "Image",
     "Item",
     "LiveEvent",
     "LivePage",
@@ -152,6 +156,7 @@ __all__ = [
     "UserMessage",
     "UserMessageSignal",
     "arguments_digest",
+    "attachment_from_path",
     "cursor",
     "dump_json_schemas",
     "limits",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from . import limits
+from ._attachments import Attachment
 from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
 
 
@@ -18,8 +19,10 @@ class ToolSpec(Data):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-class ModelSettings(Data):
+class ModelSettings(Extensible):
     """Sampling settings passed to the provider when set; `extra` goes through untouched."""
+
+    _new_fields = ("prompt_cache",)
 
     temperature: float | None = None
     top_p: float | None = None
@@ -27,6 +30,10 @@ class ModelSettings(Data):
     tool_choice: Literal["auto", "required", "none"] | None = None
     parallel_tool_calls: bool | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    prompt_cache: bool = True
+    """Use the provider's prompt cache: Anthropic cache breakpoints on the system prompt, the
+    tools and the conversation so far; OpenAI's `prompt_cache_key`, one per run. Off for a
+    compatible server that refuses those fields."""
 
 
 class TranscriptRef(Data):
@@ -66,7 +73,7 @@ class TranscriptPage(Data):
 class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs", "agent", "stream_turn")
+    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key")
 
     model: str
     agent: str | None = None
@@ -86,6 +93,9 @@ class ModelRequest(Extensible):
     stream_turn: int | None = None
     """When set, the call streams: the activity publishes the reply's `ModelDelta`s for this
     turn to the run's observers while it runs. The recorded reply is the same either way."""
+    cache_key: str | None = None
+    """Set by the model activity, not the workflow: the run's conversation id, which providers
+    pass as their prompt-cache key (OpenAI's `prompt_cache_key`) so a run's calls share a cache."""
 
 
 class ModelResponse(Data):
@@ -107,7 +117,7 @@ class ToolInvocation(Data):
 class ToolOutcome(Extensible):
     """Output of a tool activity: the text for the model and any progress events."""
 
-    _new_fields = ("ref",)
+    _new_fields = ("ref", "attachments")
 
     content: str
     is_error: bool = False
@@ -115,6 +125,8 @@ class ToolOutcome(Extensible):
     ref: str | None = None
     """Names this attempt's content in its worker's result cache: the next model call then
     carries the name instead of the content, which history already holds once, here."""
+    attachments: list[Attachment] = Field(default_factory=list)
+    """Images and files the tool returned; large bytes already moved to payload storage."""
 
 
 class HookContext(Data):

@@ -20,6 +20,8 @@ from pydantic import (
     model_serializer,
 )
 
+from ._attachments import Attachment
+
 
 class Data(BaseModel):
     """Base for everything that crosses Temporal: unknown fields are refused, not dropped."""
@@ -58,10 +60,14 @@ class SystemMessage(Data):
     content: str
 
 
-class UserMessage(Data):
+class UserMessage(Extensible):
+    _new_fields = ("attachments",)
+
     role: Literal["user"] = "user"
     content: str
     name: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    """Images and files the model sees after the text."""
 
 
 class AssistantMessage(Data):
@@ -78,14 +84,18 @@ class AssistantMessage(Data):
         return [] if value is None else value
 
 
-class ToolMessage(Data):
+class ToolMessage(Extensible):
     """The single result of one tool call, paired by `tool_call_id`."""
+
+    _new_fields = ("attachments",)
 
     role: Literal["tool"] = "tool"
     tool_call_id: str
     name: str | None = None
     content: str
     is_error: bool = False
+    attachments: list[Attachment] = Field(default_factory=list)
+    """Images and files the tool returned (`return Image(...)`), after the text."""
 
 
 EventSource: TypeAlias = Literal["agent", "llm", "tool"]
@@ -111,10 +121,15 @@ Item: TypeAlias = Annotated[
 ]
 
 
-class Usage(Data):
+class Usage(Extensible):
+    _new_fields = ("cached_input_tokens",)
+
     requests: int = 0
     input_tokens: int = 0
+    """Every input token, those read from the provider's prompt cache included."""
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """The part of `input_tokens` the provider read from its prompt cache (billed lower)."""
 
     @property
     def total_tokens(self) -> int:
@@ -125,6 +140,7 @@ class Usage(Data):
             requests=self.requests + other.requests,
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
         )
 
 

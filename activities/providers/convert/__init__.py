@@ -17,6 +17,7 @@ for OpenAI the difference between an error and a result whose text begins with `
 
 from __future__ import annotations
 
+from ._attachments import UnsupportedContent
 from ._common import ERROR_PREFIX, Wire
 from .anthropic import AnthropicPrompt, anthropic_tools, from_anthropic, to_anthropic
 from .chat import from_openai_chat, openai_chat_tools, to_openai_chat
@@ -25,6 +26,7 @@ from .responses import from_openai_responses, openai_responses_tools, to_openai_
 __all__ = [
     "ERROR_PREFIX",
     "AnthropicPrompt",
+    "UnsupportedContent",
     "Wire",
     "anthropic_tools",
     "from_anthropic",

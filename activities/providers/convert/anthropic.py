@@ -17,6 +17,7 @@ from durable_agent.wire import (
     prompt_messages,
 )
 
+from ._attachments import anthropic_block, from_anthropic_block
 from ._common import Wire, arguments_object, arguments_text, text_of
 
 
@@ -44,13 +45,16 @@ def to_anthropic(items: Iterable[Item]) -> AnthropicPrompt:
         if isinstance(m, SystemMessage):
             system.append(m.content)
         elif isinstance(m, UserMessage):
-            user_blocks().append({"type": "text", "text": m.content})
+            # An empty text block is refused: a message of attachments only has none.
+            if m.content or not m.attachments:
+                user_blocks().append({"type": "text", "text": m.content})
+            user_blocks().extend(anthropic_block(a) for a in m.attachments)
         elif isinstance(m, ToolMessage):
-            block: Wire = {
-                "type": "tool_result",
-                "tool_use_id": m.tool_call_id,
-                "content": m.content,
-            }
+            result: str | list[Wire] = m.content
+            if m.attachments:
+                text = [{"type": "text", "text": m.content}] if m.content else []
+                result = text + [anthropic_block(a) for a in m.attachments]
+            block: Wire = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": result}
             if m.is_error:
                 block["is_error"] = True
             user_blocks().append(block)
@@ -109,18 +113,30 @@ def _from_anthropic(messages: Sequence[Mapping[str, Any]], system: str | None) -
             names.update((c.id, c.name) for c in calls)
             out.append(AssistantMessage(content=text or None, tool_calls=calls))
         elif role == "user":
+            user: UserMessage | None = None  # the turn's latest text, which attachments follow
             for b in blocks:
+                attachment = from_anthropic_block(b)
                 if b.get("type") == "tool_result":
+                    user = None
+                    result = b.get("content")
+                    parts = [] if isinstance(result, str) else list(result or [])
                     out.append(
                         ToolMessage(
                             tool_call_id=b["tool_use_id"],
                             name=names.get(b["tool_use_id"]),
-                            content=text_of(b.get("content")),
+                            content=text_of(result),
                             is_error=bool(b.get("is_error", False)),
+                            attachments=[a for a in map(from_anthropic_block, parts) if a],
                         )
                     )
                 elif b.get("type") == "text":
-                    out.append(UserMessage(content=b["text"]))
+                    user = UserMessage(content=b["text"])
+                    out.append(user)
+                elif attachment is not None:
+                    if user is None:
+                        user = UserMessage(content="")
+                        out.append(user)
+                    user.attachments.append(attachment)
         else:
             raise ValueError(f"unknown Anthropic role {role!r}")
     return out

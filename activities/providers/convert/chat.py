@@ -16,14 +16,17 @@ from durable_agent.wire import (
     prompt_messages,
 )
 
+from ._attachments import UnsupportedContent, chat_part, from_chat_part
 from ._common import Wire, error_text, text_of, tool_message
 
 
 def to_openai_chat(items: Iterable[Item], instructions: str | None = None) -> list[Wire]:
     out: list[Wire] = [{"role": "system", "content": instructions}] if instructions else []
     for m in prompt_messages(list(items)):
-        if isinstance(m, SystemMessage | UserMessage):
+        if isinstance(m, SystemMessage):
             out.append({"role": m.role, "content": m.content})
+        elif isinstance(m, UserMessage):
+            out.append({"role": m.role, "content": _user_content(m)})
         elif isinstance(m, AssistantMessage):
             wire: Wire = {"role": "assistant", "content": m.content}
             if m.tool_calls:
@@ -37,8 +40,22 @@ def to_openai_chat(items: Iterable[Item], instructions: str | None = None) -> li
                 ]
             out.append(wire)
         else:
+            if m.attachments:
+                raise UnsupportedContent(
+                    f"Chat Completions tool results carry text only: the result of {m.name!r} "
+                    "holds an image or a file (use the Responses API, openai:, or Anthropic)"
+                )
             out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": error_text(m)})
     return out
+
+
+def _user_content(m: UserMessage) -> str | list[Wire]:
+    """Plain text stays a string (as every compatible server takes it); attachments make it
+    a list of parts, the text first."""
+    if not m.attachments:
+        return m.content
+    text: list[Wire] = [{"type": "text", "text": m.content}] if m.content else []
+    return text + [chat_part(a) for a in m.attachments]
 
 
 def from_openai_chat(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
@@ -49,7 +66,11 @@ def from_openai_chat(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
         if role in ("system", "developer"):
             out.append(SystemMessage(content=text_of(wire.get("content"))))
         elif role == "user":
-            out.append(UserMessage(content=text_of(wire.get("content")), name=wire.get("name")))
+            content = wire.get("content")
+            parts = [] if isinstance(content, str) else list(content or [])
+            found = [a for a in map(from_chat_part, parts) if a is not None]
+            name = wire.get("name")
+            out.append(UserMessage(content=text_of(content), name=name, attachments=found))
         elif role == "assistant":
             calls = [
                 ToolCall(

@@ -7,6 +7,7 @@ from typing import Any
 
 from durable_agent.wire import (
     AssistantMessage,
+    Attachment,
     Item,
     Message,
     SystemMessage,
@@ -16,6 +17,7 @@ from durable_agent.wire import (
     prompt_messages,
 )
 
+from ._attachments import from_responses_part, responses_part
 from ._common import Wire, error_text, text_of, tool_message
 
 
@@ -24,8 +26,10 @@ def to_openai_responses(items: Iterable[Item], instructions: str | None = None) 
     given here to get them as a leading system item."""
     out: list[Wire] = [{"role": "system", "content": instructions}] if instructions else []
     for m in prompt_messages(list(items)):
-        if isinstance(m, SystemMessage | UserMessage):
+        if isinstance(m, SystemMessage):
             out.append({"role": m.role, "content": m.content})
+        elif isinstance(m, UserMessage):
+            out.append({"role": m.role, "content": _content(m.content, m.attachments)})
         elif isinstance(m, AssistantMessage):
             if m.content:
                 out.append({"role": "assistant", "content": m.content})
@@ -38,10 +42,23 @@ def to_openai_responses(items: Iterable[Item], instructions: str | None = None) 
                 {
                     "type": "function_call_output",
                     "call_id": m.tool_call_id,
-                    "output": error_text(m),
+                    "output": _content(error_text(m), m.attachments),
                 }
             )
     return out
+
+
+def _content(text: str, attachments: list[Attachment]) -> str | list[Wire]:
+    """Plain text stays a string; attachments make it a list of input parts, the text first."""
+    if not attachments:
+        return text
+    parts: list[Wire] = [{"type": "input_text", "text": text}] if text else []
+    return parts + [responses_part(a) for a in attachments]
+
+
+def _attachments(content: Any) -> list[Attachment]:
+    parts = [] if isinstance(content, str) else list(content or [])
+    return [a for a in map(from_responses_part, parts) if a is not None]
 
 
 def from_openai_responses(items: Sequence[Mapping[str, Any]]) -> list[Message]:
@@ -61,13 +78,17 @@ def from_openai_responses(items: Sequence[Mapping[str, Any]]) -> list[Message]:
             else:
                 out.append(AssistantMessage(tool_calls=[call]))
         elif kind == "function_call_output":
-            out.append(tool_message(wire["call_id"], text_of(wire.get("output")), names))
+            output = wire.get("output")
+            result = tool_message(wire["call_id"], text_of(output), names)
+            result.attachments = _attachments(output)
+            out.append(result)
         elif kind == "message":
             role, content = wire.get("role"), text_of(wire.get("content"))
+            attachments = _attachments(wire.get("content"))
             if role in ("system", "developer"):
                 out.append(SystemMessage(content=content))
             elif role == "user":
-                out.append(UserMessage(content=content))
+                out.append(UserMessage(content=content, attachments=attachments))
             elif role == "assistant":
                 out.append(AssistantMessage(content=content or None))
             else:
