@@ -27,11 +27,11 @@ from durable_agent.wire import (
     TranscriptQuery,
     TranscriptRef,
 )
+from durable_agent.wire.limits import REF_MIN_CHARS
+
+__all__ = ["REF_MIN_CHARS", "TranscriptCache"]
 
 _Key = tuple[str, str]
-
-REF_MIN_CHARS = 1024
-"""Smaller results travel inline: a ref would save next to nothing."""
 
 
 class TranscriptCache:

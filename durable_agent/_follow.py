@@ -148,13 +148,8 @@ async def stream_end(client: AgentClient, workflow_id: str) -> str | None:
     prints what comes next, not the conversation so far (read page by page: the `live` query
     has no cheaper way to tell). Deltas from 0: a reply streaming now is shown from its start.
     None when no run is open: the message starts one, whose stream starts at the start."""
-    try:
-        description = await client.handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    if description.status is not WorkflowExecutionStatus.RUNNING:
+    description = await client.find(workflow_id)
+    if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
         return None
     items = 0
     while True:
@@ -218,10 +213,8 @@ async def closes(client: AgentClient, workflow_id: str) -> None:
     while True:
         await asyncio.sleep(CLOSED_POLL_SECONDS)
         try:
-            description = await client.handle(workflow_id).describe()
-        except RPCError as exc:
-            if exc.status is RPCStatusCode.NOT_FOUND:
-                return
+            description = await client.find(workflow_id)
+        except RPCError:
             continue
-        if description.status is not WorkflowExecutionStatus.RUNNING:
+        if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
             return

@@ -30,6 +30,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from . import telemetry
+from ._causes import cause_message
 from ._follow import LivePrinter, answered_after, live_events, stream_end
 from ._render import render
 from .client import AgentClient
@@ -261,7 +262,7 @@ async def _print_result(client: AgentClient, workflow_id: str) -> None:
     try:
         result = await client.result(workflow_id)
     except WorkflowFailureError as exc:
-        raise CliError(f"run {workflow_id} failed: {_cause(exc)}") from exc
+        raise CliError(f"run {workflow_id} failed: {cause_message(exc)}") from exc
     ending = "" if result.outcome == "completed" else f"; {result.outcome}"
     print(f"\n{_totals(result.turns, result.usage)}{ending}", file=sys.stderr)
 
@@ -406,7 +407,7 @@ async def cmd_cancel(args: argparse.Namespace) -> None:
         if isinstance(exc.cause, CancelledError):  # a version before cancel-with-result
             print("cancelled")
             return
-        raise CliError(f"run {wf} failed: {_cause(exc)}") from exc
+        raise CliError(f"run {wf} failed: {cause_message(exc)}") from exc
     if result.outcome != "cancelled":
         print(f"not cancelled: the run ended first ({result.outcome})")
         return
@@ -738,13 +739,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cause(exc: BaseException) -> str:
-    """The innermost cause's message: what failed, not the layers that reported it."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
-
-
 def error_line(exc: BaseException, args: argparse.Namespace) -> str:
     """One line for stderr that says what went wrong."""
     if isinstance(exc, WorkflowUpdateFailedError):
@@ -763,7 +757,7 @@ def error_line(exc: BaseException, args: argparse.Namespace) -> str:
     elif isinstance(exc, RPCError):
         line = f"error: {exc.message}"
     elif isinstance(exc, WorkflowFailureError):
-        line = f"error: the run failed: {_cause(exc)}"
+        line = f"error: the run failed: {cause_message(exc)}"
     elif isinstance(exc, CliError):
         line = f"error: {exc}"
     else:

@@ -18,6 +18,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -148,6 +149,16 @@ class AgentClient:
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, AgentRunResult]:
         return self.client.get_workflow_handle(workflow_id, result_type=AgentRunResult)
+
+    async def find(self, workflow_id: str) -> WorkflowExecutionDescription | None:
+        """The run's description (its latest run, open or closed); None when no run has this
+        id. Any other failure of the call is raised."""
+        try:
+            return await self.handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
 
     async def result(self, workflow_id: str) -> AgentRunResult:
         return await self.handle(workflow_id).result()

@@ -52,8 +52,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ._agent import Agent
+from ._causes import cause_message
 from ._http import listen as _listen
-from .cli import _cause
 from .client import LIVE_IDLE_INTERVAL, AgentClient
 from .wire import AgentRunResult, AssistantMessage, RunState, UserMessage, cursor
 
@@ -259,7 +259,7 @@ class AgentTools:
         try:
             result = await self.client.result(workflow_id)
         except WorkflowFailureError as exc:
-            return _error(" ".join(f"run {workflow_id} failed: {_cause(exc)}".split()))
+            return _error(" ".join(f"run {workflow_id} failed: {cause_message(exc)}".split()))
         finally:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -270,13 +270,8 @@ class AgentTools:
         self, agent: Agent, prompt: str, workflow_id: str | None
     ) -> tuple[str, bool]:
         """The run with `workflow_id` if there is one (running or ended), else a new one."""
-        if workflow_id is not None:
-            try:
-                await self.client.handle(workflow_id).describe()
-                return workflow_id, True
-            except RPCError as exc:
-                if exc.status is not RPCStatusCode.NOT_FOUND:
-                    raise
+        if workflow_id is not None and await self.client.find(workflow_id) is not None:
+            return workflow_id, True
         try:
             handle = await self.client.start(agent.name, prompt, workflow_id=workflow_id)
         except WorkflowAlreadyStartedError:  # another call started it a moment ago
@@ -330,7 +325,7 @@ class AgentTools:
                 try:
                     return _answer(thread, await self.client.result(thread))
                 except WorkflowFailureError as exc:
-                    return _error(" ".join(f"thread {thread} failed: {_cause(exc)}".split()))
+                    return _error(" ".join(f"thread {thread} failed: {cause_message(exc)}".split()))
             if event.type == "state":
                 await progress.say(await self._state_line(thread, event.state))
                 if mine and event.state is RunState.WAITING_FOR_USER:
@@ -356,8 +351,8 @@ class AgentTools:
         Reading it needs a worker: while none answers, wait, as `AgentClient.events` does."""
         while True:
             try:
-                description = await self.client.handle(thread).describe()
-                if description.status is not WorkflowExecutionStatus.RUNNING:
+                description = await self.client.find(thread)
+                if description is None or description.status is not WorkflowExecutionStatus.RUNNING:
                     return 0  # a new run starts under this id
                 page = await self.client.history(thread)
                 while page.more:

@@ -39,7 +39,9 @@ def layer_of(module: str) -> str:
     if top == "activities":
         return "activities"
     # telemetry: both the loop and the activities record metrics through it; it imports only wire.
-    if top in {"_agent", "_tool", "_hooks", "_mcp", "_registry", "_render", "telemetry"}:
+    # _causes: pure, the loop's failures and the edges' errors name the same innermost cause.
+    agents = {"_agent", "_tool", "_hooks", "_mcp", "_registry", "_render", "_causes"}
+    if top in agents | {"telemetry"}:
         return "agents"
     return "edges"
 

@@ -28,8 +28,9 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import LiveEvent
 from durable_agent.client import AgentClient
 from durable_agent.serve import Hub, create_app, listen
-from durable_agent.serve.app import KEEPALIVE_SECONDS, server
+from durable_agent.serve.app import server
 from durable_agent.serve.hub import READER_LINGER
+from durable_agent.serve.sse import KEEPALIVE_SECONDS
 from durable_agent.storage import data_converter
 from durable_agent.wire import parse_cursor
 from durable_agent.worker import ensure_search_attributes

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from durable_agent._causes import innermost
 
 __all__ = ["CALL_FAILED", "cause_text", "is_cancelled_exception", "reraise_cancellation"]
 
@@ -19,6 +23,4 @@ def reraise_cancellation(exc: BaseException) -> None:
 
 
 def cause_text(exc: BaseException) -> str:
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    return str(exc)
+    return str(innermost(exc))

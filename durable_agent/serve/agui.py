@@ -70,6 +70,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._causes import cause_message, cause_type
 from .._follow import CLOSED_POLL_SECONDS, stream_end
 from ..client import AgentClient
 from ..wire import (
@@ -85,6 +86,7 @@ from ..wire import (
     parse_cursor,
 )
 from .hub import Hub
+from .sse import KEEPALIVE_SECONDS
 
 __all__ = ["agui_router"]
 
@@ -246,8 +248,6 @@ async def _turn_events(
     client: AgentClient, hub: Hub, body: RunAgentInput, after: str | None, awaited: str | None
 ) -> AsyncIterator[BaseEvent | None]:
     """The AG-UI run, read through the app's `Hub`; None is a keep-alive."""
-    from .app import KEEPALIVE_SECONDS  # here: app.py imports this module to include it
-
     thread, run_id = body.thread_id, body.run_id
     yield RunStartedEvent(thread_id=thread, run_id=run_id, protocol_version=PROTOCOL_VERSION)
     turn = Translation(run_id, awaited)
@@ -357,11 +357,7 @@ async def _failure(client: AgentClient, thread: str) -> tuple[str, str | None]:
     try:
         await client.result(thread)
     except WorkflowFailureError as exc:
-        cause: BaseException = exc
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        message = getattr(cause, "message", None) or str(cause)
-        return f"the run failed: {message}", getattr(cause, "type", None)
+        return f"the run failed: {cause_message(exc)}", cause_type(exc)
     return "the run failed", None
 
 

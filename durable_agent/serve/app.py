@@ -37,6 +37,7 @@ from temporalio.client import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from .._causes import cause_message
 from .._http import listen as _listen
 from ..client import AgentClient
 from ..wire import (
@@ -56,13 +57,11 @@ from ..wire import (
 from .agui import agui_router
 from .hub import Hub, HubClosed
 from .page import PAGE_PATHS, page_router
+from .sse import KEEPALIVE_SECONDS
 
 __all__ = ["TOKEN_VARIABLE", "create_app", "listen", "serve"]
 
 TOKEN_VARIABLE = "DURABLE_AGENT_SERVE_TOKEN"
-KEEPALIVE_SECONDS = 15.0
-"""An SSE comment this often while a run is quiet: proxies close idle connections (nginx's
-proxy_read_timeout and AWS load balancers' idle timeout are 60 s by default)."""
 PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 """Open without the token: the docs describe the API and hold no data, and a browser's docs
 page fetches the schema without credentials."""
@@ -393,10 +392,8 @@ def runs_router() -> APIRouter:
         try:
             return await client.result(workflow_id)
         except WorkflowFailureError as exc:
-            cause: BaseException = exc
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            raise HTTPException(409, f"run {workflow_id} has no result: {cause}") from None
+            why = cause_message(exc)
+            raise HTTPException(409, f"run {workflow_id} has no result: {why}") from None
 
     @router.get("/{workflow_id:path}/events", response_class=StreamingResponse)
     async def events(
@@ -504,12 +501,9 @@ def runs_router() -> APIRouter:
 
 async def _first_run(client: AgentClient, workflow_id: str) -> Started | None:
     """The run `workflow_id` started with, if there is one (within the namespace's retention)."""
-    try:
-        description = await client.handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    description = await client.find(workflow_id)
+    if description is None:
+        return None
     info = description.raw_description.workflow_execution_info
     return Started(workflow_id=workflow_id, run_id=info.first_run_id or description.run_id)
 
