@@ -28,12 +28,14 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from .activities.attachments import offload, offload_messages
 from .wire import (
     AGENT_NAME,
     AGENT_STATUS,
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
+    Attachment,
     Budget,
     EventSource,
     HistoryPage,
@@ -131,7 +133,8 @@ class AgentClient:
         params = AgentRunInput(
             agent=agent,
             prompt=prompt,
-            messages=list(messages),
+            # Large attachment bytes go to payload storage: the run keeps their reference.
+            messages=await offload_messages(self.client.data_converter, messages),
             conversation=conversation,
             max_turns=max_turns,
             snapshot=snapshot,
@@ -222,10 +225,13 @@ class AgentClient:
         name: str | None = None,
         *,
         update_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> SubmitResult:
-        """Send a user message. Pass the same `update_id` when you send it again after an
-        error: the run takes an update id once, so the message cannot appear twice."""
-        signal = UserMessageSignal(content=content, name=name)
+        """Send a user message, with any images and files (`Image`, `File`). Pass the same
+        `update_id` when you send it again after an error: the run takes an update id once, so
+        the message cannot appear twice."""
+        stored = await offload(self.client.data_converter, attachments)
+        signal = UserMessageSignal(content=content, name=name, attachments=stored)
         return await self._update(workflow_id, "submit_user_message", signal, update_id)
 
     async def interrupt(

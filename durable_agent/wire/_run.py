@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributeKey
 
 from . import limits
 from ._activities import TranscriptPage, TranscriptQuery
+from ._attachments import Attachment
 from ._conversation import (
     AssistantMessage,
     Data,
@@ -242,11 +243,16 @@ class ApprovalSignal(Data):
     """The pending call's `digest`, to bind the decision to the arguments it was made on."""
 
 
-class UserMessageSignal(Data):
+class UserMessageSignal(Extensible):
     """Signal `user_message`: a message from a person or the application."""
+
+    _new_fields = ("attachments",)
 
     content: str
     name: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    """Images and files the model sees after the text (large bytes already in payload storage:
+    `AgentClient.say` puts them there)."""
 
 
 class ChildReport(Data):

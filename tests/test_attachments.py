@@ -1,0 +1,126 @@
+"""Images and files through whole runs: a real worker and client, the real provider SDKs, and a
+local server that reads each attachment out of the request as its API defines it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from durable_agent import Agent, File, Image, ToolContext, ToolMessage, UserMessage, tool
+from durable_agent.activities.attachments import StoredBytes
+from durable_agent.activities.tools import tool_activity
+from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
+from durable_agent.wire import ToolInvocation, ToolOutcome
+
+from .conftest import agent_client, run_error
+from .fake_llm_content import Seen
+from .fake_llm_server import FakeLLMServer, text, tool_calls
+
+FIVE_MB = os.urandom(5 * 1024 * 1024)
+SMALL_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+
+
+@tool
+def look_again() -> str:
+    """Look at the picture once more."""
+    return "looked"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        yield s
+
+
+def history_bytes(events: list[object]) -> int:
+    return sum(len(e.SerializeToString()) for e in events)  # type: ignore[attr-defined]
+
+
+def large_files_since(started: float) -> list[Path]:
+    directory = Path(os.environ[PAYLOAD_DIR_VARIABLE])
+    return [
+        p for p in directory.iterdir() if p.stat().st_mtime >= started and p.stat().st_size > 1e6
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
+async def test_a_5_mb_image_is_stored_once_and_every_model_call_sees_it(
+    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
+) -> None:
+    turns = 8
+    server.reply(*[tool_calls((f"c{n}", "look_again", "{}")) for n in range(turns - 1)])
+    server.reply(text("A picture of noise."))
+    agent = Agent("looker", model=f"{prefix}:fake-model", tools=[look_again])
+    started = time.time() - 1  # file times have a coarse clock
+    picture = Image(data=os.urandom(5 * 1024 * 1024), media_type="image/png")
+    async with agent_client(time_env.client, agent) as (client, _):
+        message = UserMessage(content="What is this?", attachments=[picture])
+        handle = await client.start("looker", messages=[message])
+        result = await handle.result()
+        history = [e async for e in handle.fetch_history_events()]
+    assert result.final_text == "A picture of noise."
+    assert picture.data is not None
+    seen = Seen("user", "image", "bytes", base64.b64encode(picture.data).decode(), "image/png")
+    assert len(server.requests) == turns
+    assert all(r.attachments == [seen] for r in server.requests), "every call carries the bytes"
+    kept = result.messages[0]
+    assert isinstance(kept, UserMessage) and kept.attachments[0].stored is not None
+    assert kept.attachments[0].data is None, "the run holds a reference, not the bytes"
+    assert history_bytes(history) < 200_000, "no payload of the run carries the bytes"
+    assert len(large_files_since(started)) == 1, "the bytes are stored once"
+
+
+async def test_what_a_provider_cannot_take_fails_the_call_at_once_with_one_line(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    agent = Agent("chatty", model="openai-chat:fake-model")
+    async with agent_client(time_env.client, agent) as (client, _):
+        message = UserMessage(content="Read it.", attachments=[Image(file_id="file-abc")])
+        handle = await client.start("chatty", messages=[message])
+        error = await run_error(handle)
+    assert "UnsupportedContent: Chat Completions cannot take an image by file id" in str(error)
+    assert server.requests == [], "refused before any request, and not retried"
+
+
+async def test_a_tool_returns_an_image_and_its_large_bytes_go_to_storage(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """`return Image(...)` or a list of text and attachments: the outcome carries them, with
+    bytes over the threshold as a storage reference the model activity can read back."""
+
+    pdf_url = "https://example.com/report.pdf"
+
+    @tool
+    def chart(ctx: ToolContext) -> list[object]:
+        """Draw the chart."""
+        return ["Here it is.", Image(data=FIVE_MB, media_type="image/png"), File(url=pdf_url)]
+
+    client = Client(**{**time_env.client.config(), "data_converter": data_converter()})
+    run = tool_activity(chart, TranscriptCache())
+    outcome: ToolOutcome = await ActivityEnvironment(client=client).run(
+        run, ToolInvocation(tool_call_id="c1", name="chart", arguments="{}", agent="a")
+    )
+    assert outcome.content == "Here it is."
+    image, pdf = outcome.attachments
+    assert image.stored is not None and image.data is None
+    assert pdf == File(url=pdf_url)
+    assert len(outcome.model_dump_json()) < 10_000
+    # What the model activity does before a provider call: the bytes come back.
+    [resolved] = await StoredBytes().resolve(
+        lambda: client.data_converter,
+        [ToolMessage(tool_call_id="c1", content="", attachments=outcome.attachments)],
+    )
+    assert isinstance(resolved, ToolMessage)
+    assert resolved.attachments[0] == Image(data=FIVE_MB, media_type="image/png")
