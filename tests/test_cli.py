@@ -25,7 +25,7 @@ from durable_agent import (
     ToolCall,
     ToolMessage,
 )
-from durable_agent._follow import LivePrinter
+from durable_agent.cli.printer import LivePrinter
 from durable_agent.wire import EventSource
 
 from .e2e_agents import STREAMED_REPLY
