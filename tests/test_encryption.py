@@ -90,6 +90,8 @@ async def test_plaintext_payloads_pass_through_for_recorded_histories() -> None:
         (f"{OLD},{OLD}", "key id 'old' appears twice"),
         (" , ", "holds no key"),
     ],
+    # Named, not shown: a random key in a test id differs between pytest-xdist's workers.
+    ids=["no-key-id", "not-base64", "too-short", "id-twice", "empty"],
 )
 def test_a_malformed_key_setting_is_one_line_without_the_key(setting: str, expected: str) -> None:
     with pytest.raises(EncryptionKeyError) as error:
