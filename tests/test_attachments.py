@@ -6,10 +6,11 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -44,8 +45,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
         yield s
 
 
-def history_bytes(events: list[object]) -> int:
-    return sum(len(e.SerializeToString()) for e in events)  # type: ignore[attr-defined]
+def history_bytes(events: Sequence[HistoryEvent]) -> int:
+    return sum(len(e.SerializeToString()) for e in events)
 
 
 def large_files_since(started: float) -> list[Path]:
@@ -107,7 +108,9 @@ async def test_a_tool_returns_an_image_and_its_large_bytes_go_to_storage(
         """Draw the chart."""
         return ["Here it is.", Image(data=FIVE_MB, media_type="image/png"), File(url=pdf_url)]
 
-    client = Client(**{**time_env.client.config(), "data_converter": data_converter()})
+    config = time_env.client.config()
+    config["data_converter"] = data_converter()
+    client = Client(**config)
     run = tool_activity(chart, TranscriptCache())
     outcome: ToolOutcome = await ActivityEnvironment(client=client).run(
         run, ToolInvocation(tool_call_id="c1", name="chart", arguments="{}", agent="a")

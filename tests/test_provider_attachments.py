@@ -5,7 +5,7 @@ it would refuse)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -81,13 +81,13 @@ def server() -> Iterator[FakeLLMServer]:
         yield s
 
 
-def with_attachments(user: list[Image | File], tool: list[Image | File]) -> ModelRequest:
+def with_attachments(user: Sequence[Image | File], tool: Sequence[Image | File]) -> ModelRequest:
     return ModelRequest(
         model="x:fake-model",
         messages=[
-            UserMessage(content="What do you see?", attachments=user),
+            UserMessage(content="What do you see?", attachments=list(user)),
             AssistantMessage(tool_calls=[ToolCall(id="c1", name="chart", arguments="{}")]),
-            ToolMessage(tool_call_id="c1", name="chart", content="drawn", attachments=tool),
+            ToolMessage(tool_call_id="c1", name="chart", content="drawn", attachments=list(tool)),
         ],
     )
 
@@ -114,7 +114,10 @@ async def test_a_tool_result_carries_its_image_where_the_api_allows(
     server: FakeLLMServer, kind: str, streamed: bool
 ) -> None:
     server.reply(text("A bar chart."))
-    tool = [Image(data=PNG, media_type="image/png"), File(data=PDF, media_type="application/pdf")]
+    tool: list[Image | File] = [
+        Image(data=PNG, media_type="image/png"),
+        File(data=PDF, media_type="application/pdf"),
+    ]
     sink = Recorder() if streamed else None
     await PROVIDERS[kind](server).complete(with_attachments([], tool), "fake-model", sink)
     assert server.requests[0].attachments == [
