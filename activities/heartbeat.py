@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity
 
@@ -27,25 +28,27 @@ def beat_interval(timeout: timedelta) -> float:
 
 
 @asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
+async def heartbeating(*details: Any) -> AsyncIterator[None]:
     """Heartbeat from a background task while the body runs, if the call has a heartbeat timeout.
 
     The task is started inside the activity, so it inherits the activity's context. It sleeps
-    first: a call that ends within one interval makes no heartbeat call at all.
+    first: a call that ends within one interval makes no heartbeat call at all. Each beat
+    carries `details`: a heartbeat replaces the details the last one left, which the next
+    attempt reads when this worker dies.
     """
     info = activity.info()
     timeout = info.heartbeat_timeout
     if info.is_local or not timeout:
         yield
         return
-    beater = asyncio.create_task(_beat(beat_interval(timeout)), name="heartbeat")
+    beater = asyncio.create_task(_beat(beat_interval(timeout), details), name="heartbeat")
     try:
         yield
     finally:
         beater.cancel()
 
 
-async def _beat(interval: float) -> None:
+async def _beat(interval: float, details: tuple[Any, ...]) -> None:
     while True:
         await asyncio.sleep(interval)
-        activity.heartbeat()
+        activity.heartbeat(*details)

@@ -12,12 +12,15 @@ from durable_agent.wire import ToolInvocation, ToolOutcome
 
 from .attachments import offload
 from .heartbeat import heartbeating
+from .tool_failures import OwnFailures, out_of_time, prior_failures, tool_failed
 from .transcripts import TranscriptCache
 
 
 def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocation], Any]:
-    """An activity that runs `tool`. Exceptions propagate so Temporal retries them; bad
-    arguments do not, since a retry would fail the same way: they go back to the model.
+    """An activity that runs `tool`. Its exceptions are retried by Temporal until the tool's
+    own attempts are spent, then go back to the model (`tool_failures.py`: a dead worker's
+    attempts do not count); bad arguments go back at once, since a retry would fail the same
+    way.
 
     It heartbeats while the tool runs. A cancelled call raises `asyncio.CancelledError` in an
     async tool; a sync tool runs in a thread that cannot be interrupted, so it runs to its end
@@ -34,8 +37,11 @@ def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocat
             agent=invocation.agent,
             attempt=info.attempt,
         )
+        failures = prior_failures(info)
+        if (ended := out_of_time(tool, invocation.tool_call_id, info, context.events)) is not None:
+            return ended
         try:
-            async with heartbeating():
+            async with heartbeating(OwnFailures(failures=failures)):
                 content, attachments = await tool.invoke_with_attachments(
                     invocation.arguments, context
                 )
@@ -43,6 +49,8 @@ def tool_activity(tool: Tool, results: TranscriptCache) -> Callable[[ToolInvocat
                     attachments = await offload(activity.client().data_converter, attachments)
         except ToolArgumentsError as exc:
             return ToolOutcome(content=str(exc), is_error=True, events=context.events)
+        except Exception as exc:
+            return tool_failed(tool, invocation.tool_call_id, exc, failures + 1, context.events)
         # Only an invocable tool's result is the content the model reads next.
         ref = results.keep_result(content) if tool.kind is ToolKind.INVOCABLE else None
         return ToolOutcome(content=content, events=context.events, ref=ref, attachments=attachments)

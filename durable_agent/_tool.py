@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 import json
 import logging
@@ -152,6 +153,15 @@ class Tool:
     def activity_name(self) -> str:
         """The activity type shown in the Temporal UI: a wire contract, keep it stable."""
         return f"tool.{self.name}"
+
+    @property
+    def activity_retry(self) -> RetryPolicy:
+        """The retry policy the call's activity is scheduled with: `retry` with unlimited
+        attempts, because the activity itself counts the tool's own exceptions against
+        `retry.maximum_attempts` and attempts lost with a dead worker count nothing
+        (`activities/tool_failures.py`). A local activity keeps `retry`: a dead worker's local
+        activity starts again from its first attempt anyway."""
+        return self.retry if self.local else dataclasses.replace(self.retry, maximum_attempts=0)
 
     def spec(self) -> ToolSpec:
         return ToolSpec(

@@ -16,6 +16,7 @@ Labels carry names only (agent, model, tool, kind, outcome): never arguments, co
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from datetime import timedelta
@@ -32,7 +33,9 @@ from .wire import HookInvocation, ModelRequest, ModelResponse, ToolInvocation, T
 __all__ = [
     "ENDPOINT_VARIABLES",
     "ActivityTelemetry",
+    "ErrorTypesOnly",
     "client_interceptors",
+    "keep_error_text_out_of_logs",
     "metrics_runtime",
     "record_model_call",
     "record_wait",
@@ -120,6 +123,46 @@ def shutdown() -> None:
     provider, _provider = _provider, None
     if provider is not None:
         provider.shutdown()  # flushes every span processor first, bounded by its export timeout
+
+
+# ---------------------------------------------------------------------- logs
+
+
+ACTIVITY_LOGGERS = ("temporalio.activity", "temporalio.worker._activity")
+"""Where an activity's exception is logged: the SDK's "Completing activity as failed" line (with
+the traceback) and our tools' own lines."""
+
+
+class ErrorTypesOnly(logging.Filter):
+    """Keeps a record's exception type and drops its text and traceback. With payloads
+    encrypted, an activity's exception text is conversation content (a tool's error, a
+    provider's message quoting the prompt, a hook's), which must not reach a log in plain
+    text; the type, the activity and the run (in the SDK's line) and, for a tool, the
+    tool_call_id (in ours) say which call failed and how."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {_error_type(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _error_type(exc: BaseException) -> str:
+    kind = getattr(exc, "type", None)  # an ApplicationError's type names the original error
+    return f"{type(exc).__name__} ({kind})" if isinstance(kind, str) else type(exc).__name__
+
+
+def keep_error_text_out_of_logs(client: temporalio.client.Client) -> None:
+    """`ErrorTypesOnly` on the activity loggers when `client` encrypts payloads (any payload
+    codec); installed by `create_worker`, once a process."""
+    if client.data_converter.payload_codec is None:
+        return
+    for name in ACTIVITY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ErrorTypesOnly) for f in logger.filters):
+            logger.addFilter(ErrorTypesOnly())
 
 
 # ---------------------------------------------------------------------- metrics setup
@@ -223,7 +266,6 @@ def _model_call(
         attributes["gen_ai.response.model"] = response.model or model
         attributes["gen_ai.usage.input_tokens"] = response.usage.input_tokens
         attributes["gen_ai.usage.output_tokens"] = response.usage.output_tokens
-        attributes["gen_ai.usage.cache_read.input_tokens"] = response.usage.cached_input_tokens
     _set_span_attributes(attributes)
     # A duration, like the SDK's own latencies: same unit (ms) and buckets on the endpoint.
     meter.create_histogram_timedelta(
@@ -245,17 +287,12 @@ def _set_span_attributes(attributes: dict[str, Any]) -> None:
 
 
 def record_model_call(meter: MetricMeter, agent: str, model: str, usage: Usage) -> None:
-    """`durable_agent_tokens` (by agent, model and direction), `durable_agent_cached_input_tokens`
-    (the input tokens read from the provider's prompt cache, counted in `input` as well) and
-    `durable_agent_model_calls`."""
+    """`durable_agent_tokens` (by agent, model and direction) and `durable_agent_model_calls`."""
     labels = {"agent": agent, "model": model}
     meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(1, labels)
     tokens = meter.create_counter("durable_agent_tokens", "Tokens the model calls used.")
     tokens.add(usage.input_tokens, {**labels, "direction": "input"})
     tokens.add(usage.output_tokens, {**labels, "direction": "output"})
-    meter.create_counter(
-        "durable_agent_cached_input_tokens", "Input tokens read from the provider's prompt cache."
-    ).add(usage.cached_input_tokens, labels)
 
 
 def record_wait(meter: MetricMeter, agent: str, kind: str) -> None:

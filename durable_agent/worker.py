@@ -142,6 +142,7 @@ def create_worker(
     # Only a worker with MCP servers has the dynamic handler: elsewhere an unknown activity
     # type keeps failing as unknown instead of reaching it.
     mcp = [MCPActivities(mcp_servers, model_activities.transcripts).run] if mcp_servers else []
+    telemetry.keep_error_text_out_of_logs(client)  # encrypted: no error text in logs either
     worker_options.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=1))
     # The identity names where this worker's calls stream their deltas (`durable_agent.live`):
     # readers find it in the run's pending model activity.

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from temporalio.common import RetryPolicy
+
 from durable_agent import (
     Agent,
     AssistantMessage,
@@ -317,3 +319,25 @@ def _ramble(request: ModelRequest) -> str:
 rambler = Agent("rambler", model=ScriptedModel("rambler", _ramble, chunk_delay=0.05))
 chatter = Agent("chatter", model=ScriptedModel("chatter", _echo, chunk_delay=0.02))
 agents += [streamer, rambler, chatter]
+
+
+# A tool fails only for its own reasons (tests/test_crash_recovery.py): two attempts of its own,
+# three workers killed during it, then one failure of its own, then success.
+@tool(retry=RetryPolicy(maximum_attempts=2))
+def sturdy_step(ctx: ToolContext) -> str:
+    """Takes three seconds; its fourth run fails at once, on its own."""
+    log = Path(os.environ["E2E_LOG"])
+    runs = log.read_text().count('"sturdy_started"') if log.exists() else 0
+    _log("sturdy_started", ctx)
+    if runs == 3:
+        raise ConnectionError("the fourth run fails on its own")
+    time.sleep(3)
+    return "sturdy step done"
+
+
+sturdy = Agent(
+    "sturdy",
+    model=ScriptedModel("sturdy", [_calls(0, "sturdy_step", {}), "the sturdy step is done"]),
+    tools=[sturdy_step],
+)
+agents += [sturdy]

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import AgentRunResult
+from durable_agent import AgentRunResult, ToolMessage
 from durable_agent.client import AgentClient
 
 from .fake_llm_server import FakeLLMServer, text
@@ -131,6 +131,42 @@ async def test_worker_killed_mid_model_call_another_finishes_within_15_s(
         assert len(server.requests) == 2
     assert recovery.result.final_text == "thought it through"
     assert recovery.seconds < RECOVERY_BAR, f"{recovery.seconds:.1f} s: {recovery.timeline}"
+
+
+@pytest.mark.slow  # ~35 s: three workers killed during one call, each detected in ~4 s
+async def test_kills_never_use_up_a_tools_attempts_only_its_own_exceptions_do(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Issue 18: a worker killed mid-call used up one of the tool's attempts, so the model was
+    told a tool failed when only its workers had died (17 of 96 runs in a fault storm). The
+    tool has two attempts of its own; three workers die during it, then it fails once on its
+    own, then succeeds: five runs of its body, one result, and that result is the success."""
+    address, queue, log = address_of(dev_env), f"kills-{uuid.uuid4()}", tmp_path / "log.jsonl"
+    worker = start_worker(address, queue, log)
+    try:
+        handle = await AgentClient(dev_env.client, queue).start("sturdy", "go")
+        for run in range(1, 4):
+            await until_started(log, "sturdy_started", run)
+            await asyncio.sleep(INTO_THE_CALL)
+            stop(worker, signal.SIGKILL)
+            worker = start_worker(address, queue, log)
+        result = await asyncio.wait_for(handle.result(), timeout=90)
+    finally:
+        stop(worker)
+    assert_paired(result)
+    [answer] = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert (answer.content, answer.is_error) == ("sturdy step done", False)
+    assert [line["kind"] for line in log_lines(log)] == ["sturdy_started"] * 5
+    assert result.final_text == "the sturdy step is done"
+
+
+async def until_started(log: Path, kind: str, count: int) -> None:
+    """Wait until the worker's tools logged `kind` `count` times."""
+
+    async def check() -> bool:
+        return sum(line["kind"] == kind for line in log_lines(log)) >= count
+
+    await eventually(check, f"{kind} x{count} in the log", 30)
 
 
 async def test_a_cancelled_run_cancels_its_async_tool_and_its_sync_tool_runs_out(

@@ -6,27 +6,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import secrets
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.common import RetryPolicy
+from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, ScriptedModel, tool
+from durable_agent import Agent, ScriptedModel, ToolMessage, tool
 from durable_agent.client import AgentClient
 from durable_agent.codec_server import TOKEN_VARIABLE
 from durable_agent.encryption import (
     KEYS_VARIABLE,
 )
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE
+from durable_agent.telemetry import ErrorTypesOnly
 
 from .codec import NEW, OLD, TOKEN, CodecServer, with_base64_decoded
 from .conftest import calls
 from .helpers import wait_pending
 from .processes import BIN, ROOT, DevServer, start_worker, stop
+from .test_e2e import address_of
 
 PROMPT = "PROMPT-MARKER please move my savings"
 HOLDER = "ARG-MARKER-holder"
@@ -74,7 +80,28 @@ teller = Agent(
     tools=[lookup_account, move_money],
     handoffs=[closer],
 )
-agents = [teller]
+VAULT_SECRET = "ERROR-MARKER the vault code is 0451"
+
+
+@tool(retry=RetryPolicy(maximum_attempts=2))
+def open_vault(code: str) -> str:
+    """Open the vault (it never opens: its error says the secret).
+
+    Args:
+        code: The code to try.
+    """
+    raise PermissionError(f"{VAULT_SECRET}, not {code}")
+
+
+vault = Agent(
+    "vault",
+    model=ScriptedModel(
+        "vault",
+        [calls(("v1", "open_vault", {"code": "ARG-MARKER-1234"})), "REPLY-MARKER it stays shut"],
+    ),
+    tools=[open_vault],
+)
+agents = [teller, vault]
 
 
 def show(address: str, workflow_id: str, *codec: str) -> str:
@@ -171,6 +198,46 @@ async def test_a_run_leaves_only_ciphertext_in_the_server_database(
         assert leaked == [], f"{path.name} holds {leaked}"
     logs = log.with_suffix(".stderr").read_text()
     assert [k for k in (*key_material, TOKEN) if k in logs] == []
+
+
+async def test_with_encryption_a_failing_tool_logs_its_error_type_and_call_not_its_text(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: at the default log level the SDK's "Completing activity as failed" line carried
+    a failing tool's exception text, in plain text though every payload was encrypted. The
+    tool fails twice (a retry, then its last attempt): the model still reads the error's text,
+    the worker's log names the error's type and the tool_call_id only."""
+    monkeypatch.setenv(KEYS_VARIABLE, NEW)
+    queue, log = f"enc-log-{uuid.uuid4()}", tmp_path / "worker.jsonl"
+    address = address_of(dev_env)
+    worker = start_worker(address, queue, log, agents="tests.test_encryption_at_rest:agents")
+    try:
+        client = await AgentClient.connect(queue, address=address)
+        handle = await client.start("vault", "PROMPT-MARKER open it")
+        result = await asyncio.wait_for(handle.result(), 60)
+    finally:
+        stop(worker, signal.SIGTERM)
+    [answer] = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert answer.is_error and VAULT_SECRET in answer.content and "1234" in answer.content
+    logged = log.with_suffix(".stderr").read_text()
+    assert "PermissionError from tool open_vault (tool_call_id v1), attempt 1 of 2" in logged
+    assert "PermissionError from tool open_vault (tool_call_id v1), attempt 2 of 2" in logged
+    assert [m for m in ("MARKER", "0451", "1234") if m in logged] == [], logged
+
+
+def test_the_log_filter_keeps_an_errors_type_and_drops_its_text() -> None:
+    """What the worker installs on the activity loggers when it encrypts: a hook's or a
+    provider's exception (a tool's too) is logged by type, without its text or traceback."""
+    try:
+        raise PermissionError(VAULT_SECRET)
+    except PermissionError:
+        record = logging.LogRecord(
+            "temporalio.activity", logging.WARNING, __file__, 1, "Completing %s", ("x",), None
+        )
+        record.exc_info = sys.exc_info()
+    assert ErrorTypesOnly().filter(record)
+    line = logging.Formatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING Completing x: PermissionError"
 
 
 def test_compose_passes_the_keys_through_and_runs_the_codec_server() -> None:

@@ -227,7 +227,7 @@ class ToolCalls:
                 ),
                 result_type=ToolOutcome,
                 start_to_close_timeout=tool.timeout,
-                retry_policy=tool.retry,
+                retry_policy=tool.activity_retry,
                 # no summary: each is a payload the SDK encodes and visits per activity
                 # (measured: a third of the worker's serialization work); the type names the tool.
             )
