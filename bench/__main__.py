@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import delegation, live
+from . import delegation, live, prompt_cache
 from .measure import (
     Timing,
     WorkerProcess,
@@ -61,6 +61,7 @@ class Plan:
     long_calls: int = 100
     long_output: int = 5 * 1024
     delegation_calls: int = 20
+    cache_turns: int = 50
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
@@ -81,6 +82,7 @@ QUICK = Plan(
     resume=False,
     long_calls=3,
     delegation_calls=3,
+    cache_turns=3,
     live=live.QUICK_LIVE,
 )
 
@@ -201,10 +203,17 @@ async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
-    if only is None or only - {"live"}:
+    if only is None or only - {"live", "prompt-cache"}:
         await measure_variants(plan, only, report)
     if only is None or "live" in only:
         report.live(await live.measure(plan.live))
+    if only is None or "prompt-cache" in only:
+        env = await start_embedded(ui=False)
+        try:
+            shares = await prompt_cache.measure(env.client, plan.cache_turns)
+        finally:
+            await env.shutdown()
+        report.sections.append(prompt_cache.table(shares))
     text = report.markdown(_header(args.quick))
     print(text)
     if args.output:
@@ -294,7 +303,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--only",
         help="comma-separated: bare (both bare loops), bare-unsandboxed, anchor, durable-agent "
-        "(both modes), durable-fast, encrypted, traced, live (streaming to observers)",
+        "(both modes), durable-fast, encrypted, traced, live (streaming to observers), "
+        "prompt-cache (cached share of input tokens over a 50-turn run)",
     )
     parser.add_argument("--output", default="docs/benchmarks.md")
     asyncio.run(main(parser.parse_args()))

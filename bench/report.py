@@ -47,6 +47,8 @@ class Report:
         self.live_runs: LiveResult | None = None
         self.delegated: Delegation | None = None
         self.notes: list[str] = []
+        self.sections: list[list[str]] = []
+        """Tables a measurement renders itself (bench/prompt_cache.py), in the order added."""
 
     def timing(self, name: str, turns: int, t: Timing) -> None:
         self.timings[name][turns] = t
@@ -94,6 +96,7 @@ class Report:
         out += self._timing_table() + self._cost_table() + self._throughput_table()
         out += self._long_run_table() + self._resume_table() + self._live_tables()
         out += table(self.delegated) if self.delegated is not None else []
+        out += [line for section in self.sections for line in section]
         out += self._goals()
         if self.notes:
             out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]

@@ -20,6 +20,7 @@ from durable_agent import (
     tool,
 )
 from durable_agent.storage import data_converter
+from durable_agent.wire import AGENT_TOKENS
 
 from .conftest import agent_client, eventually
 from .fake_llm_server import FakeLLMServer, text, tool_calls
@@ -143,6 +144,7 @@ async def test_a_runs_usage_and_metrics_count_cached_tokens(
 
             await eventually(counted, "the run's model calls on the endpoint", 10)
             metrics = scrape(port)
+            listed = (await handle.describe()).typed_search_attributes.get(AGENT_TOKENS)
     usage = result.usage
     keys = {r.body.get("prompt_cache_key") for r in server.requests}
     assert keys == ({None} if prefix == "anthropic" else {handle.id}), "one key a run"
@@ -152,3 +154,4 @@ async def test_a_runs_usage_and_metrics_count_cached_tokens(
     assert cached == usage.cached_input_tokens
     inputs = sample(metrics, "durable_agent_tokens", **labels, direction="input")
     assert inputs == usage.input_tokens
+    assert listed == usage.total_tokens, "AgentTokens counts the cached input tokens too"
