@@ -7,8 +7,6 @@ lists those commands next to these methods.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -19,7 +17,6 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -28,10 +25,12 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from . import _follow
 from .activities.attachments import offload, offload_messages
 from .wire import (
     AGENT_NAME,
     AGENT_STATUS,
+    WORKFLOW_TYPE,
     AgentRunInput,
     AgentRunResult,
     ApprovalSignal,
@@ -46,23 +45,17 @@ from .wire import (
     LiveQuery,
     Message,
     PendingCall,
+    Query,
     RunState,
     Snapshot,
     StatusInfo,
     SubmitResult,
     ToolResultSignal,
+    Update,
     UserMessageSignal,
-    cursor,
-    parse_cursor,
 )
 from .worker import DEFAULT_TASK_QUEUE, connect
 
-WORKFLOW_TYPE = "AgentWorkflow"
-LIVE_POLL_INTERVAL = 0.05
-"""Seconds between `live` reads while a model call streams (observer latency: about half)."""
-LIVE_IDLE_INTERVAL = 1.0
-CLOSED_CHECK_INTERVAL = 2.0
-"""Seconds of quiet after which `events` asks the server whether the run was closed."""
 UPDATE_ATTEMPTS = 4
 """Attempts of one update (same id) when its RPC fails for a reason worth retrying."""
 _TRANSIENT = (
@@ -79,18 +72,6 @@ class SendResult:
     run_id: str
     detail: str
     """The run's answer to the message, e.g. "queued for the next safe point"."""
-
-
-async def _woken(wake: asyncio.Event | None, seconds: float) -> bool:
-    """Sleep `seconds`, or less if `wake` is set meanwhile (then clear it and say so)."""
-    if wake is None:
-        await asyncio.sleep(seconds)
-        return False
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wake.wait(), seconds)
-    woken = wake.is_set()
-    wake.clear()
-    return woken
 
 
 def _start_attributes(agent: str) -> TypedSearchAttributes:
@@ -167,24 +148,28 @@ class AgentClient:
         return await self.handle(workflow_id).result()
 
     async def status(self, workflow_id: str) -> StatusInfo:
-        status: StatusInfo = await self.handle(workflow_id).query("status", result_type=StatusInfo)
+        status: StatusInfo = await self.handle(workflow_id).query(
+            Query.STATUS, result_type=StatusInfo
+        )
         return status
 
     async def pending(self, workflow_id: str) -> list[PendingCall]:
         pending: list[PendingCall] = await self.handle(workflow_id).query(
-            "pending_tool_calls", result_type=list[PendingCall]
+            Query.PENDING_TOOL_CALLS, result_type=list[PendingCall]
         )
         return pending
 
     async def snapshot(self, workflow_id: str) -> Snapshot:
-        snapshot: Snapshot = await self.handle(workflow_id).query("snapshot", result_type=Snapshot)
+        snapshot: Snapshot = await self.handle(workflow_id).query(
+            Query.SNAPSHOT, result_type=Snapshot
+        )
         return snapshot
 
     async def history(
         self, workflow_id: str, events: Sequence[EventSource] = (), since: int = 0
     ) -> HistoryPage:
         page: HistoryPage = await self.handle(workflow_id).query(
-            "history", HistoryQuery(events=list(events), since=since), result_type=HistoryPage
+            Query.HISTORY, HistoryQuery(events=list(events), since=since), result_type=HistoryPage
         )
         return page
 
@@ -199,7 +184,7 @@ class AgentClient:
     ) -> SubmitResult:
         """Answer a waiting call through the update, so a refusal comes back as an error."""
         signal = ToolResultSignal(tool_call_id=tool_call_id, content=content, is_error=is_error)
-        return await self._answer(workflow_id, "submit_tool_result", signal, update_id)
+        return await self._answer(workflow_id, Update.SUBMIT_TOOL_RESULT, signal, update_id)
 
     async def decide(
         self,
@@ -216,7 +201,7 @@ class AgentClient:
         signal = ApprovalSignal(
             tool_call_id=tool_call_id, approved=approved, reason=reason, digest=digest
         )
-        return await self._answer(workflow_id, "submit_approval", signal, update_id)
+        return await self._answer(workflow_id, Update.SUBMIT_APPROVAL, signal, update_id)
 
     async def say(
         self,
@@ -232,7 +217,7 @@ class AgentClient:
         the message cannot appear twice."""
         stored = await offload(self.client.data_converter, attachments)
         signal = UserMessageSignal(content=content, name=name, attachments=stored)
-        return await self._update(workflow_id, "submit_user_message", signal, update_id)
+        return await self._update(workflow_id, Update.SUBMIT_USER_MESSAGE, signal, update_id)
 
     async def interrupt(
         self,
@@ -246,7 +231,7 @@ class AgentClient:
         as an `interrupted` event, never as the model's message), then answer `content` at the
         safe point. Finished tools are not run again."""
         signal = UserMessageSignal(content=content, name=name)
-        return await self._update(workflow_id, "interrupt", signal, update_id)
+        return await self._update(workflow_id, Update.INTERRUPT, signal, update_id)
 
     async def cancel(self, workflow_id: str) -> None:
         """End a run cleanly: its result says `outcome="cancelled"` and lists the calls that
@@ -279,7 +264,7 @@ class AgentClient:
             )
             try:
                 update = await self.client.start_update_with_start_workflow(
-                    "submit_user_message",
+                    Update.SUBMIT_USER_MESSAGE,
                     UserMessageSignal(content=content, name=name),
                     id=update_id,
                     start_workflow_operation=start,
@@ -300,16 +285,18 @@ class AgentClient:
         raise AssertionError("unreachable")
 
     async def live(self, workflow_id: str, query: LiveQuery) -> LivePage:
-        page: LivePage = await self.handle(workflow_id).query("live", query, result_type=LivePage)
+        page: LivePage = await self.handle(workflow_id).query(
+            Query.LIVE, query, result_type=LivePage
+        )
         return page
 
-    async def events(
+    def events(
         self,
         workflow_id: str,
         *,
         after: str | None = None,
         deltas: bool = True,
-        poll_interval: float = LIVE_POLL_INTERVAL,
+        poll_interval: float = _follow.LIVE_POLL_INTERVAL,
         wake: asyncio.Event | None = None,
     ) -> AsyncIterator[LiveEvent]:
         """Yield the run's stream from the cursor `after` (a `LiveEvent.id`): messages, status
@@ -322,57 +309,9 @@ class AgentClient:
         Setting `wake` ends an idle wait at once (something was just sent to the run: read now).
         Raises ValueError for a malformed cursor and the server's NOT_FOUND `RPCError` for an
         unknown workflow id."""
-        items, offset = parse_cursor(after)
-        state: RunState | None = None
-        idle = poll_interval
-        closed = False
-        quiet_since = time.monotonic()
-        while True:
-            try:
-                page = await self.live(workflow_id, LiveQuery(items=items, deltas=offset))
-            except RPCError as exc:
-                if exc.status is RPCStatusCode.NOT_FOUND:
-                    raise
-                # No worker to answer: the run waits (for days, maybe), or it was closed.
-                if await self._closed(workflow_id):
-                    yield LiveEvent(
-                        id=cursor(items, offset), type="end", state=state or RunState.FAILED
-                    )
-                    return
-                await asyncio.sleep(LIVE_IDLE_INTERVAL)
-                continue
-            for item in page.items:
-                items += 1
-                yield LiveEvent(id=cursor(items, offset), type="item", item=item, state=page.state)
-            for delta in page.deltas if deltas else ():
-                offset = (delta.offset or offset) + 1
-                yield LiveEvent(
-                    id=cursor(items, offset), type="delta", delta=delta, state=page.state
-                )
-            items, offset = page.next_items, page.next_deltas
-            if page.state != state:
-                state = page.state
-                yield LiveEvent(id=cursor(items, offset), type="state", state=state)
-            if page.done or (closed and not page.more):
-                yield LiveEvent(id=cursor(items, offset), type="end", state=page.state)
-                return
-            if page.more:
-                continue
-            if page.items or page.deltas or page.streaming:
-                idle, quiet_since = poll_interval, time.monotonic()
-            else:
-                idle = min(idle * 1.5, LIVE_IDLE_INTERVAL)
-            if not closed and time.monotonic() - quiet_since >= CLOSED_CHECK_INTERVAL:
-                # A terminated (or timed-out) run never reaches an ended state of its own.
-                closed, quiet_since = await self._closed(workflow_id), time.monotonic()
-                if closed:
-                    continue  # one more read picks up what its last task added
-            if await _woken(wake, idle):
-                idle, quiet_since = poll_interval, time.monotonic()
-
-    async def _closed(self, workflow_id: str) -> bool:
-        status = (await self.handle(workflow_id).describe()).status
-        return status not in (None, WorkflowExecutionStatus.RUNNING)
+        return _follow.events(
+            self, workflow_id, after=after, deltas=deltas, poll_interval=poll_interval, wake=wake
+        )
 
     async def _answer(
         self,
@@ -424,7 +363,7 @@ class AgentClient:
         base = f"WorkflowType = '{WORKFLOW_TYPE}'"
         return self.client.list_workflows(f"{base} AND ({query})" if query else base)
 
-    async def follow(
+    def follow(
         self,
         workflow_id: str,
         events: Sequence[EventSource] = ("agent", "llm", "tool"),
@@ -433,24 +372,4 @@ class AgentClient:
         """Yield the run's stream as it grows, until the run ends. Queries need a worker: while
         none runs (a run waiting for days), keep polling, more slowly. An unknown workflow id
         raises the server's NOT_FOUND `RPCError` at once."""
-        since, ended = 0, False
-        while True:
-            try:
-                page = await self.history(workflow_id, events, since)
-            except RPCError as exc:
-                if exc.status is RPCStatusCode.NOT_FOUND:
-                    raise
-                await asyncio.sleep(max(poll_interval, 2.0))
-                continue
-            for item in page.items:
-                yield item
-            since = page.next
-            if page.done or (ended and not page.more):
-                return
-            if page.more:
-                continue
-            description = await self.handle(workflow_id).describe()
-            if description.status is not None and description.status.name != "RUNNING":
-                ended = True  # one more read picks up what the last task added
-                continue
-            await asyncio.sleep(poll_interval)
+        return _follow.follow_history(self, workflow_id, events, poll_interval)

@@ -35,56 +35,39 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ag_ui.core import (
     PROTOCOL_VERSION,
     BaseEvent,
-    Interrupt,
     ResumeEntry,
     RunAgentInput,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
-    RunFinishedEvent,
     RunFinishedInterruptOutcome,
     RunStartedEvent,
-    TextMessageContentEvent,
-    TextMessageEndEvent,
-    TextMessageStartEvent,
-    TokenUsage,
-    ToolCallArgsEvent,
-    ToolCallEndEvent,
-    ToolCallResultEvent,
-    ToolCallStartEvent,
 )
 from ag_ui.core import UserMessage as AguiUserMessage
 from ag_ui.encoder import EventEncoder
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio.client import (
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from .._causes import cause_message, cause_type
-from .._follow import CLOSED_POLL_SECONDS, stream_end
+from .._follow import CLOSED_POLL_SECONDS, closed_state, stream_end
 from ..client import AgentClient
 from ..wire import (
-    AssistantMessage,
     LiveEvent,
     LiveQuery,
-    ModelDelta,
-    PendingCall,
     RunState,
-    StatusEvent,
-    ToolMessage,
-    UserMessage,
     parse_cursor,
 )
+from .agui_translation import ApprovalAnswer, ResultAnswer, Translation, interrupt_of
 from .hub import Hub
 from .sse import KEEPALIVE_SECONDS
 
@@ -94,23 +77,6 @@ log = logging.getLogger(__name__)
 
 _WAITING_OUTSIDE = (RunState.WAITING_FOR_APPROVAL, RunState.WAITING_FOR_TOOLS)
 _ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
-
-
-class ApprovalAnswer(BaseModel):
-    """The resume payload of an approval interrupt."""
-
-    model_config = ConfigDict(extra="forbid")
-    approved: bool
-    reason: str | None = None
-    digest: str | None = None
-
-
-class ResultAnswer(BaseModel):
-    """The resume payload of any other interrupt: the waiting call's result."""
-
-    model_config = ConfigDict(extra="forbid")
-    content: Any
-    is_error: bool = False
 
 
 _Answer = TypeVar("_Answer", ApprovalAnswer, ResultAnswer)
@@ -264,7 +230,7 @@ async def _turn_events(
                     state = await _settled(client, thread, turn, batch[-1])
                 else:
                     silent += CLOSED_POLL_SECONDS
-                    state = await _closed_state(client, thread)
+                    state = await closed_state(client, thread)
                     if state is None and subscription.done:
                         break
                     if state is None and silent >= KEEPALIVE_SECONDS:
@@ -301,25 +267,12 @@ async def _settled(
     return None if page.items else page.state
 
 
-async def _closed_state(client: AgentClient, thread: str) -> RunState | None:
-    """How the run closed, if it has: a run that fails before it records a state (an unknown
-    agent, a malformed input) leaves its live stream saying `running`."""
-    status = (await client.handle(thread).describe()).status
-    if status is None or status is WorkflowExecutionStatus.RUNNING:
-        return None
-    if status is WorkflowExecutionStatus.COMPLETED:
-        return RunState.COMPLETED
-    if status is WorkflowExecutionStatus.CANCELED:
-        return RunState.CANCELLED
-    return RunState.FAILED
-
-
 async def _ending(
     client: AgentClient, thread: str, turn: Translation, state: RunState
 ) -> list[BaseEvent]:
     """The events that end the AG-UI run in `state`, or none when it goes on."""
     if state in _WAITING_OUTSIDE:
-        interrupts = [_interrupt(p) for p in await client.pending(thread)]
+        interrupts = [interrupt_of(p) for p in await client.pending(thread)]
         if not interrupts:
             return []  # answered meanwhile: the run goes on
         outcome = RunFinishedInterruptOutcome(interrupts=interrupts)
@@ -336,22 +289,6 @@ async def _ending(
     return []
 
 
-def _interrupt(call: PendingCall) -> Interrupt:
-    """One waiting call as an AG-UI interrupt, answered by a resume entry with its id."""
-    shown = f"{call.name}({call.arguments})"
-    answer: type[BaseModel] = ApprovalAnswer if call.kind == "approval" else ResultAnswer
-    message = f"Approve {shown}?" if call.kind == "approval" else f"{shown} waits for its result."
-    return Interrupt(
-        id=call.tool_call_id,
-        reason=call.kind,
-        message=message,
-        tool_call_id=call.tool_call_id,
-        response_schema=answer.model_json_schema(),
-        expires_at=call.deadline.isoformat() if call.deadline else None,
-        metadata=call.model_dump(mode="json", exclude_none=True),
-    )
-
-
 async def _failure(client: AgentClient, thread: str) -> tuple[str, str | None]:
     """Why the run failed, from its result: the innermost cause's message and type."""
     try:
@@ -359,152 +296,3 @@ async def _failure(client: AgentClient, thread: str) -> tuple[str, str | None]:
     except WorkflowFailureError as exc:
         return f"the run failed: {cause_message(exc)}", cause_type(exc)
     return "the run failed", None
-
-
-@dataclass
-class Translation:
-    """The live stream of one AG-UI run, as AG-UI events. `awaited` is the user's message the
-    run answers: nothing before it is this run's (None: everything is, as after a resume)."""
-
-    run_id: str
-    awaited: str | None
-    started: bool = False
-    turn: int = 0
-    text_id: str | None = None
-    """The message the model's text streams into (its turn and attempt)."""
-    text_open: bool = False
-    text: str = ""
-    tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.started = self.awaited is None
-
-    def feed(self, event: LiveEvent) -> list[BaseEvent]:
-        if event.delta is not None and self.started:
-            return self._delta(event.delta)
-        item = event.item
-        if isinstance(item, UserMessage | ToolMessage) and not self.started:
-            self.started = item.content == self.awaited
-            return []
-        if not self.started:
-            return []
-        if isinstance(item, StatusEvent):
-            return self._status(item)
-        if isinstance(item, AssistantMessage):
-            return self._assistant(item)
-        if isinstance(item, ToolMessage):
-            return [
-                ToolCallResultEvent(
-                    message_id=f"{self.run_id}-result-{item.tool_call_id}",
-                    tool_call_id=item.tool_call_id,
-                    content=item.content,
-                    role="tool",
-                )
-            ]
-        if isinstance(item, UserMessage):  # someone else spoke in this thread meanwhile
-            message_id = f"{self.run_id}-user-{event.id}"
-            return [
-                TextMessageStartEvent(message_id=message_id, role="user", name=item.name),
-                TextMessageContentEvent(message_id=message_id, delta=item.content),
-                TextMessageEndEvent(message_id=message_id),
-            ]
-        return []
-
-    def _delta(self, delta: ModelDelta) -> list[BaseEvent]:
-        if delta.kind == "superseded":  # a retried call: its earlier text stays a message
-            return self._drop_text()
-        if delta.kind != "text" or not delta.text:
-            return []  # tool calls are shown whole when the message lands
-        message_id = f"{self.run_id}-{delta.turn}.{delta.attempt}"
-        out: list[BaseEvent] = []
-        if self.text_id != message_id:
-            out += self.close()
-            self.text_id, self.text = message_id, ""
-        if not self.text_open:
-            out.append(TextMessageStartEvent(message_id=message_id, role="assistant"))
-            self.text_open = True
-        self.text += delta.text
-        out.append(TextMessageContentEvent(message_id=message_id, delta=delta.text))
-        return out
-
-    def _status(self, item: StatusEvent) -> list[BaseEvent]:
-        if item.kind == "turn_started":
-            self.turn = int(item.data.get("turn", self.turn + 1))
-        elif item.kind == "model_called":
-            model = str(item.data.get("model") or "")
-            before = self.tokens.get(model, (0, 0))
-            self.tokens[model] = (
-                before[0] + int(item.data.get("input_tokens", 0)),
-                before[1] + int(item.data.get("output_tokens", 0)),
-            )
-        elif item.kind == "interrupted":  # the call was cut off: what it said stays as it was
-            return self._drop_text()
-        return []
-
-    def _assistant(self, message: AssistantMessage) -> list[BaseEvent]:
-        """The turn's message: the rest of its text (or all of it), then its tool calls."""
-        content = message.content or ""
-        out: list[BaseEvent] = []
-        message_id = self.text_id
-        if message_id is not None and self.text and content.startswith(self.text):
-            rest = content[len(self.text) :]
-            if rest:
-                if not self.text_open:
-                    out.append(TextMessageStartEvent(message_id=message_id, role="assistant"))
-                    self.text_open = True
-                out.append(TextMessageContentEvent(message_id=message_id, delta=rest))
-            out += self.close()
-        else:
-            out += self.close()
-            message_id = f"{self.run_id}-{self.turn}"
-            if content:
-                out += [
-                    TextMessageStartEvent(message_id=message_id, role="assistant"),
-                    TextMessageContentEvent(message_id=message_id, delta=content),
-                    TextMessageEndEvent(message_id=message_id),
-                ]
-        self.text_id, self.text = None, ""
-        for call in message.tool_calls:
-            out.append(
-                ToolCallStartEvent(
-                    tool_call_id=call.id, tool_call_name=call.name, parent_message_id=message_id
-                )
-            )
-            if call.arguments:
-                out.append(ToolCallArgsEvent(tool_call_id=call.id, delta=call.arguments))
-            out.append(ToolCallEndEvent(tool_call_id=call.id))
-        return out
-
-    def _drop_text(self) -> list[BaseEvent]:
-        """End the streaming message; what streams next starts another one."""
-        out = self.close()
-        self.text_id, self.text = None, ""
-        return out
-
-    def close(self) -> list[BaseEvent]:
-        """End the message that is streaming, if one is: nothing stays open at the end."""
-        if not self.text_open or self.text_id is None:
-            return []
-        self.text_open = False
-        return [TextMessageEndEvent(message_id=self.text_id)]
-
-    def usage(self) -> list[TokenUsage] | None:
-        """Tokens of the model calls this run made, one entry a model."""
-        return [
-            TokenUsage(
-                model=model or None,
-                input_tokens=tokens[0],
-                output_tokens=tokens[1],
-                total_tokens=sum(tokens),
-            )
-            for model, tokens in self.tokens.items()
-        ] or None
-
-    def finished(
-        self,
-        thread: str,
-        outcome: RunFinishedInterruptOutcome | RunFinishedCancelledOutcome | None,
-    ) -> RunFinishedEvent:
-        return RunFinishedEvent(
-            thread_id=thread, run_id=self.run_id, outcome=outcome, usage=self.usage()
-        )
