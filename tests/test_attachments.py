@@ -3,6 +3,7 @@ local server that reads each attachment out of the request as its API defines it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
@@ -24,9 +25,10 @@ from durable_agent.wire import ToolInvocation, ToolOutcome
 from .conftest import agent_client, run_error
 from .fake_llm_content import Seen
 from .fake_llm_server import FakeLLMServer, text, tool_calls
+from .test_cli import cli
 
 FIVE_MB = os.urandom(5 * 1024 * 1024)
-SMALL_PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+PDF_TYPE = "application/pdf"
 
 
 @tool
@@ -127,3 +129,35 @@ async def test_a_tool_returns_an_image_and_its_large_bytes_go_to_storage(
     )
     assert isinstance(resolved, ToolMessage)
     assert resolved.attachments[0] == Image(data=FIVE_MB, media_type="image/png")
+
+
+async def test_the_cli_runs_a_prompt_with_a_file(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """`durable-agent run AGENT PROMPT --file PATH`: the file's bytes reach the model (through
+    payload storage, from another process); a file that is not there is one line, no run."""
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(os.urandom(40_000))  # over the inline threshold: stored
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4\n%%EOF")
+    server.reply(text("A chart and a report."))
+    agent = Agent("reader", model="anthropic:fake-model")
+    address = dev_env.client.service_client.config.target_host
+    async with agent_client(dev_env.client, agent) as (_, worker):
+        ran = await asyncio.to_thread(
+            cli, address, worker.task_queue, "run", "reader", "What are these?",
+            "--file", str(chart), "--file", str(report), "--no-stream",
+        )  # fmt: skip
+        missing = await asyncio.to_thread(
+            cli, address, worker.task_queue, "run", "reader", "And this?",
+            "--file", str(tmp_path / "gone.png"), check=False,
+        )  # fmt: skip
+    assert "A chart and a report." in ran.stdout
+    [sent] = server.requests
+    assert sent.attachments == [
+        Seen("user", "image", "bytes", base64.b64encode(chart.read_bytes()).decode(), "image/png"),
+        Seen("user", "file", "bytes", base64.b64encode(report.read_bytes()).decode(), PDF_TYPE),
+    ]
+    assert missing.returncode != 0
+    assert f"cannot read {tmp_path / 'gone.png'}" in missing.stderr
+    assert len(server.requests) == 1, "no run for a missing file"

@@ -16,13 +16,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
 from ..client import AgentClient
-from ..wire import EVENT_SOURCES, EventSource
+from ..wire import EVENT_SOURCES, EventSource, File, Image, attachment_from_path
 from ..worker import DEFAULT_TASK_QUEUE
 from .errors import CliError
 
 __all__ = [
     "Commands",
     "Handler",
+    "attachment",
     "connect",
     "content",
     "events",
@@ -83,6 +84,14 @@ def seconds(value: str) -> float:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
     return number
+
+
+def attachment(path: str) -> Image | File:
+    """`--file PATH`: an image (by its name's type) or any other file, its bytes read now."""
+    try:
+        return attachment_from_path(path)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def content(value: str) -> Any:

@@ -12,6 +12,7 @@ from temporalio.exceptions import CancelledError
 from .._causes import cause_message
 from ._common import (
     Commands,
+    attachment,
     connect,
     content,
     open_run,
@@ -53,7 +54,8 @@ async def cmd_approve(args: argparse.Namespace) -> None:
 
 
 async def cmd_say(args: argparse.Namespace) -> None:
-    print_json(await (await connect(args)).say(args.workflow_id, args.content, args.name))
+    client = await connect(args)
+    print_json(await client.say(args.workflow_id, args.content, args.name, attachments=args.file))
 
 
 async def cmd_interrupt(args: argparse.Namespace) -> None:
@@ -113,6 +115,14 @@ def register(commands: Commands) -> None:
     p = commands.add_on_run("say", cmd_say, "send a user message")
     p.add_argument("content")
     p.add_argument("--name")
+    p.add_argument(
+        "--file",
+        type=attachment,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image or a file (PDF, ...) sent with the message; repeatable",
+    )
     p = commands.add_on_run(
         "interrupt",
         cmd_interrupt,

@@ -22,10 +22,11 @@ from ..wire import (
     LiveEvent,
     Snapshot,
     Usage,
+    UserMessage,
     dump_json_schemas,
     parse_cursor,
 )
-from ._common import Commands, connect, events, print_json, warn_without_worker
+from ._common import Commands, attachment, connect, events, print_json, warn_without_worker
 from .errors import CliError
 from .printer import LivePrinter
 
@@ -37,9 +38,12 @@ async def cmd_run(args: argparse.Namespace) -> None:
         await _run_in_thread(args)
         return
     client = await connect(args)
+    # With files, the prompt is a user message carrying them (their bytes go to storage).
+    message = UserMessage(content=args.prompt, attachments=args.file)
     handle = await client.start(
         args.agent,
-        args.prompt,
+        None if args.file else args.prompt,
+        messages=[message] if args.file else [],
         workflow_id=args.workflow_id,
         max_turns=args.max_turns,
         conversation=args.conversation,
@@ -59,6 +63,8 @@ async def _run_in_thread(args: argparse.Namespace) -> None:
     its stream stood before the message, until it waits for the next message or ends."""
     if args.workflow_id is not None:
         raise CliError("--thread is the run's workflow id: give --thread or --workflow-id")
+    if args.file:
+        raise CliError("--file starts a run with its files: to add them to a thread, use say")
     client = await connect(args)
     await warn_without_worker(client, client.task_queue)
     start = await stream_end(client, args.thread)
@@ -221,6 +227,14 @@ def register(commands: Commands) -> None:
     p.add_argument("--workflow-id")
     p.add_argument("--max-turns", type=int)
     p.add_argument("--conversation", action="store_true", help="stay open for user messages")
+    p.add_argument(
+        "--file",
+        type=attachment,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image or a file (PDF, ...) the prompt comes with; repeatable",
+    )
     p.add_argument(
         "--thread",
         metavar="ID",
