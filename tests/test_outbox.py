@@ -52,7 +52,7 @@ def test_after_a_reply_only_new_messages_go() -> None:
 
 def test_tool_results_go_by_ref_at_their_position_with_content_blanked() -> None:
     box = outbox(sent=2)
-    box.keep_ref(2, "ref-c1")
+    box.keep_ref("c1", "ref-c1")
     request = box.model_request(DESK, TURN_TWO)
     assert request.content_refs == {0: "ref-c1"}
     assert request.messages[0].content == ""
@@ -62,7 +62,7 @@ def test_tool_results_go_by_ref_at_their_position_with_content_blanked() -> None
 
 def test_refs_are_sent_once() -> None:
     box = outbox(sent=2)
-    box.keep_ref(2, "ref-c1")
+    box.keep_ref("c1", "ref-c1")
     box.model_request(DESK, TURN_TWO)
     again = box.model_request(DESK, TURN_TWO)
     assert (again.content_refs, again.messages[0]) == ({}, TURN_TWO[2])
@@ -70,14 +70,14 @@ def test_refs_are_sent_once() -> None:
 
 def test_a_ref_for_a_message_the_activity_side_has_is_not_sent() -> None:
     box = outbox(sent=3)
-    box.keep_ref(2, "ref-c1")
+    box.keep_ref("c1", "ref-c1")
     request = box.model_request(DESK, TURN_TWO)
     assert (request.content_refs, request.messages) == ({}, TURN_TWO[3:])
 
 
 def test_a_local_model_gets_contents_never_refs() -> None:
     box = outbox(sent=2)
-    box.keep_ref(2, "ref-c1")
+    box.keep_ref("c1", "ref-c1")
     request = box.model_request(LOCAL_DESK, TURN_TWO)
     assert (request.content_refs, request.messages) == ({}, TURN_TWO[2:])
     assert box.model_request(DESK, TURN_TWO).content_refs == {}, "the ref was dropped"
@@ -85,7 +85,7 @@ def test_a_local_model_gets_contents_never_refs() -> None:
 
 def test_whole_resends_everything_and_resets_sent() -> None:
     box = outbox(sent=2)
-    box.keep_ref(2, "ref-c1")
+    box.keep_ref("c1", "ref-c1")
     request = box.model_request(DESK, TURN_TWO)
     whole = box.whole(request, TURN_TWO)
     assert box.sent == 0

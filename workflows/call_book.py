@@ -6,13 +6,16 @@ forward only: NEW -> [AWAITING_APPROVAL] -> RUNNING | AWAITING_RESULT -> RESOLVE
 decision may arrive before the call waits for it (a long-running tool's result while its
 starting activity still runs): it is kept on the call and applied when the call gets there.
 Results that arrived before their call was even opened (carried by a snapshot) wait in `early`.
-Plain Python, unit-tested without a server (tests/test_call_book.py).
+What a call awaits starts and stops through the book (`start_wait`, `end_wait`), which tells its
+one watcher (the run's state follows what waits) in the same step, so the `AgentStatus` write
+keeps its place among the run's commands. Plain Python, unit-tested without a server
+(tests/test_call_book.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from temporalio import workflow
@@ -68,6 +71,10 @@ class Phase(StrEnum):
     RESOLVED = "resolved"
 
 
+Target = Tool | MCPTool | Handoff | SubAgent | None
+"""What a call names: found once, when its response's calls are opened (None: no such tool)."""
+
+
 @dataclass
 class OpenCall:
     """One call of the response. `pending` is set exactly while the call awaits something."""
@@ -75,6 +82,7 @@ class OpenCall:
     call: ToolCall
     route: Route
     needs_approval: bool
+    target: Target = field(default=None, compare=False)
     phase: Phase = Phase.NEW
     pending: PendingCall | None = None
     result: ToolResultSignal | None = None
@@ -106,12 +114,22 @@ class OpenCall:
         return self.result is not None
 
 
+def find_target(
+    agent: Agent, call: ToolCall, mcp_tools: Mapping[str, MCPTool] | None = None
+) -> Target:
+    """What `call` names under `agent`: its own tools first, then the MCP tools its run listed."""
+    return agent.find_tool(call.name) or (mcp_tools or {}).get(call.name)
+
+
 def route_of(
     agent: Agent, call: ToolCall, mcp_tools: Mapping[str, MCPTool] | None = None
 ) -> tuple[Route, bool]:
     """The route of `call` under `agent` (and the MCP tools its run listed), and whether it
     needs an approval first."""
-    target = agent.find_tool(call.name)
+    return _route(find_target(agent, call, mcp_tools), call)
+
+
+def _route(target: Target, call: ToolCall) -> tuple[Route, bool]:
     if isinstance(target, Handoff):
         return (Route.AGENT if target.agent is not None else Route.PERSON), False
     if isinstance(target, SubAgent):
@@ -123,9 +141,8 @@ def route_of(
             ToolKind.EXTERNAL: Route.EXTERNAL,
         }[target.kind]
         return route, target.needs_approval(call.arguments)
-    mcp_tool = (mcp_tools or {}).get(call.name)
-    if mcp_tool is not None:
-        return Route.MCP, mcp_tool.needs_approval(call.arguments)
+    if isinstance(target, MCPTool):
+        return Route.MCP, target.needs_approval(call.arguments)
     return Route.UNKNOWN, False
 
 
@@ -141,6 +158,11 @@ class CallBook:
         self.answered: dict[str, ToolMessage] = {}
         """Answers a snapshot carried for calls of its last response, by tool_call_id."""
         self._handoff: str | None = None
+        self._watcher: Callable[[set[PendingKind]], None] | None = None
+
+    def watch(self, watcher: Callable[[set[PendingKind]], None]) -> None:
+        """`watcher` is told what the open calls wait for whenever a wait starts or ends."""
+        self._watcher = watcher
 
     def open(
         self,
@@ -151,10 +173,11 @@ class CallBook:
         """Open the calls of a response; early results go to the calls that take them."""
         opened = []
         for call in calls:
-            route, needs_approval = route_of(agent, call, mcp_tools)
+            target = find_target(agent, call, mcp_tools)
+            route, needs_approval = _route(target, call)
             if self.resumed.get(call.id) in ("long_running", "external"):
                 needs_approval = False  # approved in the run the snapshot came from
-            opened.append(OpenCall(call, route, needs_approval))
+            opened.append(OpenCall(call, route, needs_approval, target))
         self._calls = {c.call.id: c for c in opened}
         self._handoff = None
         for each in opened:
@@ -179,6 +202,18 @@ class CallBook:
             return False
         self._handoff = agent
         return True
+
+    def start_wait(self, call: OpenCall, pending: PendingCall) -> None:
+        call.wait(pending)
+        self._tell()
+
+    def end_wait(self, call: OpenCall) -> None:
+        call.proceed()
+        self._tell()
+
+    def _tell(self) -> None:
+        if self._watcher is not None:
+            self._watcher(self.waiting_kinds())
 
     def was_waiting(self, call_id: str) -> bool:
         """The call was already started before the snapshot: do not start it again."""

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         HookInvocation,
         Message,
         ModelRequest,
+        ToolMessage,
         ToolSpec,
         TranscriptRef,
     )
@@ -47,8 +48,8 @@ class Outbox:
         """Stays the same across continue-as-new, so the activity side's cache stays valid."""
         self.sent = sent
         """How many messages of the conversation the model activity side already has."""
-        self._refs: dict[int, str] = {}
-        """Tool results the tool activity's worker keeps, by message index, not yet sent."""
+        self._refs: dict[str, str] = {}
+        """Tool results the tool activity's worker keeps, by tool_call_id, not yet sent."""
         self._held_locally = 0
         """Bytes of local-activity results held in the open workflow task."""
 
@@ -68,13 +69,13 @@ class Outbox:
         refs, self._refs = self._refs, {}
         messages = prompt[self.sent :]
         content_refs: dict[int, str] = {}
-        if not agent.local_model:
+        if not agent.local_model and refs:
             messages = list(messages)
-            for index in sorted(refs):
-                position = index - self.sent
-                if 0 <= position < len(messages):
-                    content_refs[position] = refs[index]
-                    messages[position] = messages[position].model_copy(update={"content": ""})
+            for position, message in enumerate(messages):
+                ref = refs.get(message.tool_call_id) if isinstance(message, ToolMessage) else None
+                if ref is not None:
+                    content_refs[position] = ref
+                    messages[position] = message.model_copy(update={"content": ""})
         return ModelRequest(
             model=agent.model_string,
             agent=agent.name,
@@ -97,9 +98,9 @@ class Outbox:
         """The model activity side now has `prompt` and the reply it produced."""
         self.sent = len(prompt) + 1
 
-    def keep_ref(self, index: int, ref: str) -> None:
-        """The tool result at message `index` is kept by its activity's worker under `ref`."""
-        self._refs[index] = ref
+    def keep_ref(self, tool_call_id: str, ref: str) -> None:
+        """The result of call `tool_call_id` is kept by its activity's worker under `ref`."""
+        self._refs[tool_call_id] = ref
 
     # ------------------------------------------------------------------ hook calls
 

@@ -1,20 +1,21 @@
 """Step 4 of the loop: how each tool call of a response gets its one answer.
 
-Each call is resolved by its own coroutine, all of a response's at once: an invocable tool (or an
-MCP server's) runs as an activity; an approval waits for its decision first; external and
-long-running calls wait for their `tool_result`; a handoff claims the next turn for another agent
-or waits for a person. Deadlines are durable timers. The call's phase moves in the `CallBook`; the
-loop (`agent_workflow.py`) appends the answers in call order once all are in.
+Each call is resolved by its own coroutine, all of a response's at once, by its route (sorted
+once, when the call book opened the response): an invocable tool (or an MCP server's) runs as an
+activity; an approval waits for its decision first; external and long-running calls wait for
+their `tool_result`; a handoff claims the next turn for another agent or waits for a person; a
+sub-agent is a child run. Deadlines are durable timers. `resolve` returns the call's answer and
+moves the call's phase in the `CallBook`; it never touches the run's state. A deadline that
+fails the run raises `RunFailure`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
+from typing import TypeVar, assert_never
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models, the agent definitions the worker registered, and the replay-safe
@@ -24,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent._mcp import MCPTool, parse_arguments
     from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent.wire import (
-        Budget,
         EventKind,
         PendingCall,
         PendingKind,
@@ -34,15 +34,13 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
     )
 
-from .call_book import CallBook, OpenCall
-from .children import ChildFailed, Children
+from .call_book import CallBook, OpenCall, Route, Target
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
 from .outbox import Outbox
+from .outcomes import RunFailure
 from .toolsets import MCPToolsets
-
-Answer = tuple[ToolMessage, str | None]
-"""A call's answer, and the ref under which its tool's worker keeps the content."""
+from .tree import ChildFailed, Tree
 
 
 class ToolCalls:
@@ -52,31 +50,23 @@ class ToolCalls:
         book: CallBook,
         outbox: Outbox,
         mcp: MCPToolsets,
-        children: Children,
-        waits_changed: Callable[[], None],
-        failed: Callable[[], None],
-        budget_left: Callable[[], Budget | None],
+        tree: Tree,
     ) -> None:
-        """`waits_changed` is told whenever a call starts or stops waiting (the run's state
-        follows what waits); `failed`, before a passed deadline fails the run; `budget_left`
-        gives what a sub-agent started now may use."""
         self._conversation = conversation
         self._calls = book
         self._outbox = outbox
         self._mcp = mcp
-        self._children = children
-        self._budget_left = budget_left
-        self._waits_changed = waits_changed
-        self._failed = failed
+        self._tree = tree
 
-    async def resolve(self, agent: Agent, call: OpenCall) -> Answer:
-        """One call's answer, and the ref under which its tool's worker keeps the content."""
+    async def resolve(self, agent: Agent, call: OpenCall) -> ToolMessage:
+        """One call's answer. A large tool result's ref goes to the outbox, which sends the
+        ref instead of the content in the next model request."""
         if call.answer is not None:  # answered before the snapshot this run resumed
-            target = agent.find_tool(call.call.name)
+            target = call.target
             if isinstance(target, Handoff) and target.agent and not call.answer.is_error:
                 self._calls.claim_handoff(target.agent.name)
-            return call.answer, None
-        answer: Answer | None = None
+            return call.answer
+        answer: ToolMessage | None = None
         try:
             answer = await self._answer(agent, call)
             return answer
@@ -87,45 +77,46 @@ class ToolCalls:
             raise
         finally:
             if answer is not None:
-                call.resolve(answer[0])
+                call.resolve(answer)
 
-    async def _answer(self, agent: Agent, call: OpenCall) -> Answer:
-        target = agent.find_tool(call.call.name) or self._mcp.tools(agent).get(call.call.name)
-        if target is None:
-            specs = [*agent.tool_specs(), *self._mcp.specs(agent)]
-            known = ", ".join(s.name for s in specs) or "none"
-            unknown = f"unknown tool {call.call.name!r}; available tools: {known}"
-            return _error(call.call, unknown), None
-        if isinstance(target, Handoff):
-            return await self._handoff(call, target), None
-        if isinstance(target, SubAgent):
-            return await self._run_sub_agent(call.call, target), None
-        if isinstance(target, MCPTool):
-            return await self._run_mcp_tool(agent, call, target)
-        return await self._run_tool(agent, call, target)
+    async def _answer(self, agent: Agent, call: OpenCall) -> ToolMessage:
+        match call.route:
+            case Route.INVOCABLE | Route.LONG_RUNNING | Route.EXTERNAL:
+                return await self._run_tool(agent, call, _target(call, Tool))
+            case Route.MCP:
+                return await self._run_mcp_tool(agent, call, _target(call, MCPTool))
+            case Route.AGENT | Route.PERSON:
+                return await self._handoff(call, _target(call, Handoff))
+            case Route.SUB_AGENT:
+                return await self._run_sub_agent(call.call, _target(call, SubAgent))
+            case Route.UNKNOWN:
+                specs = [*agent.tool_specs(), *self._mcp.specs(agent)]
+                known = ", ".join(s.name for s in specs) or "none"
+                return _error(
+                    call.call, f"unknown tool {call.call.name!r}; available tools: {known}"
+                )
+            case _:
+                assert_never(call.route)
 
-    async def _run_tool(self, agent: Agent, call: OpenCall, tool: Tool) -> Answer:
+    async def _run_tool(self, agent: Agent, call: OpenCall, tool: Tool) -> ToolMessage:
         tool_call = call.call
         try:
             tool.parse_arguments(tool_call.arguments)
         except ToolArgumentsError as exc:
-            self._conversation.event(
-                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
-            )
-            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
+            return self._bad_arguments(tool_call, tool.name, str(exc))
         already_started = self._calls.was_waiting(tool_call.id)
         if call.needs_approval and not already_started:
             refused = await self._approval(call, tool)
             if refused is not None:
-                return refused, None
+                return refused
         if tool.kind is not ToolKind.EXTERNAL and not already_started:
             outcome = await self._run_activity(agent, call, tool)
             if tool.kind is ToolKind.INVOCABLE or outcome.is_error:
-                return _outcome(tool_call, outcome)
+                return _message(tool_call, outcome)
         kind: PendingKind = "long_running" if tool.kind is ToolKind.LONG_RUNNING else "external"
         if not await self._wait(call, kind, tool.deadline, tool.fail_on_deadline):
-            return _timed_out(tool_call, "no result", tool.deadline), None
-        return _signalled(call), None
+            return _timed_out(tool_call, "no result", tool.deadline)
+        return _signalled(call)
 
     async def _run_sub_agent(self, tool_call: ToolCall, sub: SubAgent) -> ToolMessage:
         """Another agent as a tool: a child run; its answer, or why it has none, goes to the
@@ -136,18 +127,13 @@ class ToolCalls:
             if not isinstance(task, str) or not task.strip():
                 raise ValueError("'input' must be a non-empty string: the task for the agent")
         except ValueError as exc:
-            conversation.event(
-                "tool", "tool_failed", tool=sub.name, tool_call_id=tool_call.id, error=str(exc)
-            )
-            return _error(tool_call, f"{exc}. Fix the arguments and call {sub.name} again.")
-        run = self._children.child_id(conversation.turns, tool_call.id)
+            return self._bad_arguments(tool_call, sub.name, str(exc))
+        run = self._tree.child_id(conversation.turns, tool_call.id)
         conversation.event(
             "tool", "sub_agent_started", tool=sub.name, tool_call_id=tool_call.id, run=run
         )
         try:
-            result = await self._children.run(
-                sub, tool_call, task, conversation.turns, self._budget_left()
-            )
+            result = await self._tree.run(sub, tool_call, task, conversation.turns)
         except ChildFailed as exc:
             conversation.event(
                 "tool",
@@ -175,21 +161,25 @@ class ToolCalls:
         ended = f"the {sub.name} agent ended {result.outcome.replace('_', ' ')}"
         return _error(tool_call, f"{ended}: {text}" if text else ended)
 
-    async def _run_mcp_tool(self, agent: Agent, call: OpenCall, tool: MCPTool) -> Answer:
+    async def _run_mcp_tool(self, agent: Agent, call: OpenCall, tool: MCPTool) -> ToolMessage:
         """An MCP server's tool: its activity's result, errors included, goes to the model."""
         tool_call = call.call
         try:
             parse_arguments(tool_call.arguments)
         except ValueError as exc:
-            self._conversation.event(
-                "tool", "tool_failed", tool=tool.name, tool_call_id=tool_call.id, error=str(exc)
-            )
-            return _error(tool_call, f"{exc}. Fix the arguments and call {tool.name} again."), None
+            return self._bad_arguments(tool_call, tool.name, str(exc))
         if call.needs_approval:
             refused = await self._approval(call, tool)
             if refused is not None:
-                return refused, None
-        return _outcome(tool_call, await self._run_activity(agent, call, tool))
+                return refused
+        return _message(tool_call, await self._run_activity(agent, call, tool))
+
+    def _bad_arguments(self, tool_call: ToolCall, tool: str, error: str) -> ToolMessage:
+        """The model gets the error back and may call again with fixed arguments."""
+        self._conversation.event(
+            "tool", "tool_failed", tool=tool, tool_call_id=tool_call.id, error=error
+        )
+        return _error(tool_call, f"{error}. Fix the arguments and call {tool} again.")
 
     async def _approval(self, call: OpenCall, tool: Tool | MCPTool) -> ToolMessage | None:
         """Wait for the call's approval: None when approved, else the answer to give."""
@@ -238,6 +228,8 @@ class ToolCalls:
             )
         if tool.local:
             self._outbox.held_locally(len(outcome.content))
+        if outcome.ref is not None:
+            self._outbox.keep_ref(tool_call.id, outcome.ref)
         self._conversation.events(outcome.events)
         kind: EventKind = "tool_failed" if outcome.is_error else "tool_finished"
         self._conversation.event("tool", kind, tool=tool.name, tool_call_id=tool_call.id)
@@ -268,7 +260,8 @@ class ToolCalls:
     ) -> bool:
         """Wait durably for the call's signal; False when the deadline passed first."""
         tool_call, now = call.call, workflow.now()
-        call.wait(
+        self._calls.start_wait(
+            call,
             PendingCall(
                 tool_call_id=tool_call.id,
                 name=tool_call.name,
@@ -278,13 +271,12 @@ class ToolCalls:
                 since=now,
                 deadline=now + deadline if deadline is not None else None,
                 digest=call.digest if kind == "approval" else None,
-            )
+            ),
         )
         self._conversation.event(
             "tool", "waiting", tool=tool_call.name, tool_call_id=tool_call.id, kind=kind
         )
         telemetry.record_wait(workflow.metric_meter(), self._conversation.agent, kind)
-        self._waits_changed()
         arrived = True
         try:
             await workflow.wait_condition(call.ready, timeout=deadline)
@@ -294,24 +286,30 @@ class ToolCalls:
                 "tool", "deadline_passed", tool=tool_call.name, tool_call_id=tool_call.id
             )
             if fail:
-                self._failed()
-                raise ApplicationError(
+                raise RunFailure(
                     f"tool call {tool_call.id} ({tool_call.name}) passed its deadline",
-                    type="ToolDeadlineExceeded",
-                    non_retryable=True,
+                    "ToolDeadlineExceeded",
                 ) from None
         # Not in a `finally`: on eviction the coroutine is closed outside the workflow loop.
-        call.proceed()
-        self._waits_changed()
+        self._calls.end_wait(call)
         return arrived
 
 
-def _outcome(call: ToolCall, outcome: ToolOutcome) -> Answer:
-    """A tool activity's outcome as the call's answer, with the ref its worker keeps it by."""
-    message = ToolMessage(
+_T = TypeVar("_T", Tool, MCPTool, Handoff, SubAgent)
+
+
+def _target(call: OpenCall, kind: type[_T]) -> _T:
+    """The call's target, as its route says it is (the call book found both at once)."""
+    target: Target = call.target
+    assert isinstance(target, kind), f"{call.route} call without its {kind.__name__}"
+    return target
+
+
+def _message(call: ToolCall, outcome: ToolOutcome) -> ToolMessage:
+    """A tool activity's outcome as the call's answer."""
+    return ToolMessage(
         tool_call_id=call.id, name=call.name, content=outcome.content, is_error=outcome.is_error
     )
-    return message, outcome.ref
 
 
 def _error(call: ToolCall, message: str) -> ToolMessage:

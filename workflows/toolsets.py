@@ -1,10 +1,12 @@
 """The MCP tools a run has listed, by server: what the model is offered and how a call it makes
-is found again. Listed once a run per server (the list activity's result is in history, so a
-replay offers the same tools), and again after continue-as-new. Plain Python, unit-tested
-without a server (tests/test_mcp.py).
+is found again. Listed once a run per server (`list_missing`: the list activity's result is in
+history, so a replay offers the same tools), and again after continue-as-new. `MCPToolsets` is
+plain Python, unit-tested without a server (tests/test_mcp.py).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from temporalio import workflow
 
@@ -12,7 +14,10 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
     from durable_agent._agent import Agent
     from durable_agent._mcp import MCPServer, MCPTool
-    from durable_agent.wire import MCPToolList, ToolSpec
+    from durable_agent.wire import MCPListTools, MCPToolList, ToolSpec
+
+from .conversation import Conversation
+from .failures import CALL_FAILED, cause_text, reraise_cancellation
 
 
 class MCPToolsets:
@@ -47,3 +52,32 @@ class MCPToolsets:
 
     def specs(self, agent: Agent) -> list[ToolSpec]:
         return [t.spec() for t in self.tools(agent).values()]
+
+
+async def list_missing(toolsets: MCPToolsets, agent: Agent, conversation: Conversation) -> None:
+    """List the tools of the agent's MCP servers this run has not listed yet, all at once.
+    No command at all for an agent without MCP servers. A listing that fails is tried again
+    before the next model call; meanwhile that server's tools are not offered."""
+    missing = toolsets.missing(agent)
+    if missing:
+        await asyncio.gather(*(_list(toolsets, agent, s, conversation) for s in missing))
+
+
+async def _list(
+    toolsets: MCPToolsets, agent: Agent, server: MCPServer, conversation: Conversation
+) -> None:
+    try:
+        listing: MCPToolList = await workflow.execute_activity(
+            server.list_activity,
+            MCPListTools(server=server.name),
+            result_type=MCPToolList,
+            start_to_close_timeout=server.timeout,
+            retry_policy=server.retry,
+            heartbeat_timeout=agent.heartbeat_for(server),
+        )
+    except CALL_FAILED as exc:
+        reraise_cancellation(exc)
+        conversation.event("tool", "mcp_list_failed", server=server.name, error=cause_text(exc))
+        return
+    toolsets.add(listing)
+    conversation.event("tool", "mcp_tools_listed", server=server.name, tools=len(listing.tools))

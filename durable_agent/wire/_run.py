@@ -206,6 +206,31 @@ class AgentRunInput(Extensible):
         return self
 
 
+class CarryOver(Data):
+    """What continue-as-new carries from a run into the next. On the wire these are the flat
+    `AgentRunInput` fields only continue-as-new sets, so every worker reads the next run's
+    input as before; `into` is the one place that maps them."""
+
+    snapshot: Snapshot
+    conversation_id: str
+    transcript_length: int
+    stream_offset: int
+
+    def into(self, started: AgentRunInput) -> AgentRunInput:
+        """The next run's input: `started`'s settings, this run's state instead of a prompt."""
+        return AgentRunInput(
+            agent=started.agent,
+            max_turns=started.max_turns,
+            conversation=started.conversation,
+            budget=started.budget,
+            continue_as_new_at_bytes=started.continue_as_new_at_bytes,
+            snapshot=self.snapshot,
+            conversation_id=self.conversation_id,
+            transcript_length=self.transcript_length,
+            stream_offset=self.stream_offset,
+        )
+
+
 class AgentRunResult(Extensible):
     _new_fields = ("outcome", "pending")
 
