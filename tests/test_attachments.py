@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
@@ -19,6 +20,7 @@ from durable_agent import Agent, File, Image, ToolContext, ToolMessage, UserMess
 from durable_agent.activities.attachments import StoredBytes
 from durable_agent.activities.tools import tool_activity
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.serve import create_app
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
@@ -26,6 +28,7 @@ from .conftest import agent_client, run_error
 from .fake_llm_content import Seen
 from .fake_llm_server import FakeLLMServer, text, tool_calls
 from .test_cli import cli
+from .test_serve import http_server
 
 FIVE_MB = os.urandom(5 * 1024 * 1024)
 PDF_TYPE = "application/pdf"
@@ -161,3 +164,38 @@ async def test_the_cli_runs_a_prompt_with_a_file(
     assert missing.returncode != 0
     assert f"cannot read {tmp_path / 'gone.png'}" in missing.stderr
     assert len(server.requests) == 1, "no run for a missing file"
+
+
+async def test_serve_takes_images_as_data_urls(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """`POST /runs` with `attachments`: a data URL becomes bytes in storage (the run's history
+    holds a reference); a malformed one is a 422 naming the field."""
+    picture = os.urandom(30_000)
+    data_url = f"data:image/png;base64,{base64.b64encode(picture).decode()}"
+    server.reply(text("Noise."))
+    agent = Agent("viewer", model="openai:fake-model")
+    async with agent_client(dev_env.client, agent) as (client, _):
+        app = create_app(client)
+        async with (
+            http_server(app) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
+            body = {"agent": "viewer", "prompt": "What is it?"}
+            started = await http.post(
+                "/runs", json=body | {"attachments": [{"type": "image", "url": data_url}]}
+            )
+            assert started.status_code == 201, started.text
+            workflow_id = started.json()["workflow_id"]
+            result = await client.handle(workflow_id).result()
+            bad = await http.post(
+                "/runs", json=body | {"attachments": [{"type": "image", "url": "data:x,y"}]}
+            )
+    assert result.final_text == "Noise."
+    [sent] = server.requests
+    assert sent.attachments == [
+        Seen("user", "image", "bytes", base64.b64encode(picture).decode(), "image/png")
+    ]
+    kept = result.messages[0]
+    assert isinstance(kept, UserMessage) and kept.attachments[0].stored is not None
+    assert bad.status_code == 422 and "must be base64" in bad.text

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..wire import RunState, StatusInfo
+from ..wire import Attachment, RunState, StatusInfo
 
 __all__ = [
     "Cancelling",
@@ -40,6 +40,13 @@ class StartRun(_Body):
     )
     max_turns: int | None = Field(default=None, ge=1)
     conversation: bool = Field(default=False, description="Stay open for user messages.")
+    attachments: list[Attachment] = Field(
+        default_factory=list,
+        description="Images and files the model sees after the text: "
+        '`{"type": "image", "url": "data:image/png;base64,..."}`, `{"type": "file", "url": '
+        '"https://..."}` or `{"type": "file", "file_id": "..."}`. Large bytes go to payload '
+        "storage: the run keeps a reference.",
+    )
 
 
 class Started(BaseModel):
@@ -54,6 +61,13 @@ class Sent(Started):
 class Message(_Body):
     content: str = Field(min_length=1)
     name: str | None = None
+    attachments: list[Attachment] = Field(
+        default_factory=list,
+        description="Images and files the model sees after the text: "
+        '`{"type": "image", "url": "data:image/png;base64,..."}`, `{"type": "file", "url": '
+        '"https://..."}` or `{"type": "file", "file_id": "..."}`. Large bytes go to payload '
+        "storage: the run keeps a reference.",
+    )
 
 
 class Decision(_Body):

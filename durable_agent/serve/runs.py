@@ -26,6 +26,7 @@ from ..wire import (
     PendingCall,
     RunState,
     SubmitResult,
+    UserMessage,
     parse_cursor,
 )
 from .errors import rpc_error
@@ -154,6 +155,8 @@ async def start_run(
     it if none is open (200). With `Idempotency-Key`, a retry starts nothing new while the
     first run is open (its workflow id comes from the key)."""
     if body.thread_id is not None:
+        if body.attachments:
+            raise HTTPException(422, "attachments start a run: to a thread, POST its /messages")
         response.status_code = 200
         sent = await client.send(
             body.agent,
@@ -171,9 +174,12 @@ async def start_run(
             response.status_code = 200
             return earlier
     try:
+        # With attachments, the prompt is a user message that carries them.
+        message = UserMessage(content=body.prompt, attachments=body.attachments)
         handle = await client.start(
             body.agent,
-            body.prompt,
+            None if body.attachments else body.prompt,
+            messages=[message] if body.attachments else [],
             workflow_id=workflow_id,
             conversation=body.conversation,
             max_turns=body.max_turns,
@@ -264,7 +270,13 @@ async def say(
     workflow_id: str, body: Message, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> SubmitResult:
     """A user message, placed at the run's next safe point."""
-    return await client.say(workflow_id, body.content, body.name, update_id=idempotency_key)
+    return await client.say(
+        workflow_id,
+        body.content,
+        body.name,
+        update_id=idempotency_key,
+        attachments=body.attachments,
+    )
 
 
 @router.post("/{workflow_id:path}/interrupt", response_model=SubmitResult, dependencies=WAKE)
