@@ -8,8 +8,9 @@ from typing import Any
 from temporalio import activity
 
 from durable_agent._hooks import Hook
-from durable_agent.wire import HookContext, HookInvocation, HookResult
+from durable_agent.wire import HookContext, HookInvocation, HookResult, UserMessage
 
+from .attachments import offload_messages
 from .heartbeat import heartbeating
 from .transcripts import TranscriptCache
 
@@ -28,6 +29,11 @@ def hook_activity(hook: Hook, transcripts: TranscriptCache) -> Callable[[HookInv
                 workflow_id=invocation.transcript.workflow_id,
                 messages=messages,
             )
-            return await hook(context)
+            result = await hook(context)
+            if any(isinstance(m, UserMessage) and m.attachments for m in result.inject):
+                # Injected images and files: large bytes to payload storage, as a client does.
+                converter = activity.client().data_converter
+                result.inject = await offload_messages(converter, result.inject)
+            return result
 
     return activity.defn(name=hook.activity_name)(run_hook)

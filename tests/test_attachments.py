@@ -16,7 +16,18 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from durable_agent import Agent, File, Image, ToolContext, ToolMessage, UserMessage, tool
+from durable_agent import (
+    Agent,
+    File,
+    HookContext,
+    HookResult,
+    Image,
+    ToolContext,
+    ToolMessage,
+    UserMessage,
+    hook,
+    tool,
+)
 from durable_agent.activities.attachments import StoredBytes
 from durable_agent.activities.tools import tool_activity
 from durable_agent.activities.transcripts import TranscriptCache
@@ -199,3 +210,34 @@ async def test_serve_takes_images_as_data_urls(
     kept = result.messages[0]
     assert isinstance(kept, UserMessage) and kept.attachments[0].stored is not None
     assert bad.status_code == 422 and "must be base64" in bad.text
+
+
+@hook(name="screenshot_taker")
+def screenshot_taker(context: HookContext) -> HookResult | None:
+    """After the first reply, shows the model a screenshot (as a person would attach one)."""
+    if context.turn == 1:
+        shot = Image(data=SCREENSHOT, media_type="image/png")
+        return HookResult(inject=[UserMessage(content="Here is the screen.", attachments=[shot])])
+    return None
+
+
+SCREENSHOT = os.urandom(300_000)
+
+
+async def test_a_hook_injects_an_image_that_reaches_the_model_by_reference(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.reply(tool_calls(("c1", "look_again", "{}")), text("I see the screen."))
+    agent = Agent(
+        "watcher", model="anthropic:fake-model", tools=[look_again], hooks=[screenshot_taker]
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("watcher", "Watch the screen.")
+        result = await handle.result()
+        history = [e async for e in handle.fetch_history_events()]
+    shot = Seen("user", "image", "bytes", base64.b64encode(SCREENSHOT).decode(), "image/png")
+    assert server.requests[0].attachments == []
+    assert server.requests[1].attachments == [shot]
+    injected = [m for m in result.messages if isinstance(m, UserMessage) and m.attachments]
+    assert len(injected) == 1 and injected[0].attachments[0].stored is not None
+    assert history_bytes(history) < 100_000
