@@ -59,12 +59,11 @@ NOTES = [
     " timeout 4 s, then the retry's 1 s interval), and what the kill added to the call end to"
     " end. A run's figure is its duration less the 12 s its tools take when nothing fails"
     " (three turns of parallel calls plus orchestration on a loaded 2-core machine).",
-    "Storm (a)'s error results are calls whose every attempt a kill interrupted: a tool's"
-    " default retry policy allows 3 attempts, and at this rate (a worker of 3 killed every"
-    " 3-6 s, so each lives about 13 s) a 5 s call is interrupted about one attempt in three."
-    ' The run goes on and the model is told the call failed (README, "Bad arguments go back'
-    ' to the model"); nothing is lost, but a long tool that must succeed through such a storm'
-    " wants `retry=RetryPolicy(maximum_attempts=...)` raised.",
+    "Storm (a)'s tools never fail on their own, so its error results must be 0: an attempt"
+    " a kill interrupted does not count against the tool's 3 attempts (README, 'A tool fails"
+    " only for its own reasons'). Before that, at this rate (a worker of 3 killed every 3-6 s,"
+    " so each lives about 13 s) a 5 s call was interrupted about one attempt in three, and 17"
+    " calls whose three attempts were all interrupted reached the model as failures.",
     "What a kill adds to an interrupted call is the work it lost (the call starts over) plus"
     " the recovery; a retry that starts later than ~5 s after the kill waited for a free"
     " worker: the two survivors were busy and the replacement was still importing.",

@@ -59,6 +59,10 @@ async def storm(agents: AgentClient, workers: Workers, seconds: float, seed: int
     figures.count_runs(runs)
     figures.count_bodies(workers.log, {r.workflow_id for r in runs})
     figures.latency = call_delays(workers, {r.workflow_id for r in runs})
+    if figures.error_results:  # the crew's tools never fail on their own: only kills could
+        figures.problems.append(
+            f"{figures.error_results} tool results were errors: kills used up tools' attempts"
+        )
     durations = [r.seconds for r in runs if r.seconds is not None and r.outcome == "completed"]
     figures.latency["run over its nominal tool time"] = [d - CREW_NOMINAL for d in durations]
     figures.notes.append(
