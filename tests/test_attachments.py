@@ -35,7 +35,7 @@ from durable_agent.serve import create_app
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
-from .conftest import agent_client, run_error
+from .conftest import agent_client, eventually, run_error
 from .fake_llm_content import Seen
 from .fake_llm_server import FakeLLMServer, text, tool_calls
 from .test_cli import cli
@@ -241,3 +241,50 @@ async def test_a_hook_injects_an_image_that_reaches_the_model_by_reference(
     injected = [m for m in result.messages if isinstance(m, UserMessage) and m.attachments]
     assert len(injected) == 1 and injected[0].attachments[0].stored is not None
     assert history_bytes(history) < 100_000
+
+
+LOOP_COPIES_NOTHING = (
+    "the loop builds the conversation's message without the signal's or outcome's attachments "
+    "(workflows/intake.py: UserMessage(content=sig.content, name=sig.name); workflows/"
+    "tool_calls.py _outcome: ToolMessage(content=outcome.content, ...)); remove this mark once "
+    "it passes attachments=sig.attachments / attachments=outcome.attachments"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=LOOP_COPIES_NOTHING)
+async def test_a_tools_image_reaches_the_next_model_call(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    @tool
+    def snapshot() -> Image:
+        """Take a snapshot of the screen."""
+        return Image(data=SCREENSHOT, media_type="image/png")
+
+    server.reply(tool_calls(("c1", "snapshot", "{}")), text("A screen."))
+    agent = Agent("snapper", model="openai:fake-model", tools=[snapshot])
+    async with agent_client(time_env.client, agent) as (client, _):
+        result = await (await client.start("snapper", "What is on screen?")).result()
+    shot = Seen("tool", "image", "bytes", base64.b64encode(SCREENSHOT).decode(), "image/png")
+    assert result.final_text == "A screen."
+    assert server.requests[1].attachments == [shot]
+
+
+@pytest.mark.xfail(strict=True, reason=LOOP_COPIES_NOTHING)
+async def test_say_with_an_image_reaches_the_next_model_call(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.reply(text("Hello."), text("A screen."))
+    agent = Agent("talker", model="anthropic:fake-model")
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("talker", "Hi.", conversation=True)
+        await eventually(lambda: _answered(server, 1), "the first reply")
+        shot = Image(data=SCREENSHOT, media_type="image/png")
+        await client.say(handle.id, "What is this?", attachments=[shot])
+        await eventually(lambda: _answered(server, 2), "the second reply")
+        await client.cancel(handle.id)
+    expected = Seen("user", "image", "bytes", base64.b64encode(SCREENSHOT).decode(), "image/png")
+    assert server.requests[1].attachments == [expected]
+
+
+async def _answered(server: FakeLLMServer, calls: int) -> bool:
+    return len(server.requests) >= calls
