@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+from temporalio.service import RPCError
+
 from durable_agent.devserver import start_dev_args
 
 from .conftest import eventually
@@ -95,7 +98,17 @@ class DevServer:
             writer.close()
             return True
 
+        async def healthy() -> bool:
+            # The port accepts before the frontend serves: on a busy machine a client connecting
+            # then was refused ("Frontend is not healthy yet").
+            try:
+                client = await asyncio.wait_for(Client.connect(self.address), 10)
+                return await client.service_client.check_health()
+            except (RuntimeError, RPCError, TimeoutError):
+                return False
+
         await eventually(accepting, f"the dev server to accept connections on {self.address}")
+        await eventually(healthy, f"the dev server on {self.address} to answer as healthy")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
