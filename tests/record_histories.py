@@ -2,8 +2,8 @@
 
     python -m tests.record_histories                   # every scenario, as the newest generation
     python -m tests.record_histories parallel can      # only these
-    python -m tests.record_histories --prefix corpus-v4  # a new generation, beside the old ones
-    python -m tests.record_histories --everything everything-v4  # the older all-in-one run
+    python -m tests.record_histories --prefix corpus-v5  # a new generation, beside the old ones
+    python -m tests.record_histories --everything everything-v5  # the older all-in-one run
 
 Each corpus scenario drives one feature of the loop on a dev server (one server, one worker,
 each scenario its own workflow id) and saves every run it made as
@@ -43,9 +43,10 @@ from .processes import eventually
 from .replay_agents import CHAIN_TURNS, GATES, STEER, STREAMED, TASK_QUEUE, agents
 
 HISTORIES = Path(__file__).parent / "histories"
-PREFIX = "corpus-v3"
+PREFIX = "corpus-v4"
 """The newest generation: what the recorder writes by default, and the one test_replay checks
-has a recording of every scenario. Older generations (`corpus-`, `corpus-v2-`) stay as they are.
+has a recording of every scenario. Older generations (`corpus-`, `corpus-v2-`, `corpus-v3-`)
+stay as they are.
 """
 STREAM_PUBLISH = "__temporal_workflow_stream_publish"
 """The signal that carries a batch of the model's deltas (temporalio.contrib.workflow_streams)."""

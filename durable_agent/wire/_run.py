@@ -37,7 +37,8 @@ AGENT_PARENT = SearchAttributeKey.for_keyword("AgentParent")
 """Set on a sub-agent's run: its parent's workflow id (`temporal workflow list --query
 "AgentParent='planner-1'"` lists a run's children)."""
 AGENT_TOKENS = SearchAttributeKey.for_int("AgentTokens")
-"""Tokens used by the run and its sub-agents (input + output), kept within 10% of current."""
+"""Tokens used by the run and its sub-agents (input + output), as of the run's last wait, its
+end, or at most 10 turns ago (`workflows/index.py`)."""
 
 
 PendingKind = Literal["external", "long_running", "approval", "handoff"]
