@@ -243,15 +243,6 @@ async def test_a_hook_injects_an_image_that_reaches_the_model_by_reference(
     assert history_bytes(history) < 100_000
 
 
-LOOP_COPIES_NOTHING = (
-    "the loop builds the conversation's message without the signal's or outcome's attachments "
-    "(workflows/intake.py: UserMessage(content=sig.content, name=sig.name); workflows/"
-    "tool_calls.py _outcome: ToolMessage(content=outcome.content, ...)); remove this mark once "
-    "it passes attachments=sig.attachments / attachments=outcome.attachments"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LOOP_COPIES_NOTHING)
 async def test_a_tools_image_reaches_the_next_model_call(
     time_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:
@@ -269,7 +260,6 @@ async def test_a_tools_image_reaches_the_next_model_call(
     assert server.requests[1].attachments == [shot]
 
 
-@pytest.mark.xfail(strict=True, reason=LOOP_COPIES_NOTHING)
 async def test_say_with_an_image_reaches_the_next_model_call(
     time_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:

@@ -131,7 +131,9 @@ class Intake:
                 return SubmitResult(detail="approved" if sig.approved else "rejected")
             case UserMessageSignal():
                 # A person's reply to a handoff answers it; anything else waits for a safe point.
-                conversation.receive(UserMessage(content=sig.content, name=sig.name))
+                conversation.receive(
+                    UserMessage(content=sig.content, name=sig.name, attachments=sig.attachments)
+                )
                 answered = self._calls.answer_handoff()
                 if answered is None:
                     return SubmitResult(detail="queued for the next safe point")

@@ -308,7 +308,11 @@ def _target(call: OpenCall, kind: type[_T]) -> _T:
 def _message(call: ToolCall, outcome: ToolOutcome) -> ToolMessage:
     """A tool activity's outcome as the call's answer."""
     return ToolMessage(
-        tool_call_id=call.id, name=call.name, content=outcome.content, is_error=outcome.is_error
+        tool_call_id=call.id,
+        name=call.name,
+        content=outcome.content,
+        is_error=outcome.is_error,
+        attachments=outcome.attachments,
     )
 
 
