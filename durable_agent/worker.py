@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, VersioningBehavior, WorkerDeploymentVersion
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
-from . import _registry, live, telemetry
+from . import _drain, _registry, live, telemetry
 from ._agent import Agent, ScriptedModel
 from .storage import data_converter
 from .wire import AGENT_NAME, AGENT_PARENT, AGENT_STATUS, AGENT_TOKENS
@@ -34,11 +38,22 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_TOKENS,
 )
 """The search attributes runs keep current; registered by workers and `durable-agent dev`."""
+READY_FILE_VARIABLE = "DURABLE_AGENT_READY_FILE"
 DEFAULT_GRACEFUL_TIMEOUT = timedelta(seconds=30)
 """How long a stopping `durable-agent worker` lets running activities finish before it cancels
-them. docker/docker-compose.yml gives the container 5 s more (`stop_grace_period: 35s`), so
-the cancellations are reported before Docker's SIGKILL and the calls are retried on another
+them (after its polls have drained, `_drain.POLL_DRAIN` twice at most). docker-compose.yml and
+deploy/ give the container 10 s more (`stop_grace_period: 40s`, `terminationGracePeriodSeconds:
+40`), so the cancellations are reported before the SIGKILL and the calls are retried on another
 worker at once instead of after their heartbeat timeout."""
+
+_SLOT_OPTIONS = {
+    "tuner",
+    "max_concurrent_workflow_tasks",
+    "max_concurrent_activities",
+    "max_concurrent_local_activities",
+    "max_concurrent_nexus_tasks",
+}
+"""Worker options that set task slots, which the SDK takes only without a tuner."""
 
 log = logging.getLogger("durable_agent")
 
@@ -151,7 +166,12 @@ def create_worker(
     # Inside the client's tracing interceptor (client interceptors come first), so its spans
     # get the GenAI attributes.
     interceptors = [*worker_options.pop("interceptors", ()), *telemetry.worker_interceptors(client)]
-    return Worker(
+    # Slots behind gates, so that run_worker can stop taking tasks before the SDK cancels the
+    # polls (_drain.py); a caller's own slot settings win.
+    gates = None
+    if not _SLOT_OPTIONS & worker_options.keys():
+        worker_options["tuner"], gates = _drain.gated_tuner()
+    worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[AgentWorkflow],
@@ -164,6 +184,9 @@ def create_worker(
         interceptors=interceptors,
         **worker_options,
     )
+    if gates is not None:
+        _drain.remember(worker, gates)
+    return worker
 
 
 def deployment_config(
@@ -206,19 +229,49 @@ def load_agents(import_path: str) -> list[Agent]:
     return list(agents)
 
 
+async def _mark_ready(worker: Worker, ready: Path) -> None:
+    """Create `ready` once Temporal lists this worker among its task queue's pollers: what a
+    readiness probe should wait for before an orchestrator stops the next old worker."""
+    identity = worker.config(active_config=True).get("identity") or worker.client.identity
+    request = DescribeTaskQueueRequest(
+        namespace=worker.client.namespace,
+        task_queue=TaskQueue(name=worker.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    while True:
+        try:
+            response = await worker.client.workflow_service.describe_task_queue(request)
+            if any(p.identity == identity for p in response.pollers):
+                await asyncio.to_thread(ready.touch)
+                return
+        except RPCError as exc:
+            log.debug("cannot tell whether this worker polls yet: %s", exc.message)
+        await asyncio.sleep(1)
+
+
 async def run_worker(worker: Worker) -> None:
-    """Run until SIGINT or SIGTERM, then shut down gracefully: polling stops at once, running
-    activities get the worker's `graceful_shutdown_timeout` to finish, and what is left is
-    cancelled and reported, so the server retries it on another worker without waiting for a
-    timeout."""
+    """Run until SIGINT or SIGTERM, then shut down gracefully: the worker starts no new poll and
+    waits (at most `_drain.POLL_DRAIN`) for those in flight to be answered, so no task is handed
+    to a poll as it is cancelled; then running activities get the worker's
+    `graceful_shutdown_timeout` to finish, and what is left is cancelled and reported, so the
+    server retries it on another worker without waiting for a timeout.
+
+    With DURABLE_AGENT_READY_FILE set, that file exists while Temporal lists this worker as
+    a poller of its task queue, until SIGTERM (deploy/k8s: the readiness probe)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     from durable_agent.activities.mcp import close_connections
 
+    ready = Path(os.environ[READY_FILE_VARIABLE]) if os.environ.get(READY_FILE_VARIABLE) else None
     async with worker:
         log.info("worker serving task queue %s", worker.task_queue)
+        marking = asyncio.create_task(_mark_ready(worker, ready)) if ready else None
         await stop.wait()
         log.info("shutting down")
+        if marking is not None and ready is not None:
+            marking.cancel()
+            await asyncio.to_thread(ready.unlink, missing_ok=True)  # not ready from SIGTERM on
+        await _drain.stop_polling(worker)
     await close_connections()

@@ -228,3 +228,17 @@ def test_bind_mounts_exist() -> None:
     assert mounts, "the Temporal dynamic config is mounted"
     for source in mounts:
         assert (DOCKER / source).exists(), f"{source} is mounted but missing"
+
+
+def test_the_stop_grace_period_covers_the_drain_and_the_graceful_timeout() -> None:
+    """Docker's SIGKILL comes after the worker's poll drain, its graceful timeout and a few
+    seconds to report the calls it cancels."""
+    from durable_agent._drain import POLL_DRAIN
+    from durable_agent.worker import DEFAULT_GRACEFUL_TIMEOUT
+
+    text = COMPOSE.read_text()
+    graceful = re.search(r'DURABLE_AGENT_GRACEFUL_TIMEOUT: "(\d+)"', text)
+    grace = re.search(r"stop_grace_period: (\d+)s", text)
+    assert graceful and grace
+    assert float(graceful[1]) == DEFAULT_GRACEFUL_TIMEOUT.total_seconds()
+    assert int(grace[1]) >= float(graceful[1]) + 2 * POLL_DRAIN.total_seconds() + 5
