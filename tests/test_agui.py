@@ -27,7 +27,15 @@ from ag_ui.core import (
 from pydantic import TypeAdapter
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, AssistantMessage, RunState, ScriptedModel, ToolCall
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    Budget,
+    RunState,
+    ScriptedModel,
+    ToolCall,
+    tool,
+)
 from durable_agent.client import AgentClient
 from durable_agent.serve.app import create_app
 from durable_agent.wire import arguments_digest
@@ -50,11 +58,33 @@ slow = Agent(
 )
 
 
+@tool
+def look() -> str:
+    """Look around."""
+    return "nothing here"
+
+
+budgeted = Agent(
+    "agui-budgeted",
+    model=ScriptedModel(
+        "agui-budgeted",
+        [
+            AssistantMessage(
+                content="Let me look.", tool_calls=[ToolCall(id="l1", name="look", arguments="{}")]
+            ),
+            "never said: the budget stops the run first",
+        ],
+    ),
+    tools=[look],
+    budget=Budget(max_model_calls=1),
+)
+
+
 @asynccontextmanager
 async def agui_server(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, AgentClient]]:
     # Cached, as deployed: see STREAMING_WORKER in test_operator_page.py.
     async with agent_client(  # noqa: SIM117
-        env.client, teller, slow, clerk, max_cached_workflows=100
+        env.client, teller, slow, clerk, budgeted, max_cached_workflows=100
     ) as (client, _):
         async with http_server(create_app(client)) as url:
             yield url, client
@@ -310,6 +340,25 @@ async def test_a_failing_run_ends_with_run_error(dev_env: WorkflowEnvironment) -
     error = events[-1]
     assert isinstance(error, RunErrorEvent), events
     assert "no-such-agent" in error.message and error.code == "UnknownAgent", error
+
+
+async def test_a_budget_stopped_run_ends_its_turn_with_run_error_from_its_own_state(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """Regression (issue 17): AG-UI's ended states lacked BUDGET_EXCEEDED, so such a turn ended
+    only when the closed-run poll saw the workflow completed, as a RUN_FINISHED that hid why
+    no answer came. The budget's own state ends it, saying so."""
+    async with agui_server(dev_env) as (url, client):
+        thread = new_id()
+        events = await post_run(url, "agui-budgeted", run_input(thread, [("user", "look")]))
+        result = await client.result(thread)
+    results = [e.content for e in events if isinstance(e, ToolCallResultEvent)]
+    last = events[-1]
+    assert results == ["nothing here"]
+    assert result.outcome == "budget_exceeded"
+    assert isinstance(last, RunErrorEvent), events
+    assert last.code == "BudgetExceeded", last
+    assert "model call budget reached (1 of 1)" in last.message, last
 
 
 async def test_bad_input_is_an_http_error_before_any_event(dev_env: WorkflowEnvironment) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from durable_agent import (
     tool,
 )
 from durable_agent.serve.app import create_app
+from durable_agent.serve.page import STATIC
+from durable_agent.wire import ENDED
 
 from .conftest import agent_client, new_id
 from .e2e_agents import asker
@@ -240,3 +243,11 @@ async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
     assert kept == TOKEN
     tool_results = [m.content for m in result.messages if isinstance(m, ToolMessage)]
     assert tool_results == ['{"answer":"yes, ship it"}']
+
+
+def test_the_page_knows_every_state_a_run_never_leaves() -> None:
+    """Regression (issue 17): the page's list of ended states lacked `budget_exceeded`, so a
+    run its budget stopped kept its cancel and message buttons. The list is the wire's."""
+    source = (STATIC / "app.js").read_text()
+    line = next(text for text in source.splitlines() if "const ended = [" in text)
+    assert set(re.findall(r'"(\w+)"', line)) == {state.value for state in ENDED}

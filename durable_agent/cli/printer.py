@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TextIO
 
+from .._follow import kind_of
 from .._render import render
 from ..wire import AssistantMessage, EventSource, LiveEvent, StatusEvent
 
@@ -68,9 +69,10 @@ class LivePrinter:
         self._release()
 
     def _status(self, event: StatusEvent) -> None:
-        if event.kind == "turn_started":
+        kind = kind_of(event)
+        if kind == "turn_started":
             self._speaker = str(event.data.get("agent") or self._speaker)
-        if event.kind == "interrupted" and self._prefix is not None:
+        if kind == "interrupted" and self._prefix is not None:
             # The event's `partial` is what the cut-off call had said: the line shows it (its
             # last words may not have reached this reader before the event did).
             partial = str(event.data.get("partial", ""))

@@ -12,7 +12,8 @@ the message) is translated into AG-UI events until the turn ends:
   `TOOL_CALL_RESULT`;
 - waiting for the user again ends with `RUN_FINISHED` (success, with the turn's token `usage`),
   the run ending on purpose with the cancelled outcome, a failure with `RUN_ERROR` (`code` is
-  the failure's type, e.g. `UnknownAgent`);
+  the failure's type, e.g. `UnknownAgent`), a run its budget stopped with `RUN_ERROR` (`code`
+  `BudgetExceeded`, the budget's reason in `message`), as soon as the run's state says so;
 - calls that wait for someone outside the run (approvals, external and long-running tools,
   handoffs to a person) end it with the interrupt outcome: one `Interrupt` per waiting call,
   `id` = `toolCallId`, `reason` = the call's kind. The next request on the thread answers them
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import TypeVar, assert_never
 
 from ag_ui.core import (
     PROTOCOL_VERSION,
@@ -62,6 +63,7 @@ from .._causes import cause_message, cause_type
 from .._follow import CLOSED_POLL_SECONDS, closed_state, stream_end
 from ..client import AgentClient
 from ..wire import (
+    ENDED,
     LiveEvent,
     LiveQuery,
     RunState,
@@ -75,8 +77,8 @@ __all__ = ["agui_router"]
 
 log = logging.getLogger(__name__)
 
-_WAITING_OUTSIDE = (RunState.WAITING_FOR_APPROVAL, RunState.WAITING_FOR_TOOLS)
-_ENDED = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED)
+_WAITING_OUTSIDE = frozenset({RunState.WAITING_FOR_APPROVAL, RunState.WAITING_FOR_TOOLS})
+"""Waiting for someone outside the run: the AG-UI run ends with one interrupt a call."""
 
 
 _Answer = TypeVar("_Answer", ApprovalAnswer, ResultAnswer)
@@ -257,7 +259,7 @@ async def _settled(
     the state as it was; and what one read saw may reach this subscriber in several batches.
     So a state that could end the turn is checked by reading on from `last`."""
     state = last.state
-    could_end = state in (*_WAITING_OUTSIDE, *_ENDED) or (
+    could_end = state in _WAITING_OUTSIDE | ENDED or (
         state is RunState.WAITING_FOR_USER and turn.started
     )
     if not could_end:
@@ -271,22 +273,32 @@ async def _ending(
     client: AgentClient, thread: str, turn: Translation, state: RunState
 ) -> list[BaseEvent]:
     """The events that end the AG-UI run in `state`, or none when it goes on."""
-    if state in _WAITING_OUTSIDE:
-        interrupts = [interrupt_of(p) for p in await client.pending(thread)]
-        if not interrupts:
-            return []  # answered meanwhile: the run goes on
-        outcome = RunFinishedInterruptOutcome(interrupts=interrupts)
-        return [*turn.close(), turn.finished(thread, outcome)]
-    if state is RunState.WAITING_FOR_USER and turn.started:
-        return [*turn.close(), turn.finished(thread, None)]
-    if state is RunState.FAILED:
-        message, code = await _failure(client, thread)
-        return [*turn.close(), RunErrorEvent(message=message, code=code, usage=turn.usage())]
-    if state is RunState.CANCELLED:
-        return [*turn.close(), turn.finished(thread, RunFinishedCancelledOutcome())]
-    if state is RunState.COMPLETED:
-        return [*turn.close(), turn.finished(thread, None)]
-    return []
+    match state:
+        case RunState.WAITING_FOR_APPROVAL | RunState.WAITING_FOR_TOOLS:
+            interrupts = [interrupt_of(p) for p in await client.pending(thread)]
+            if not interrupts:
+                return []  # answered meanwhile: the run goes on
+            outcome = RunFinishedInterruptOutcome(interrupts=interrupts)
+            return [*turn.close(), turn.finished(thread, outcome)]
+        case RunState.WAITING_FOR_USER:
+            return [*turn.close(), turn.finished(thread, None)] if turn.started else []
+        case RunState.RUNNING:
+            return []
+        case RunState.COMPLETED:
+            return [*turn.close(), turn.finished(thread, None)]
+        case RunState.CANCELLED:
+            return [*turn.close(), turn.finished(thread, RunFinishedCancelledOutcome())]
+        case RunState.FAILED:
+            message, code = await _failure(client, thread)
+            return [*turn.close(), RunErrorEvent(message=message, code=code, usage=turn.usage())]
+        case RunState.BUDGET_EXCEEDED:
+            why = turn.stop_reason or "its budget is spent"
+            stopped = RunErrorEvent(
+                message=f"the run stopped: {why}", code="BudgetExceeded", usage=turn.usage()
+            )
+            return [*turn.close(), stopped]
+        case _:
+            assert_never(state)
 
 
 async def _failure(client: AgentClient, thread: str) -> tuple[str, str | None]:

@@ -23,6 +23,7 @@ from ag_ui.core import (
 )
 from pydantic import BaseModel, ConfigDict
 
+from .._follow import kind_of
 from ..wire import (
     AssistantMessage,
     LiveEvent,
@@ -83,6 +84,8 @@ class Translation:
     text_open: bool = False
     text: str = ""
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+    stop_reason: str | None = None
+    """Why the run's budget stopped it (its `budget_exceeded` event)."""
 
     def __post_init__(self) -> None:
         self.started = self.awaited is None
@@ -136,16 +139,19 @@ class Translation:
         return out
 
     def _status(self, item: StatusEvent) -> list[BaseEvent]:
-        if item.kind == "turn_started":
+        kind = kind_of(item)
+        if kind == "turn_started":
             self.turn = int(item.data.get("turn", self.turn + 1))
-        elif item.kind == "model_called":
+        elif kind == "model_called":
             model = str(item.data.get("model") or "")
             before = self.tokens.get(model, (0, 0))
             self.tokens[model] = (
                 before[0] + int(item.data.get("input_tokens", 0)),
                 before[1] + int(item.data.get("output_tokens", 0)),
             )
-        elif item.kind == "interrupted":  # the call was cut off: what it said stays as it was
+        elif kind == "budget_exceeded":
+            self.stop_reason = str(item.data.get("reason") or "") or None
+        elif kind == "interrupted":  # the call was cut off: what it said stays as it was
             return self._drop_text()
         return []
 

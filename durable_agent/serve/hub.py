@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from .._follow import live_events
+from .._follow import kind_of, live_events
 from ..client import AgentClient
 from ..wire import AssistantMessage, LiveEvent, StatusEvent, parse_cursor
 
@@ -81,7 +81,7 @@ class _Feed:
         # or the `interrupted` event of a call cut off; a delta of another turn (a call that
         # failed and ended nothing) is a safety net.
         ended = isinstance(item, AssistantMessage) or (
-            isinstance(item, StatusEvent) and item.kind == "interrupted"
+            isinstance(item, StatusEvent) and kind_of(item) == "interrupted"
         )
         if ended or (delta is not None and delta.turn != self._delta_turn):
             if self._delta_turn is not None:
