@@ -4,7 +4,10 @@ run, and cached input tokens counted as each provider reports them, through the 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -24,7 +27,7 @@ from durable_agent.wire import AGENT_TOKENS
 
 from .conftest import agent_client, eventually
 from .fake_llm_server import FakeLLMServer, text, tool_calls
-from .processes import free_port
+from .processes import ROOT, free_port
 from .test_provider_streaming import Recorder
 from .test_providers import PROVIDERS, request
 from .test_telemetry import sample, scrape
@@ -155,3 +158,19 @@ async def test_a_runs_usage_and_metrics_count_cached_tokens(
     inputs = sample(metrics, "durable_agent_tokens", **labels, direction="input")
     assert inputs == usage.input_tokens
     assert listed == usage.total_tokens, "AgentTokens counts the cached input tokens too"
+
+
+@pytest.mark.slow  # ~25 s: a dev server and four short runs
+def test_the_bench_reports_the_cached_share(tmp_path: Path) -> None:
+    output = tmp_path / "benchmarks.md"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "prompt-cache", "--output", output],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    text = output.read_text()
+    assert "## Prompt cache: cached share of input tokens" in text
+    assert "| Anthropic Messages, prompt_cache=False |" in text and "| 0% |" in text
+    assert "| OpenAI Responses |" in text and "| Anthropic Messages |" in text

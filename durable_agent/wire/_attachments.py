@@ -14,12 +14,13 @@ import mimetypes
 from pathlib import Path
 from typing import Annotated, Literal, Self, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 
 class _Attachment(BaseModel):
     # As `Data` (unknown fields refused), which lives above this module.
-    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+    # JSON reads standard or URL-safe base64; it writes standard base64, as the APIs take it.
+    model_config = ConfigDict(extra="forbid", val_json_bytes="base64")
 
     url: str | None = None
     """An `https://` address the provider fetches (a `data:` URL is taken apart into `data`)."""
@@ -59,6 +60,10 @@ class _Attachment(BaseModel):
         if sources[0] in ("data", "stored") and not self.media_type:
             raise ValueError("an attachment given by its bytes needs a media_type")
         return self
+
+    @field_serializer("data", when_used="json")
+    def _base64(self, data: bytes | None) -> str | None:
+        return None if data is None else base64.b64encode(data).decode()
 
     def data_url(self) -> str:
         """`data:<media_type>;base64,...` of inline bytes (the model activity has resolved
