@@ -128,9 +128,14 @@ def shutdown() -> None:
 # ---------------------------------------------------------------------- logs
 
 
-ACTIVITY_LOGGERS = ("temporalio.activity", "temporalio.worker._activity")
-"""Where an activity's exception is logged: the SDK's "Completing activity as failed" line (with
-the traceback) and our tools' own lines."""
+ERROR_LOGGERS = (
+    "temporalio.activity",
+    "temporalio.worker._activity",
+    "temporalio.worker._workflow_instance",
+)
+"""Where the SDK logs a call's or a workflow task's exception: "Completing activity as failed"
+(with the traceback) and our tools' own lines; "Failed activation on workflow" (a pydantic
+error there quotes the input it refused)."""
 
 
 class ErrorTypesOnly(logging.Filter):
@@ -155,11 +160,11 @@ def _error_type(exc: BaseException) -> str:
 
 
 def keep_error_text_out_of_logs(client: temporalio.client.Client) -> None:
-    """`ErrorTypesOnly` on the activity loggers when `client` encrypts payloads (any payload
-    codec); installed by `create_worker`, once a process."""
+    """`ErrorTypesOnly` on `ERROR_LOGGERS` when `client` encrypts payloads (any payload codec);
+    installed by `create_worker`, once a process."""
     if client.data_converter.payload_codec is None:
         return
-    for name in ACTIVITY_LOGGERS:
+    for name in ERROR_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ErrorTypesOnly) for f in logger.filters):
             logger.addFilter(ErrorTypesOnly())
@@ -266,7 +271,6 @@ def _model_call(
         attributes["gen_ai.response.model"] = response.model or model
         attributes["gen_ai.usage.input_tokens"] = response.usage.input_tokens
         attributes["gen_ai.usage.output_tokens"] = response.usage.output_tokens
-        attributes["gen_ai.usage.cache_read.input_tokens"] = response.usage.cached_input_tokens
     _set_span_attributes(attributes)
     # A duration, like the SDK's own latencies: same unit (ms) and buckets on the endpoint.
     meter.create_histogram_timedelta(
@@ -288,17 +292,12 @@ def _set_span_attributes(attributes: dict[str, Any]) -> None:
 
 
 def record_model_call(meter: MetricMeter, agent: str, model: str, usage: Usage) -> None:
-    """`durable_agent_tokens` (by agent, model and direction), `durable_agent_cached_input_tokens`
-    (the input tokens read from the provider's prompt cache, counted in `input` as well) and
-    `durable_agent_model_calls`."""
+    """`durable_agent_tokens` (by agent, model and direction) and `durable_agent_model_calls`."""
     labels = {"agent": agent, "model": model}
     meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(1, labels)
     tokens = meter.create_counter("durable_agent_tokens", "Tokens the model calls used.")
     tokens.add(usage.input_tokens, {**labels, "direction": "input"})
     tokens.add(usage.output_tokens, {**labels, "direction": "output"})
-    meter.create_counter(
-        "durable_agent_cached_input_tokens", "Input tokens read from the provider's prompt cache."
-    ).add(usage.cached_input_tokens, labels)
 
 
 def record_wait(meter: MetricMeter, agent: str, kind: str) -> None:
