@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from durable_agent import Agent
 from durable_agent.wire import (
     AgentRunInput,
     ApprovalSignal,
@@ -21,6 +22,7 @@ from durable_agent.wire import (
     RunState,
     Snapshot,
     StatusEvent,
+    ToolMessage,
     ToolResultSignal,
     Usage,
     UserMessage,
@@ -37,7 +39,7 @@ from durable_agent.workflows.tool_calls import ToolCalls
 from durable_agent.workflows.toolsets import MCPToolsets
 from durable_agent.workflows.tree import Tree
 
-from .components import DESK, call, clock, pending
+from .components import DESK, call, clock, lookup, pending
 
 
 @dataclass
@@ -82,7 +84,7 @@ def parts() -> Parts:
     conversation.agent = "desk"
     outbox, mcp = Outbox("wf-1", "conv-1"), MCPToolsets()
     tree = Tree(conversation, calls, index)  # type: ignore[arg-type]
-    model = ModelCall(conversation, outbox, mcp, deltas=None)  # type: ignore[arg-type]
+    model = ModelCall(conversation, outbox, mcp)
     life = RunLife(conversation, calls, outbox, index)  # type: ignore[arg-type]
     return Parts(
         conversation,
@@ -338,3 +340,32 @@ async def test_bad_arguments_go_back_to_the_model() -> None:
     answer = await p.tool_calls.resolve(DESK, lookup)
     assert answer.is_error and answer.content.endswith("Fix the arguments and call lookup again.")
     assert p.kinds() == ["tool_failed"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "count"),
+    [
+        (Budget(max_model_calls=3), 3),
+        (Budget(max_model_calls=5, max_tokens=1000), 3),
+        (Budget(max_model_calls=1), 4),
+        (Budget(max_tokens=7), 2),
+    ],
+)
+def test_children_started_together_share_the_budget_exactly(budget: Budget, count: int) -> None:
+    shares = [budget.share(count, i) for i in range(count)]
+    for field_name in ("max_model_calls", "max_tokens"):
+        parts = [getattr(s, field_name) for s in shares]
+        total = getattr(budget, field_name)
+        assert parts == [None] * count if total is None else sum(parts) == total, field_name
+        if total is not None:
+            assert max(parts) - min(parts) <= 1, "as even as it gets, the first ones first"
+
+
+def test_the_sub_agent_calls_of_a_response_are_numbered_for_their_shares() -> None:
+    p = parts()
+    p.calls.answered = {"c2": ToolMessage(tool_call_id="c2", content="carried over")}
+    helper = Agent("helper", model="openai:gpt-4.1")
+    team = Agent("team", model="openai:gpt-4.1", tools=[lookup, helper.as_tool()])
+    names = ["helper", "helper", "lookup", "helper"]
+    opened_calls = p.calls.open(team, [call(f"c{i}", n) for i, n in enumerate(names, 1)])
+    assert [c.share for c in opened_calls] == [(0, 2), (0, 1), (0, 1), (1, 2)]

@@ -83,6 +83,8 @@ class OpenCall:
     route: Route
     needs_approval: bool
     target: Target = field(default=None, compare=False)
+    share: tuple[int, int] = (0, 1)
+    """A sub-agent call's share of the budget left: (its index, how many started together)."""
     phase: Phase = Phase.NEW
     pending: PendingCall | None = None
     result: ToolResultSignal | None = None
@@ -184,6 +186,9 @@ class CallBook:
             carried = self.answered.pop(each.call.id, None)
             if carried is not None:
                 each.resolve(carried)
+        children = [c for c in opened if c.route is Route.SUB_AGENT and c.answer is None]
+        for index, child in enumerate(children):
+            child.share = (index, len(children))
         for call_id, early in list(self.early.items()):
             found = self._calls.get(call_id)
             if found is not None and found.route.takes_result:

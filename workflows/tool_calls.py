@@ -88,7 +88,7 @@ class ToolCalls:
             case Route.AGENT | Route.PERSON:
                 return await self._handoff(call, _target(call, Handoff))
             case Route.SUB_AGENT:
-                return await self._run_sub_agent(call.call, _target(call, SubAgent))
+                return await self._run_sub_agent(call, _target(call, SubAgent))
             case Route.UNKNOWN:
                 specs = [*agent.tool_specs(), *self._mcp.specs(agent)]
                 known = ", ".join(s.name for s in specs) or "none"
@@ -118,10 +118,10 @@ class ToolCalls:
             return _timed_out(tool_call, "no result", tool.deadline)
         return _signalled(call)
 
-    async def _run_sub_agent(self, tool_call: ToolCall, sub: SubAgent) -> ToolMessage:
+    async def _run_sub_agent(self, call: OpenCall, sub: SubAgent) -> ToolMessage:
         """Another agent as a tool: a child run; its answer, or why it has none, goes to the
         model. Its usage, its own sub-agents' included, becomes this run's."""
-        conversation = self._conversation
+        conversation, tool_call = self._conversation, call.call
         try:
             task = parse_arguments(tool_call.arguments).get("input")
             if not isinstance(task, str) or not task.strip():
@@ -133,7 +133,7 @@ class ToolCalls:
             "tool", "sub_agent_started", tool=sub.name, tool_call_id=tool_call.id, run=run
         )
         try:
-            result = await self._tree.run(sub, tool_call, task, conversation.turns)
+            result = await self._tree.run(sub, tool_call, task, conversation.turns, call.share)
         except ChildFailed as exc:
             conversation.event(
                 "tool",

@@ -12,7 +12,9 @@ for and the tokens it has used, one signal at a time, the latest state; the pare
 calls and counts that usage against its `Budget`. When a child ends, its result's usage (its
 whole subtree's) is added to the parent's, exactly. Stops down: once the tree's usage reaches
 the budget, the run that sees it signals `budget_exceeded` to its children (who pass it on),
-and every run stops before its next model call.
+and every run stops before its next model call. Exact for model calls: the children one
+response starts share what is left (`Budget.share`), each stopping at its share, and the parent
+makes no call while they run, so the tree never makes more calls than the budget allows.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Tree:
         """The children that have not ended, as they last reported."""
         self._handles: dict[str, _Child] = {}
         self._reporter: asyncio.Future[None] | None = None
+        self._pool: tuple[int, Budget | None] | None = None
+        """(turn, what was left) when that turn's first child started: its children share it."""
         self.budget: Budget | None = None
         self.spent: str | None = None
         """Why the tree's budget is spent, once it is: children started later are told at once."""
@@ -138,12 +142,18 @@ class Tree:
         """Derived, so a retried task or a replay finds the same child instead of a second."""
         return f"{workflow.info().workflow_id}/{turn}/{tool_call_id}"
 
-    async def run(self, sub: SubAgent, call: ToolCall, task: str, turn: int) -> AgentRunResult:
+    async def run(
+        self, sub: SubAgent, call: ToolCall, task: str, turn: int, share: tuple[int, int]
+    ) -> AgentRunResult:
         """The child's result; raises `ChildFailed` when it failed, and re-raises the parent's
-        own cancellation."""
+        own cancellation. `share` is (index, count) among the children its response starts:
+        each gets its share of what was left when the first of them started."""
         parent = workflow.info().workflow_id
         child_id = self.child_id(turn, call.id)
-        budget = self.left()
+        if self._pool is None or self._pool[0] != turn:
+            self._pool = (turn, self.left())
+        left = self._pool[1]
+        budget = None if left is None else left.share(share[1], share[0])
         self._reports[child_id] = ChildReport(run=child_id)
         try:
             handle = await workflow.start_child_workflow(

@@ -147,7 +147,11 @@ def _wound_back(items: list[Item], agent: str) -> dict[str, Any]:
 
 class Budget(Data):
     """A limit on a run and every sub-agent run under it: once reached, no new model call
-    starts anywhere in the tree (running tools finish) and the run ends `budget_exceeded`."""
+    starts anywhere in the tree (running tools finish) and the run ends `budget_exceeded`.
+
+    Sub-agents started by one response share what is left of it (`share`), each stopping at
+    its own share, so the tree never makes more model calls than `max_model_calls`, whatever
+    the timing; a run may pass `max_tokens` by the tokens of the one call that reached it."""
 
     max_tokens: int | None = Field(default=None, ge=0)
     """Input plus output tokens."""
@@ -161,6 +165,15 @@ class Budget(Data):
         if self.max_model_calls is not None and used.requests >= self.max_model_calls:
             return f"model call budget reached ({used.requests} of {self.max_model_calls})"
         return None
+
+    def share(self, count: int, index: int) -> Budget:
+        """The `index`-th of `count` shares, the remainder going to the first ones: the shares
+        add up to this budget exactly, so sub-agents started together cannot overspend it."""
+
+        def part(total: int | None) -> int | None:
+            return None if total is None else total // count + (index < total % count)
+
+        return Budget(max_tokens=part(self.max_tokens), max_model_calls=part(self.max_model_calls))
 
     def left(self, used: Usage) -> Budget:
         """What remains after `used`: a sub-agent's budget when it starts."""
