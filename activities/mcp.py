@@ -20,6 +20,8 @@ import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import mcp
@@ -28,13 +30,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client  # the SDK's MCP timeouts
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from temporalio import activity
-from temporalio.common import RawValue
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._mcp import MCPServer
 from durable_agent.wire import MCPListTools, MCPToolInfo, MCPToolList, ToolInvocation, ToolOutcome
 
 from .heartbeat import heartbeating
+from .tool_failures import OwnFailures, out_of_time, prior_failures, tool_failed
 from .transcripts import TranscriptCache
 
 MAX_LIST_PAGES = 100
@@ -129,11 +132,11 @@ class MCPActivities:
                 non_retryable=True,
             )
         payload = activity.payload_converter().from_payload(args[0].payload)
+        if isinstance(payload, dict) and "tool_call_id" in payload:
+            invocation = ToolInvocation.model_validate(payload)
+            return await self._counted_call(server, tool_name, invocation)
+        MCPListTools.model_validate(payload)
         async with heartbeating():
-            if isinstance(payload, dict) and "tool_call_id" in payload:
-                invocation = ToolInvocation.model_validate(payload)
-                return await self._call(server, tool_name, invocation)
-            MCPListTools.model_validate(payload)
             return await self._list(server)
 
     async def close(self) -> None:
@@ -164,6 +167,22 @@ class MCPActivities:
         listing = MCPToolList(server=server.name, tools=tools)
         self._listings[server.name] = (time.monotonic(), listing)
         return listing
+
+    async def _counted_call(
+        self, server: MCPServer, tool_name: str, invocation: ToolInvocation
+    ) -> ToolOutcome:
+        """A call whose failed connections count against the server's `retry` across attempts,
+        and whose attempts lost with a dead worker do not, as a function tool's
+        (`tool_failures.py`)."""
+        info, call = activity.info(), _Call(invocation.name, server.retry, server.timeout)
+        failures = prior_failures(info)
+        if (ended := out_of_time(call, invocation.tool_call_id, info, [])) is not None:
+            return ended
+        try:
+            async with heartbeating(OwnFailures(failures=failures)):
+                return await self._call(server, tool_name, invocation)
+        except Exception as exc:
+            return tool_failed(call, invocation.tool_call_id, exc, failures + 1, [])
 
     async def _call(
         self, server: MCPServer, tool_name: str, invocation: ToolInvocation
@@ -215,6 +234,15 @@ class MCPActivities:
         if self._sessions.get(session.server.name) is session:
             del self._sessions[session.server.name]
         await session.close()
+
+
+@dataclass(frozen=True)
+class _Call:
+    """An MCP tool as `tool_failures` counts it: by the name the model calls it."""
+
+    name: str
+    retry: RetryPolicy
+    timeout: timedelta
 
 
 def _render(result: mcp.types.CallToolResult) -> str:

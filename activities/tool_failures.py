@@ -24,13 +24,28 @@ these failures (`ApplicationErrorCategory.BENIGN`): the model hears of them.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import pydantic
 from temporalio import activity
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from durable_agent._tool import Tool
 from durable_agent.wire import StatusEvent, ToolOutcome
+
+
+class Retried(Protocol):
+    """What the count needs of a tool (a `Tool`, an MCP server's tool): its name as the model
+    calls it, its own retry policy and its per-attempt timeout."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+    @property
+    def timeout(self) -> timedelta: ...
 
 
 class OwnFailures(pydantic.BaseModel):
@@ -54,7 +69,7 @@ def prior_failures(info: activity.Info) -> int:
 
 
 def out_of_time(
-    tool: Tool, tool_call_id: str, info: activity.Info, events: list[StatusEvent]
+    tool: Retried, tool_call_id: str, info: activity.Info, events: list[StatusEvent]
 ) -> ToolOutcome | None:
     """The call's error result when this attempt starts past the time the tool's own
     attempts could have taken; None while there is time (or attempts are unlimited)."""
@@ -83,7 +98,7 @@ def out_of_time(
 
 
 def tool_failed(
-    tool: Tool, tool_call_id: str, exc: Exception, failures: int, events: list[StatusEvent]
+    tool: Retried, tool_call_id: str, exc: Exception, failures: int, events: list[StatusEvent]
 ) -> ToolOutcome:
     """The tool raised `exc`, its own failure number `failures`: the call's error result when
     its attempts are spent or the error is not retryable; otherwise raises for a retry, after
@@ -114,7 +129,7 @@ def tool_failed(
     ) from exc
 
 
-def _backoff(tool: Tool, exc: Exception, failures: int) -> timedelta:
+def _backoff(tool: Retried, exc: Exception, failures: int) -> timedelta:
     """The tool's own policy's interval after its `failures`-th failure: the server's attempt
     number also counts lost attempts, so its backoff would grow with every kill."""
     if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:

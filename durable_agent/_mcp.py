@@ -7,6 +7,7 @@ through the activity `mcp.<server>.list_tools` and calls each tool as `mcp.<serv
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -129,8 +130,11 @@ class MCPTool:
 
     @property
     def activity_retry(self) -> RetryPolicy:
-        """The server's `retry` as it is: its attempts are for connections that failed."""
-        return self.server.retry
+        """As `Tool.activity_retry`: unlimited attempts, since the activity counts the
+        connections that failed against `retry` and attempts lost with a dead worker not."""
+        if self.local:
+            return self.server.retry
+        return dataclasses.replace(self.server.retry, maximum_attempts=0)
 
     @property
     def heartbeat_timeout(self) -> HeartbeatTimeout:
