@@ -271,6 +271,7 @@ def _model_call(
         attributes["gen_ai.response.model"] = response.model or model
         attributes["gen_ai.usage.input_tokens"] = response.usage.input_tokens
         attributes["gen_ai.usage.output_tokens"] = response.usage.output_tokens
+        attributes["gen_ai.usage.cache_read.input_tokens"] = response.usage.cached_input_tokens
     _set_span_attributes(attributes)
     # A duration, like the SDK's own latencies: same unit (ms) and buckets on the endpoint.
     meter.create_histogram_timedelta(
@@ -292,12 +293,17 @@ def _set_span_attributes(attributes: dict[str, Any]) -> None:
 
 
 def record_model_call(meter: MetricMeter, agent: str, model: str, usage: Usage) -> None:
-    """`durable_agent_tokens` (by agent, model and direction) and `durable_agent_model_calls`."""
+    """`durable_agent_tokens` (by agent, model and direction), `durable_agent_cached_input_tokens`
+    (the input tokens read from the provider's prompt cache, counted in `input` as well) and
+    `durable_agent_model_calls`."""
     labels = {"agent": agent, "model": model}
     meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(1, labels)
     tokens = meter.create_counter("durable_agent_tokens", "Tokens the model calls used.")
     tokens.add(usage.input_tokens, {**labels, "direction": "input"})
     tokens.add(usage.output_tokens, {**labels, "direction": "output"})
+    meter.create_counter(
+        "durable_agent_cached_input_tokens", "Input tokens read from the provider's prompt cache."
+    ).add(usage.cached_input_tokens, labels)
 
 
 def record_wait(meter: MetricMeter, agent: str, kind: str) -> None:
