@@ -14,6 +14,7 @@ import httpx2 as httpx
 import pytest
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
+from temporalio.converter import ExternalStorage
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from durable_agent import (
@@ -28,11 +29,12 @@ from durable_agent import (
     hook,
     tool,
 )
-from durable_agent.activities.attachments import StoredBytes
+from durable_agent.activities.attachments import StoredBytes, offload
 from durable_agent.activities.tools import tool_activity
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.encryption import EncryptionCodec, KeyRing, generate_key
 from durable_agent.serve import create_app
-from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
+from durable_agent.storage import PAYLOAD_DIR_VARIABLE, LocalFileDriver, data_converter
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
 from .conftest import agent_client, eventually, run_error
@@ -278,3 +280,22 @@ async def test_say_with_an_image_reaches_the_next_model_call(
 
 async def _answered(server: FakeLLMServer, calls: int) -> bool:
     return len(server.requests) >= calls
+
+
+async def test_stored_bytes_are_encrypted_when_encryption_is_on(tmp_path: Path) -> None:
+    """The bytes go through the data converter: its codec encrypts them before its storage
+    driver writes them, and the model activity's read decrypts them."""
+    codec = EncryptionCodec(KeyRing.parse(f"k1:{generate_key()}"))
+    storage = ExternalStorage(drivers=[LocalFileDriver(tmp_path)])
+    converter = data_converter(storage=storage, encryption=codec)
+    secret = b"SECRET-DIAGRAM-" * 2000
+    [stored] = await offload(converter, [File(data=secret, media_type="application/pdf")])
+    assert stored.stored is not None and stored.data is None
+    [written] = await asyncio.to_thread(lambda: [p.read_bytes() for p in tmp_path.iterdir()])
+    assert b"SECRET-DIAGRAM-" not in written
+    message = UserMessage(content="Read it.", attachments=[stored])
+    [back] = await StoredBytes().resolve(lambda: converter, [message])
+    assert isinstance(back, UserMessage) and back.attachments[0].data == secret
+    plain = data_converter(storage=storage, encryption=None)
+    small = [Image(data=b"tiny", media_type="image/png")]
+    assert await offload(plain, small) == small, "small bytes stay inline"
