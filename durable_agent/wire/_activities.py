@@ -94,8 +94,9 @@ class ModelRequest(Extensible):
     """When set, the call streams: the activity publishes the reply's `ModelDelta`s for this
     turn to the run's observers while it runs. The recorded reply is the same either way."""
     cache_key: str | None = None
-    """Set by the model activity, not the workflow: the run's conversation id, which providers
-    pass as their prompt-cache key (OpenAI's `prompt_cache_key`) so a run's calls share a cache."""
+    """Set by the model activity, not the workflow: the run's workflow id (the same across
+    continue-as-new, new for a fork), which providers pass as their prompt-cache key (OpenAI's
+    `prompt_cache_key`) so a run's calls share a cache."""
 
 
 class ModelResponse(Data):
