@@ -160,7 +160,7 @@ async def test_a_runs_usage_and_metrics_count_cached_tokens(
     assert listed == usage.total_tokens, "AgentTokens counts the cached input tokens too"
 
 
-@pytest.mark.slow  # ~25 s: a dev server and four short runs
+@pytest.mark.slow  # 30-70 s: a dev server and four 3-turn runs
 def test_the_bench_reports_the_cached_share(tmp_path: Path) -> None:
     output = tmp_path / "benchmarks.md"
     subprocess.run(
