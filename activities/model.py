@@ -13,7 +13,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._agent import ScriptedModel
-from durable_agent.wire import ModelRequest, ModelResponse
+from durable_agent.wire import (
+    SUMMARY_ACTIVITY,
+    ModelRequest,
+    ModelResponse,
+    SummaryRequest,
+    SummaryResponse,
+)
 
 from .attachments import StoredBytes
 from .heartbeat import heartbeating
@@ -21,6 +27,7 @@ from .providers import ModelProvider, split_model
 from .providers.convert import UnsupportedContent
 from .providers.scripted import ScriptedProvider
 from .streaming import DeltaPublisher
+from .summary import summarize
 from .transcripts import TranscriptCache
 
 
@@ -119,7 +126,7 @@ class ModelActivities:
                 # machines, which in the event loop would stall every call's heartbeats.
                 provider = await asyncio.to_thread(self.provider, prefix)
             full = await self.transcripts.full_request(request)
-            sent = await self._for_provider(full)
+            sent = await self._for_provider(self.transcripts.windowed(request, full))
             try:
                 if request.stream_turn is None or not streams(provider) or activity.info().is_local:
                     response = await provider.complete(sent, name)
@@ -134,6 +141,31 @@ class ModelActivities:
             response.message.agent = request.agent
         self.transcripts.remember(request, full, response.message)
         return response
+
+    @activity.defn(name=SUMMARY_ACTIVITY)
+    async def summarize(self, request: SummaryRequest) -> SummaryResponse:
+        """Fold what falls out of the model's window into its summary (bounded calls, never
+        streamed: nobody watches a summary being written)."""
+        try:
+            prefix, name = split_model(request.model)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
+        async with heartbeating():
+            found = self._providers.get(prefix)
+            provider = (
+                found if found is not None else await asyncio.to_thread(self.provider, prefix)
+            )
+            ref = request.transcript
+            messages = (
+                await self.transcripts.span(ref, request.start)
+                if ref is not None
+                else request.messages
+            )
+
+            async def complete(call: ModelRequest) -> ModelResponse:
+                return await provider.complete(await self._for_provider(call), name)
+
+            return await summarize(request, messages, complete)
 
     async def _for_provider(self, full: ModelRequest) -> ModelRequest:
         """The request as a provider takes it: attachments' bytes back from payload storage

@@ -20,12 +20,14 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from durable_agent.wire import (
     TRANSCRIPT_MISS,
+    WINDOW_MISS,
     AssistantMessage,
     Message,
     ModelRequest,
     TranscriptPage,
     TranscriptQuery,
     TranscriptRef,
+    windowed,
 )
 from durable_agent.wire.limits import REF_MIN_CHARS
 
@@ -37,6 +39,8 @@ _Key = tuple[str, str]
 class TranscriptCache:
     def __init__(self, max_runs: int = 256, max_result_chars: int = 64 * 1024 * 1024) -> None:
         self._runs: OrderedDict[_Key, list[Message]] = OrderedDict()
+        self._summaries: OrderedDict[_Key, tuple[int, str]] = OrderedDict()
+        """Each run's latest window summary, by its id: a call names it, sent once."""
         self._max_runs = max_runs
         self._results: OrderedDict[str, str] = OrderedDict()
         self._result_chars = 0
@@ -65,6 +69,44 @@ class TranscriptCache:
         return request.model_copy(
             update={"messages": base + new, "transcript": None, "content_refs": {}}
         )
+
+    def windowed(self, request: ModelRequest, full: ModelRequest) -> ModelRequest:
+        """The request as its provider is sent it: the window the workflow chose over the
+        whole conversation (`full`), its summary kept for the next calls."""
+        window = request.window
+        if window is None:
+            return full
+        key = (
+            (request.transcript.workflow_id, request.transcript.conversation_id)
+            if (request.transcript is not None)
+            else None
+        )
+        summary = window.summary
+        if summary is not None and key is not None:
+            self._summaries[key] = (window.summary_id, summary)
+            self._summaries.move_to_end(key)
+            while len(self._summaries) > self._max_runs:
+                self._summaries.popitem(last=False)
+        elif window.summary_id and window.start:
+            kept = self._summaries.get(key) if key is not None else None
+            if kept is None or kept[0] != window.summary_id:
+                raise ApplicationError(
+                    "this worker lacks the summary that heads the model's window",
+                    type=WINDOW_MISS,
+                    non_retryable=True,
+                    category=ApplicationErrorCategory.BENIGN,  # expected; the workflow resends
+                )
+            summary = kept[1]
+        messages = windowed(full.messages, window, summary)
+        return full.model_copy(update={"messages": messages, "window": None})
+
+    async def span(self, ref: TranscriptRef, start: int) -> list[Message]:
+        """Messages `start:ref.length` of the conversation, from the cache or the workflow."""
+        cached = self._runs.get((ref.workflow_id, ref.conversation_id))
+        if cached is not None and len(cached) >= ref.length:
+            return cached[start : ref.length]
+        self.misses += 1
+        return await _query(ref.workflow_id, start, ref.length)
 
     def remember(self, request: ModelRequest, full: ModelRequest, reply: AssistantMessage) -> None:
         """Keep the conversation and the reply, which the workflow counts as already sent."""

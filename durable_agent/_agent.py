@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
-from .wire import AssistantMessage, Budget, ModelRequest, ModelSettings, ToolSpec
+from .wire import AssistantMessage, Budget, ContextPolicy, ModelRequest, ModelSettings, ToolSpec
 
 
 @dataclass(eq=False)
@@ -137,6 +137,9 @@ class Agent:
     heartbeat_timeout: timedelta | None = HEARTBEAT_TIMEOUT
     """For its model calls, and its tools and hooks that set none: a call whose worker has not
     heartbeaten for this long is retried elsewhere; `None` turns heartbeats off."""
+    context: ContextPolicy | None = field(default_factory=ContextPolicy)
+    """What its model is sent of a long conversation: a window kept under the model's context
+    (README "Context window"); `None` sends the whole conversation every call."""
 
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
 

@@ -177,6 +177,7 @@ def create_worker(
         workflows=[AgentWorkflow],
         activities=[
             model_activities.complete,
+            model_activities.summarize,
             *tool_activities(tools, model_activities.transcripts),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
             *mcp,

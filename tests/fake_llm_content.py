@@ -276,3 +276,10 @@ def _prefixes(segments: list[Any]) -> tuple[list[str], list[int]]:
         total += _tokens(segment)
         totals.append(total)
     return hashes or [""], totals or [0]
+
+
+def prompt_tokens(path: str, body: dict[str, Any]) -> int:
+    """The prompt's tokens as this server counts them (tools, instructions, messages)."""
+    if path == "/v1/messages":
+        return sum(_tokens(segment) for segment, _ in _anthropic_segments(body))
+    return sum(_tokens(segment) for segment in _openai_segments(path, body))

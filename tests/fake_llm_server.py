@@ -22,11 +22,12 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .fake_llm_content import BadRequest, PromptCache, Seen, Tokens, attachments
+from .fake_llm_content import BadRequest, PromptCache, Seen, Tokens, attachments, prompt_tokens
 
 
 @dataclass
@@ -50,6 +51,9 @@ class Reply:
     its end (a proxy that gave up on the model)."""
     tokens: Tokens | None = None
     """Set by a server with a prompt cache: the usage it reports for this request."""
+    error_code: str | None = None
+    """OpenAI's `code` and `param` in an error body (`context_length_exceeded`, `messages`)."""
+    error_param: str | None = None
 
 
 def text(content: str, delay: float = 0.0) -> Reply:
@@ -418,11 +422,61 @@ def _stream_error(path: str, message: str, sequence_number: int) -> bytes:
     )
 
 
+def too_long(path: str, tokens: int, max_tokens: int, window: int) -> Reply | None:
+    """Each API's own refusal of a prompt over the model's context window (None: it fits)."""
+    if path == "/v1/messages":
+        if tokens > window:
+            return Reply(
+                status=400, error_message=f"prompt is too long: {tokens} tokens > {window} maximum"
+            )
+        if tokens + max_tokens > window:
+            message = (
+                f"input length and `max_tokens` exceed context limit: {tokens} + {max_tokens} > "
+                f"{window}, decrease input length or `max_tokens` and try again"
+            )
+            return Reply(status=400, error_message=message)
+        return None
+    if path == "/v1/responses":
+        if tokens + max_tokens <= window:
+            return None
+        message = (
+            "Your input exceeds the context window of this model. Please adjust your input "
+            "and try again."
+        )
+        return Reply(
+            status=400,
+            error_message=message,
+            error_code="context_length_exceeded",
+            error_param="input",
+        )
+    if tokens + max_tokens <= window:
+        return None
+    message = (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{tokens + max_tokens} tokens ({tokens} in the messages, {max_tokens} in the "
+        "completion). Please reduce the length of the messages or completion."
+    )
+    return Reply(
+        status=400,
+        error_message=message,
+        error_code="context_length_exceeded",
+        error_param="messages",
+    )
+
+
 class FakeLLMServer:
-    def __init__(self, prompt_cache: bool = False) -> None:
+    def __init__(self, prompt_cache: bool = False, context_window: int | None = None) -> None:
         """`prompt_cache`: usage counts the prompt's tokens and reports cache hits as each
-        provider does (`fake_llm_content.PromptCache`); otherwise every call uses `USAGE`."""
+        provider does (`fake_llm_content.PromptCache`); otherwise every call uses `USAGE`.
+        `context_window`: a prompt (with its `max_tokens`) over this many tokens is refused
+        with the API's own 400, and usage counts the prompt's tokens."""
         self.cache = PromptCache() if prompt_cache else None
+        self.context_window = context_window
+        self.prompt_tokens: list[int] = []
+        """With `context_window`: each request's prompt tokens, refused ones included."""
+        self.refused = 0
+        self.responder: Callable[[Request], Reply] | None = None
+        """Answers a request when no reply is scripted: a model that follows the conversation."""
         self.replies: deque[Reply] = deque()
         self.requests: list[Request] = []
         self.connections = 0
@@ -453,6 +507,18 @@ class FakeLLMServer:
                 with server._lock:
                     server.requests.append(request)
                     reply = server.replies.popleft() if server.replies else None
+                    if reply is None and server.responder is not None:
+                        reply = server.responder(request)
+                    if server.context_window is not None and reply is not None:
+                        tokens = prompt_tokens(self.path, body)
+                        server.prompt_tokens.append(tokens)
+                        limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+                        limit = limit or body.get("max_output_tokens") or 0
+                        refusal = too_long(self.path, tokens, limit, server.context_window)
+                        server.refused += refusal is not None
+                        if refusal is None and server.cache is None:
+                            reply = dataclasses.replace(reply, tokens=Tokens(tokens, USAGE[1]))
+                        reply = refusal or reply
                     if reply is not None and problem is not None:
                         reply = Reply(status=400, error_message=problem)
                     if reply is not None and server.cache is not None and reply.status == 200:
@@ -479,7 +545,14 @@ class FakeLLMServer:
                         "type": "error",
                         "error": {"type": "invalid_request_error", "message": reply.error_message},
                     }
-                return {"error": {"message": reply.error_message, "type": "error", "code": None}}
+                return {
+                    "error": {
+                        "message": reply.error_message,
+                        "type": "invalid_request_error" if reply.error_code else "error",
+                        "param": reply.error_param,
+                        "code": reply.error_code,
+                    }
+                }
 
             def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()

@@ -19,8 +19,9 @@ with workflow.unsafe.imports_passed_through():
     # metric helpers.
     from durable_agent import telemetry
     from durable_agent._agent import Agent
-    from durable_agent.wire import MODEL_ACTIVITY, ModelDelta, ModelRequest, ModelResponse
+    from durable_agent.wire import MODEL_ACTIVITY, Message, ModelDelta, ModelRequest, ModelResponse
 
+from .context import ContextKeeper
 from .conversation import Conversation
 from .deltas import Deltas
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
@@ -57,6 +58,7 @@ class ModelCall:
         self._mcp = mcp
         self._deltas = deltas
         self.state: CallState = Idle()
+        self._context = ContextKeeper(conversation, outbox)
 
     async def call(self, agent: Agent) -> ModelResponse | None:
         """The turn's model call, its message appended; None when an interrupt cut it off.
@@ -65,14 +67,15 @@ class ModelCall:
         conversation.turns += 1
         conversation.event("agent", "turn_started", turn=conversation.turns, agent=agent.name)
         prompt = conversation.prompt()
-        request = outbox.model_request(agent, prompt, self._mcp.specs(agent), conversation.turns)
+        window = await self._context.window(agent, prompt)  # compacted first when due
+        listed = self._mcp.specs(agent)
+        request = outbox.model_request(agent, prompt, listed, conversation.turns, window)
         started = workflow.now()
         self._deltas.started(conversation.turns)
         self.state = Idle()
         try:
-            response = await whole_on_miss(
-                partial(self._execute, agent), request, lambda: outbox.whole(request, prompt)
-            )
+            send = partial(self._send, agent, prompt)
+            response = await self._context.send(agent, prompt, request, send)
         except CALL_FAILED as exc:
             cut = isinstance(self.state, Interrupted)
             self.state = Idle()
@@ -87,6 +90,7 @@ class ModelCall:
             reraise_cancellation(exc)
             raise RunFailure(f"model call failed: {cause_text(exc)}", "ModelCallFailed") from exc
         self.state = Idle()
+        self._context.measured(response)
         conversation.usage = conversation.usage + response.usage
         telemetry.record_model_call(
             workflow.metric_meter(), agent.name, agent.model_string, response.usage
@@ -108,6 +112,13 @@ class ModelCall:
         self._deltas.ended()
         outbox.replied(prompt)
         return response
+
+    async def _send(
+        self, agent: Agent, prompt: list[Message], request: ModelRequest
+    ) -> ModelResponse:
+        """With a reference to the conversation, or whole to a worker that lacks it."""
+        whole = partial(self._outbox.whole, request, prompt)
+        return await whole_on_miss(partial(self._execute, agent), request, whole)
 
     async def _execute(self, agent: Agent, request: ModelRequest) -> ModelResponse:
         # Heartbeats: a dead worker's call is retried in seconds, and a cancelled run cancels

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent._hooks import Hook
     from durable_agent.wire import (
         TRANSCRIPT_MISS,
+        ContextWindow,
         HookInvocation,
         Message,
         ModelRequest,
@@ -52,6 +53,9 @@ class Outbox:
         """Tool results the tool activity's worker keeps, by tool_call_id, not yet sent."""
         self._held_locally = 0
         """Bytes of local-activity results held in the open workflow task."""
+        self.summary_sent = 0
+        """Which window summary the model activity side has (`ContextWindow.summary_id`)."""
+        self._summary_pending = 0
 
     def transcript(self) -> TranscriptRef:
         return TranscriptRef(
@@ -61,12 +65,22 @@ class Outbox:
     # ------------------------------------------------------------------ model calls
 
     def model_request(
-        self, agent: Agent, prompt: list[Message], listed: Sequence[ToolSpec] = (), turn: int = 0
+        self,
+        agent: Agent,
+        prompt: list[Message],
+        listed: Sequence[ToolSpec] = (),
+        turn: int = 0,
+        window: ContextWindow | None = None,
     ) -> ModelRequest:
         """What the next model call carries: the messages after `sent`, tool results by ref,
-        the agent's tools and the tools its MCP servers `listed`. A local model gets no refs:
+        the agent's tools and the tools its MCP servers `listed`, and the `window` the provider
+        sees (its summary only when the activity side lacks it). A local model gets no refs:
         its input never reaches history, and its worker may not hold the tool's result."""
         refs, self._refs = self._refs, {}
+        if window is not None:
+            self._summary_pending = window.summary_id
+            if window.summary_id == self.summary_sent:
+                window = window.model_copy(update={"summary": None})
         messages = prompt[self.sent :]
         content_refs: dict[int, str] = {}
         if not agent.local_model and refs:
@@ -86,6 +100,7 @@ class Outbox:
             tools=[*agent.tool_specs(), *listed],
             settings=agent.settings,
             stream_turn=turn if agent.stream and not agent.local_model else None,
+            window=window,
         )
 
     def whole(self, request: ModelRequest, prompt: list[Message]) -> ModelRequest:
@@ -97,6 +112,7 @@ class Outbox:
     def replied(self, prompt: list[Message]) -> None:
         """The model activity side now has `prompt` and the reply it produced."""
         self.sent = len(prompt) + 1
+        self.summary_sent = self._summary_pending
 
     def keep_ref(self, tool_call_id: str, ref: str) -> None:
         """The result of call `tool_call_id` is kept by its activity's worker under `ref`."""

@@ -10,6 +10,18 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
+from durable_agent.wire import CONTEXT_TOO_LONG
+
+TOO_LONG_SIGNS = (
+    "context_length_exceeded",  # OpenAI's `code`, where the message carries the whole body
+    "maximum context length is",  # Chat Completions: "This model's maximum context length is"
+    "exceeds the context window",  # Responses: "Your input exceeds the context window of this"
+    "prompt is too long",  # Anthropic: "prompt is too long: 208310 tokens > 200000 maximum"
+    "exceed context limit",  # Anthropic: "input length and `max_tokens` exceed context limit"
+)
+"""How each provider says, in its 400, that a prompt is longer than the model's context (the
+SDKs put the body's message, or the whole body, in the error's message)."""
+
 _TYPES = {
     400: "ProviderBadRequest",
     401: "ProviderAuth",
@@ -45,6 +57,8 @@ def status_error(
         kind = "ProviderRateLimited"
     elif status >= 500 or status in (408, 409):
         kind = "ProviderUnavailable"
+    elif status == 400 and any(sign in message for sign in TOO_LONG_SIGNS):
+        kind = CONTEXT_TOO_LONG  # the workflow compacts its window and tries once more
     else:
         kind = _TYPES.get(status, "ProviderRejected")
     return ApplicationError(

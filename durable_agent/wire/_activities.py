@@ -9,6 +9,7 @@ from pydantic import Field
 from . import limits
 from ._attachments import Attachment
 from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
+from ._window import ContextWindow
 
 
 class ToolSpec(Data):
@@ -73,7 +74,7 @@ class TranscriptPage(Data):
 class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key")
+    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key", "window")
 
     model: str
     agent: str | None = None
@@ -97,6 +98,9 @@ class ModelRequest(Extensible):
     """Set by the model activity, not the workflow: the run's workflow id (the same across
     continue-as-new, new for a fork), which providers pass as their prompt-cache key (OpenAI's
     `prompt_cache_key`) so a run's calls share a cache."""
+    window: ContextWindow | None = None
+    """The part of the conversation the provider is sent (the agent's context policy); None:
+    all of it. `messages` and `transcript` still describe the whole conversation."""
 
 
 class ModelResponse(Data):

@@ -52,6 +52,8 @@ class Query(StrEnum):
 # ---------------------------------------------------------------------- activity types
 
 MODEL_ACTIVITY: Final = "model.complete"
+SUMMARY_ACTIVITY: Final = "model.summarize"
+"""Folds what falls out of the model's context window into a summary (`ContextPolicy`)."""
 
 
 def tool_activity(tool: str) -> str:
@@ -121,6 +123,7 @@ EventKind: TypeAlias = Literal[
     # the model call (source "llm")
     "model_called",
     "interrupted",
+    "context_compacted",
     # tool calls (source "tool")
     "tool_started",
     "tool_progress",
