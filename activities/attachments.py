@@ -38,8 +38,10 @@ async def offload(converter: DataConverter, attachments: Sequence[Attachment]) -
     for a in attachments:
         if _large(a):
             [reference] = await always.encode([a.data])
-            stored = base64.b64encode(reference.SerializeToString()).decode()
-            a = a.model_copy(update={"data": None, "stored": stored})
+            kept = reference.SerializeToString()
+            # A driver selector may keep a payload inline: then the bytes stay as they were.
+            if len(kept) < len(a.data or b""):
+                a = a.model_copy(update={"data": None, "stored": base64.b64encode(kept).decode()})
         out.append(a)
     return out
 
