@@ -11,7 +11,8 @@ results in 96 runs.
 
 Such a call is still bounded: an attempt that starts later than `timeout * maximum_attempts`
 after the call was first scheduled (the time the tool's own attempts could have taken) ends
-it with an error result. Each attempt that a worker lost may have run the tool's body in part:
+it with an error result; so a tool that hangs past its `timeout` every time gets as many
+attempts as before. Each attempt that a worker lost may have run the tool's body in part:
 the call is at least once, as before (README, "Idempotency keys").
 
 Each failure is logged as one warning naming the exception's type, the tool and the
@@ -81,7 +82,7 @@ def out_of_time(
         return None
     lost = info.attempt - 1 - prior_failures(info)
     activity.logger.warning(
-        "tool %s (tool_call_id %s): not retried after %d lost attempts in %s",
+        "tool %s (tool_call_id %s): not retried after %d attempts without a result in %s",
         tool.name,
         tool_call_id,
         lost,
@@ -89,8 +90,9 @@ def out_of_time(
     )
     return ToolOutcome(
         content=(
-            f"tool {tool.name} did not finish: its workers stopped during {lost} attempts "
-            f"within {_seconds(elapsed)} (it may have run in part)"
+            f"tool {tool.name} did not finish: {lost} attempts ended without a result (their"
+            f" worker stopped, or they passed the {_seconds(tool.timeout)} timeout) within"
+            f" {_seconds(elapsed)}; it may have run in part"
         ),
         is_error=True,
         events=events,

@@ -92,4 +92,4 @@ def test_a_call_whose_workers_keep_dying_ends_after_its_own_attempts_time() -> N
     past = info(attempt=9, scheduled_time=now - timedelta(minutes=16), heartbeat_details=[])
     ended = ActivityEnvironment().run(out_of_time, lookup, "c1", past, [])
     assert ended is not None and ended.is_error
-    assert ended.content.startswith("tool lookup did not finish: its workers stopped during 8")
+    assert ended.content.startswith("tool lookup did not finish: 8 attempts ended without a")
