@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import delegation, live, prompt_cache
+from . import context_window, delegation, live, prompt_cache
 from .measure import (
     Timing,
     WorkerProcess,
@@ -62,6 +62,8 @@ class Plan:
     long_output: int = 5 * 1024
     delegation_calls: int = 20
     cache_turns: int = 50
+    window_turns: int = 1000
+    window_unbounded_turns: int = 100
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
@@ -83,6 +85,8 @@ QUICK = Plan(
     long_calls=3,
     delegation_calls=3,
     cache_turns=3,
+    window_turns=20,
+    window_unbounded_turns=10,
     live=live.QUICK_LIVE,
 )
 
@@ -203,7 +207,7 @@ async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
-    if only is None or only - {"live", "prompt-cache"}:
+    if only is None or only - {"live", "prompt-cache", "context-window"}:
         await measure_variants(plan, only, report)
     if only is None or "live" in only:
         report.live(await live.measure(plan.live))
@@ -214,6 +218,15 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await env.shutdown()
         report.sections.append(prompt_cache.table(shares))
+    if only is None or "context-window" in only:
+        env = await start_embedded(ui=False)
+        try:
+            windows = await context_window.measure(
+                env.client, plan.window_turns, plan.window_unbounded_turns
+            )
+        finally:
+            await env.shutdown()
+        report.sections.append(context_window.table(windows))
     text = report.markdown(_header(args.quick))
     print(text)
     if args.output:

@@ -417,6 +417,18 @@ async def wait_pending_calls(client: AgentClient, wf: str, n: int) -> list[Pendi
     return found
 
 
+async def compact(client: AgentClient, wf: str) -> Runs:
+    """A run longer than its agent's context window: old tool outputs shortened, old turns
+    folded into summaries by `model.summarize` calls, each step a `context_compacted` event
+    (the `context-window` patch)."""
+    handle = await client.start("corpus-compact", "read the report", workflow_id=wf)
+    await handle.result()
+    page = await client.history(wf, ["llm"])
+    kinds = [item.kind for item in page.items if isinstance(item, StatusEvent)]
+    assert kinds.count("context_compacted") >= 2, kinds
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -448,6 +460,7 @@ SCENARIOS: dict[str, Recording] = {
     "sub-agents": Recording(sub_agents, several_runs=True),
     "budget": Recording(budget, several_runs=True),
     "mcp": Recording(mcp),
+    "compact": Recording(compact),
 }
 
 

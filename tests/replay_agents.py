@@ -15,6 +15,7 @@ from durable_agent import (
     Agent,
     AssistantMessage,
     Budget,
+    ContextPolicy,
     HookContext,
     HookResult,
     MCPServer,
@@ -29,6 +30,7 @@ from durable_agent import (
     person,
     tool,
 )
+from durable_agent.wire import SUMMARY_INSTRUCTIONS
 
 TASK_QUEUE = "replay-fixtures"
 
@@ -501,7 +503,48 @@ mcp_user = Agent(
     tools=[MCPServer("corpus-files", command=[sys.executable, "-m", "tests.mcp_server"])],
 )
 
+
+@tool
+def read_page(page: int) -> str:
+    """Read a page of the long report.
+
+    Args:
+        page: Which page.
+    """
+    return f"page {page}: " + "words " * 400
+
+
+COMPACT_PAGES = 14
+
+
+def _next_page(request: ModelRequest) -> str | AssistantMessage:
+    """Reads page after page (the next after the last call in its window), then answers;
+    asked to summarise, says how much it read."""
+    if request.instructions == SUMMARY_INSTRUCTIONS:
+        return f"Summary: {len(request.messages[0].content)} characters of dull pages."
+    read = [
+        int(c.id[1:])
+        for m in request.messages
+        if isinstance(m, AssistantMessage)
+        for c in m.tool_calls
+    ]
+    page = max(read) + 1 if read else 0
+    if page >= COMPACT_PAGES:
+        return "I read the whole report."
+    return AssistantMessage(tool_calls=[_call(f"p{page}", "read_page", page=page)])
+
+
+compacting = Agent(
+    "corpus-compact",
+    model=ScriptedModel("corpus-compact", _next_page),
+    tools=[read_page],
+    max_turns=COMPACT_PAGES + 2,
+    # A small window, so that 14 pages of 2.4 KB compact several times (summaries included).
+    context=ContextPolicy(window_tokens=4_000, reply_tokens=500, summary_tokens=200, keep_turns=2),
+)
+
 agents = [
+    compacting,
     lead,
     budgeted,
     mcp_user,

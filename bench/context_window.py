@@ -1,0 +1,154 @@
+"""The context window (issue 19 part 5): tokens sent per model call as a run grows.
+
+A run of 1,000 turns, each a tool call with a 5 KB result, through the real OpenAI SDK (Chat
+Completions) against the tests' local server with a 32k-token window that refuses any prompt
+over it with OpenAI's own 400 (`tests/fake_llm_server.py`). With the default context policy the
+prompt stays under the window however long the run; without it the prompt grows by every turn's
+output, and the run fails with the provider's refusal once it passes the window (measured here
+on a server without a limit, for as many turns as the table shows, to see the growth).
+Payloads over 256 KiB (the continue-as-new snapshot of a long run) go to local file storage, as
+`tests/test_long_conversation.py` does.
+
+    python -m bench --only context-window
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+from temporalio.client import Client
+from temporalio.converter import ExternalStorage
+
+from durable_agent import Agent, ContextPolicy, ModelSettings, tool
+from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
+from durable_agent.client import AgentClient
+from durable_agent.storage import LocalFileDriver, data_converter
+from durable_agent.wire import SUMMARY_INSTRUCTIONS
+from durable_agent.worker import create_worker
+from tests.fake_llm_server import FakeLLMServer, Reply, Request, text, tool_calls
+
+WINDOW = 32_000
+REPLY = 1_000
+OUTPUT = 5 * 1024
+UNLIMITED = 10**9
+
+
+@dataclass
+class WindowRun:
+    label: str
+    turns: int
+    seconds: float
+    sent: list[int] = field(default_factory=list)
+    """Prompt tokens of each model call (summaries apart), as the server counted them."""
+    summaries: int = 0
+    refused: int = 0
+    outcome: str = "completed"
+
+    def at(self, turn: int) -> int | None:
+        return self.sent[turn - 1] if turn <= len(self.sent) else None
+
+
+@tool
+def fetch_page(page: int) -> str:
+    """Fetch a page of the report.
+
+    Args:
+        page: Which page.
+    """
+    return f"page {page}: " + "lorem ipsum " * (OUTPUT // 12)
+
+
+class Reader:
+    """Reads the page after the last one in its window, then answers; summarises when asked."""
+
+    def __init__(self, turns: int) -> None:
+        self.turns = turns
+        self.summaries = 0
+
+    def __call__(self, request: Request) -> Reply:
+        body = json.dumps(request.body)
+        if SUMMARY_INSTRUCTIONS[:60] in body:
+            self.summaries += 1
+            return text(f"Summary {self.summaries}: pages read so far, none of them notable.")
+        read = [int(n) for n in re.findall(r"call_(\d+)", body)]
+        page = max(read) + 1 if read else 0
+        if page >= self.turns:
+            return text("I read every page.")
+        return tool_calls((f"call_{page}", "fetch_page", json.dumps({"page": page})))
+
+
+async def run(client: Client, turns: int, policy: ContextPolicy | None, label: str) -> WindowRun:
+    limit = WINDOW if policy is not None else UNLIMITED
+    with FakeLLMServer(context_window=limit) as server, tempfile.TemporaryDirectory() as tmp:
+        reader = Reader(turns)
+        server.responder = reader
+        storage = ExternalStorage(drivers=[LocalFileDriver(Path(tmp))])
+        stored = await Client.connect(
+            client.service_client.config.target_host, data_converter=data_converter(storage)
+        )
+        oai = openai.AsyncOpenAI(base_url=server.openai_url, api_key="bench", max_retries=0)
+        agent = Agent(
+            f"bench-window-{uuid.uuid4().hex[:6]}",
+            model="openai-chat:fake-model",
+            instructions="Read the report page by page.",
+            tools=[fetch_page],
+            max_turns=turns + 5,
+            settings=ModelSettings(max_tokens=REPLY),
+            context=policy,
+        )
+        queue = f"bench-window-{uuid.uuid4().hex[:8]}"
+        providers = {"openai-chat": OpenAIChatProvider(oai)}
+        started = time.perf_counter()
+        outcome = "completed"
+        async with create_worker(stored, [agent], task_queue=queue, providers=providers):
+            handle = await AgentClient(stored, queue).start(agent.name, "Read the whole report.")
+            try:
+                await handle.result()
+            except Exception as exc:  # a run that fails is a result
+                outcome = f"failed: {str(exc)[:80]}"
+        seconds = time.perf_counter() - started
+        await oai.close()
+        requests = list(zip(server.requests, server.prompt_tokens, strict=False))
+        sent = [n for r, n in requests if SUMMARY_INSTRUCTIONS[:60] not in json.dumps(r.body)]
+        return WindowRun(label, turns, seconds, sent, reader.summaries, server.refused, outcome)
+
+
+async def measure(client: Client, turns: int, unbounded_turns: int) -> list[WindowRun]:
+    policy = ContextPolicy(window_tokens=WINDOW)
+    return [
+        await run(client, turns, policy, "default context policy, 32k window"),
+        await run(client, unbounded_turns, None, "context=None (no window)"),
+    ]
+
+
+def table(results: list[WindowRun]) -> list[str]:
+    longest = max(r.turns for r in results)
+    marks = [t for t in (1, 10, 25, 50, 100, 250, 500, 750, 1000) if t <= longest]
+    rows = [
+        "## Context window: prompt tokens sent per model call as the run grows",
+        "",
+        f"A tool call a turn with a {OUTPUT // 1024} KB result, Chat Completions through the real "
+        f"SDK against the local server, {WINDOW:,}-token window, {REPLY:,} kept for the reply "
+        "(bench/context_window.py). Without a policy a real provider refuses the call once the "
+        "prompt passes the window; the server here has no limit for that run, to show the growth.",
+        "",
+        "| run | " + " | ".join(f"turn {t}" for t in marks) + " | max | summaries | refused "
+        "| time | outcome |",
+        "|---|" + "---|" * (len(marks) + 5),
+    ]
+    for r in results:
+        cells = [f"{r.at(t):,}" if r.at(t) is not None else "" for t in marks]
+        rows.append(
+            f"| {r.label} | "
+            + " | ".join(cells)
+            + f" | {max(r.sent, default=0):,} | {r.summaries} | {r.refused} "
+            f"| {r.seconds:.0f} s | {r.outcome} |"
+        )
+    return [*rows, ""]
