@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,10 @@ SERVICE_NAME = "durable-agent"
 
 MODEL_LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000)
 """In ms. The SDK's default buckets end at 10 s; a model call often takes longer."""
+
+SHUTDOWN_WAIT = 3.0
+"""Seconds `shutdown` waits for the last spans to be sent. A collector that answers takes
+milliseconds; one that is down held a CLI command's exit 7.7 s (the exporter's retries)."""
 
 _requested = False
 _provider: Any = None
@@ -113,16 +118,22 @@ def _global_tracer_provider() -> Any:
     return provider
 
 
-def shutdown() -> None:
-    """Export the spans still batched and close the exporter; call it before the process
-    exits. The CLI ends with `os._exit` (no interpreter finalization, so no atexit hook runs),
-    and the batch processor sends only every 5 s: without this a `run --detach`'s root span
-    and a worker's last spans were lost. A no-op when this module made no provider (tracing
-    off, or the application brought its own, which it shuts down itself)."""
+def shutdown(wait: float = SHUTDOWN_WAIT) -> None:
+    """Export the spans still batched and close the exporter, waiting at most `wait` seconds;
+    call it before the process exits. The CLI ends with `os._exit` (no interpreter
+    finalization, so no atexit hook runs), and the batch processor sends only every 5 s:
+    without this a `run --detach`'s root span and a worker's last spans were lost. A no-op
+    when this module made no provider (tracing off, or the application brought its own, which
+    it shuts down itself)."""
     global _provider
     provider, _provider = _provider, None
-    if provider is not None:
-        provider.shutdown()  # flushes every span processor first, bounded by its export timeout
+    if provider is None:
+        return
+    # In a thread of its own: an unreachable collector holds the export for the exporter's
+    # timeout and retries, and the process should exit anyway.
+    flushing = threading.Thread(target=provider.shutdown, name="span flush", daemon=True)
+    flushing.start()
+    flushing.join(wait)
 
 
 # ---------------------------------------------------------------------- logs

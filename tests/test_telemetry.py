@@ -15,12 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -243,3 +244,19 @@ async def test_spans_reach_the_receiver_before_cli_and_worker_processes_exit(
         names = receiver.names(trace_id)
     assert names["RunWorkflow:AgentWorkflow"] >= 1, names
     assert names["RunActivity:model.complete"] == 1, names
+
+
+def test_shutdown_does_not_hold_the_exit_for_an_unreachable_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exporter retries a collector that is down for its whole timeout (7.7 s measured at
+    the default): the process exits after `wait` whatever the exporter still tries."""
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", timeout=2)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.get_tracer("test").start_span("lost").end()
+    monkeypatch.setattr(telemetry, "_provider", provider)
+    telemetry.shutdown(wait=0.05)
+    [flushing] = [t for t in threading.enumerate() if t.name == "span flush"]
+    assert flushing.is_alive()  # still trying, and shutdown returned
+    flushing.join(30)
