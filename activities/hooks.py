@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import activity
 
-from durable_agent._hooks import Hook
+from durable_agent.authoring._hooks import Hook
 from durable_agent.wire import HookContext, HookInvocation, HookResult, UserMessage
 
 from .attachments import offload_messages

@@ -33,7 +33,7 @@ from temporalio import activity
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from durable_agent._mcp import MCPServer
+from durable_agent.authoring._mcp import MCPServer
 from durable_agent.wire import MCPListTools, MCPToolInfo, MCPToolList, ToolInvocation, ToolOutcome
 
 from .heartbeat import heartbeating

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from durable_agent._agent import ScriptedModel
+from durable_agent.authoring._agent import ScriptedModel
 from durable_agent.wire import (
     SUMMARY_ACTIVITY,
     ModelRequest,

@@ -7,7 +7,8 @@ from typing import Any
 
 from temporalio import activity
 
-from durable_agent._tool import Tool, ToolArgumentsError, ToolContext, ToolKind
+from durable_agent.authoring import ToolContext
+from durable_agent.authoring._tool import Tool, ToolArgumentsError, ToolKind
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
 from .attachments import offload

@@ -14,7 +14,7 @@ from durable_agent import (
     ToolCall,
     tool,
 )
-from durable_agent._tool import external_tool
+from durable_agent.authoring._tool import external_tool
 
 from .fake import TOOL_NAME, parse, tool_output, wants_tool
 

@@ -6,17 +6,22 @@ with _workflow.unsafe.imports_passed_through():
     # Temporal's sandbox runs this file when it loads our workflow module (a child package).
     # The agents the worker registered, and the classes they are made of, must be the worker's
     # own modules there, not fresh copies: pass them through.
-    import durable_agent._registry  # noqa: F401 - absolute: a relative import is not passed
+    import durable_agent.authoring._registry  # noqa: F401 - absolute: relative is not passed
 
-    from ._agent import Agent, Handoff, ScriptedModel, SubAgent, person
-    from ._hooks import Hook, hook
-    from ._mcp import MCPServer
-    from ._tool import (
+    from .authoring import (
+        Agent,
+        Handoff,
+        Hook,
+        MCPServer,
+        ScriptedModel,
+        SubAgent,
         Tool,
         ToolContext,
         ToolKind,
         external_tool,
+        hook,
         long_running_tool,
+        person,
         tool,
         tool_context,
     )

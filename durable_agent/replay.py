@@ -8,8 +8,8 @@ from typing import Any
 
 from temporalio.worker import Replayer
 
-from . import _registry
-from ._agent import Agent
+from .authoring import _registry
+from .authoring._agent import Agent
 from .storage import data_converter
 
 _BUILD_ID = "durable-agent-replay"

@@ -25,8 +25,9 @@ from temporalio.envconfig import ClientConfigProfile
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkerDeploymentConfig
 
-from . import _drain, _registry, live, telemetry
-from ._agent import Agent, ScriptedModel
+from . import _drain, live, telemetry
+from .authoring import _registry
+from .authoring._agent import Agent, ScriptedModel
 from .storage import data_converter
 from .wire import AGENT_NAME, AGENT_PARENT, AGENT_STATUS, AGENT_TOKENS
 

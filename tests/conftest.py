@@ -20,11 +20,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage, _registry
+from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage
 from durable_agent.activities.hooks import hook_activity
 from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.authoring import _registry
 from durable_agent.client import AgentClient
 from durable_agent.devserver import dynamic_config_args
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter

@@ -12,11 +12,11 @@ from temporalio.testing import ActivityEnvironment
 
 from bench.durable import agent as bench_agent
 from durable_agent import Agent, ScriptedModel, tool
-from durable_agent._hooks import hook
-from durable_agent._tool import HEARTBEAT_TIMEOUT
 from durable_agent.activities.heartbeat import beat_interval, heartbeating
 from durable_agent.activities.tools import tool_activity
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.authoring._hooks import hook
+from durable_agent.authoring._tool import HEARTBEAT_TIMEOUT
 from durable_agent.wire import ToolInvocation
 
 

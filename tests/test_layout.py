@@ -20,7 +20,7 @@ PACKAGE = ROOT / "durable_agent"
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = {
     "wire": 0,
-    "agents": 1,  # the authoring API: Agent, tools, hooks, the registry, conversions
+    "agents": 1,  # the authoring API (durable_agent/authoring/), rendering, telemetry
     "loop": 2,
     "activities": 2,
     "edges": 3,
@@ -40,8 +40,7 @@ def layer_of(module: str) -> str:
         return "activities"
     # telemetry: both the loop and the activities record metrics through it; it imports only wire.
     # _causes: pure, the loop's failures and the edges' errors name the same innermost cause.
-    agents = {"_agent", "_tool", "_hooks", "_mcp", "_registry", "_render", "_causes"}
-    if top in agents | {"telemetry"}:
+    if top in {"authoring", "_render", "_causes", "telemetry"}:
         return "agents"
     return "edges"
 

@@ -172,7 +172,7 @@ async def test_a_stdio_server_inherits_the_worker_environment_but_its_secrets_pl
 
 def test_the_withheld_variables_are_the_ones_the_worker_reads_secrets_from() -> None:
     from durable_agent import codec_server, encryption
-    from durable_agent._mcp import WITHHELD_VARIABLES
+    from durable_agent.authoring._mcp import WITHHELD_VARIABLES
     from durable_agent.serve import app
 
     ours = {

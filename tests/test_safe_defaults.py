@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, Tool, ToolKind, _registry, external_tool, long_running_tool
+from durable_agent import Agent, Tool, ToolKind, external_tool, long_running_tool
+from durable_agent.authoring import _registry
 
 from .processes import start_worker, stop
 from .test_cli import cli

@@ -22,9 +22,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent, Handoff, SubAgent
-    from durable_agent._mcp import MCPTool
-    from durable_agent._tool import Tool, ToolKind
+    from durable_agent.authoring._agent import Agent, Handoff, SubAgent
+    from durable_agent.authoring._mcp import MCPTool
+    from durable_agent.authoring._tool import Tool, ToolKind
     from durable_agent.wire import (
         ApprovalSignal,
         PendingCall,

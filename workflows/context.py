@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent
+    from durable_agent.authoring._agent import Agent
     from durable_agent.wire import (
         CONTEXT_TOO_LONG,
         SUMMARY_ACTIVITY,

@@ -13,8 +13,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent
-    from durable_agent._hooks import Hook
+    from durable_agent.authoring._agent import Agent
+    from durable_agent.authoring._hooks import Hook
     from durable_agent.wire import HookInvocation, HookResult
 
 from .conversation import Conversation

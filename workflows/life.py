@@ -15,8 +15,8 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models and the registry the worker filled outside the sandbox.
     import pydantic
 
-    from durable_agent import _registry
-    from durable_agent._agent import Agent
+    from durable_agent.authoring import _registry
+    from durable_agent.authoring._agent import Agent
     from durable_agent.wire import (
         AgentRunInput,
         AgentRunResult,

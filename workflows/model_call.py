@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models, the agent definitions the worker registered and the replay-safe
     # metric helpers.
     from durable_agent import telemetry
-    from durable_agent._agent import Agent
+    from durable_agent.authoring._agent import Agent
     from durable_agent.wire import MODEL_ACTIVITY, Message, ModelDelta, ModelRequest, ModelResponse
 
 from .context import ContextKeeper

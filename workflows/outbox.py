@@ -22,8 +22,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent
-    from durable_agent._hooks import Hook
+    from durable_agent.authoring._agent import Agent
+    from durable_agent.authoring._hooks import Hook
     from durable_agent.wire import (
         TRANSCRIPT_MISS,
         ContextWindow,

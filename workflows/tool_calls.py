@@ -21,9 +21,9 @@ with workflow.unsafe.imports_passed_through():
     # Pure data models, the agent definitions the worker registered, and the replay-safe
     # metric helpers.
     from durable_agent import telemetry
-    from durable_agent._agent import Agent, Handoff, SubAgent
-    from durable_agent._mcp import MCPTool, parse_arguments
-    from durable_agent._tool import Tool, ToolArgumentsError, ToolKind
+    from durable_agent.authoring._agent import Agent, Handoff, SubAgent
+    from durable_agent.authoring._mcp import MCPTool, parse_arguments
+    from durable_agent.authoring._tool import Tool, ToolArgumentsError, ToolKind
     from durable_agent.wire import (
         EventKind,
         PendingCall,

@@ -12,8 +12,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
-    from durable_agent._agent import Agent
-    from durable_agent._mcp import MCPServer, MCPTool
+    from durable_agent.authoring._agent import Agent
+    from durable_agent.authoring._mcp import MCPServer, MCPTool
     from durable_agent.wire import MCPListTools, MCPToolList, ToolSpec
 
 from .conversation import Conversation

@@ -27,7 +27,7 @@ from temporalio.exceptions import ChildWorkflowError, FailureError
 from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from durable_agent._agent import SubAgent
+    from durable_agent.authoring._agent import SubAgent
     from durable_agent.wire import (
         AGENT_NAME,
         AGENT_PARENT,

@@ -7,7 +7,7 @@ import re
 
 from temporalio.exceptions import ApplicationError
 
-from durable_agent._agent import ScriptedModel
+from durable_agent.authoring._agent import ScriptedModel
 from durable_agent.wire import AssistantMessage, Message, ModelRequest, ModelResponse, Usage
 
 from . import DeltaSink

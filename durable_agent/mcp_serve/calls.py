@@ -26,9 +26,9 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from .._agent import Agent
 from .._causes import cause_message
 from .._follow import stream_end
+from ..authoring._agent import Agent
 from ..client import AgentClient
 from ..wire import WAITING, AssistantMessage, RunState, UserMessage
 from .progress import KEEPALIVE_SECONDS, Progress

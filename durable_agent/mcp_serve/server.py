@@ -10,8 +10,8 @@ import uvicorn
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from .._agent import Agent
 from .._http import listen as _listen
+from ..authoring._agent import Agent
 from ..client import AgentClient
 from .calls import AgentTools
 from .progress import KEEPALIVE_SECONDS

@@ -10,7 +10,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from .._agent import Agent
+from ..authoring._agent import Agent
 from ..wire import AgentRunResult
 
 __all__ = [

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import inspect
 import json
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +16,8 @@ from typing import Any, Literal, cast, get_type_hints, overload
 import pydantic
 from temporalio.common import RetryPolicy
 
-from .wire import Attachment, File, Image, StatusEvent, ToolSpec, render_content
+from ..wire import Attachment, File, Image, ToolSpec, render_content
+from ._context import ToolContext, current_context
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=4)
 """How long a running call (tool, model or hook activity) may go without a heartbeat before
@@ -56,54 +55,6 @@ class ToolKind(StrEnum):
     """No body: the call waits for a `tool_result` signal."""
     LONG_RUNNING = "long_running"
     """An activity starts the work, then the call waits for a `tool_result` signal."""
-
-
-@dataclass
-class ToolContext:
-    """What a running tool may know about its call. `tool_call_id` is an idempotency key."""
-
-    workflow_id: str
-    run_id: str
-    tool_call_id: str
-    tool_name: str
-    agent: str
-    attempt: int = 1
-    events: list[StatusEvent] = field(default_factory=list)
-
-    def progress(self, message: str, **data: Any) -> None:
-        """Record a progress event in the run's conversation stream (never sent to the model)."""
-        self.events.append(
-            StatusEvent(source="tool", kind="tool_progress", data={"message": message, **data})
-        )
-
-    @property
-    def logger(self) -> logging.Logger:
-        """A logger whose INFO and higher records also become progress events of this call."""
-        logger = logging.getLogger(f"durable_agent.tools.{self.tool_name}")
-        if not any(isinstance(h, _ProgressHandler) for h in logger.handlers):
-            logger.addHandler(_ProgressHandler())
-            logger.setLevel(logging.INFO)
-        return logger
-
-
-class _ProgressHandler(logging.Handler):
-    """Turns log records of a running tool into progress events; other records pass by."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        context = _current_context.get(None)
-        if context is not None:
-            context.progress(record.getMessage(), level=record.levelname.lower())
-
-
-_current_context: contextvars.ContextVar[ToolContext] = contextvars.ContextVar("tool_context")
-
-
-def tool_context() -> ToolContext:
-    """The context of the tool call being executed, for tools that do not take it as a parameter."""
-    try:
-        return _current_context.get()
-    except LookupError:
-        raise RuntimeError("tool_context() is only available while a tool runs") from None
 
 
 def json_object(arguments: str) -> dict[str, Any]:
@@ -211,7 +162,7 @@ class Tool:
         kwargs = self.parse_arguments(arguments)
         if self.context_param:
             kwargs[self.context_param] = context
-        token = _current_context.set(context)
+        token = current_context.set(context)
         try:
             if inspect.iscoroutinefunction(self.fn):
                 result = await self.fn(**kwargs)
@@ -220,7 +171,7 @@ class Tool:
                 # a blocking tool does not stall the worker's event loop.
                 result = await asyncio.to_thread(self.fn, **kwargs)
         finally:
-            _current_context.reset(token)
+            current_context.reset(token)
         return render_result(result)
 
 

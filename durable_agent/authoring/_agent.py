@@ -10,10 +10,10 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
+from ..wire import AssistantMessage, Budget, ContextPolicy, ModelRequest, ModelSettings, ToolSpec
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
-from .wire import AssistantMessage, Budget, ContextPolicy, ModelRequest, ModelSettings, ToolSpec
 
 
 @dataclass(eq=False)

@@ -17,8 +17,8 @@ from typing import Any, overload
 
 from temporalio.common import RetryPolicy
 
+from ..wire import HookContext, HookResult
 from ._tool import FROM_AGENT, HeartbeatTimeout
-from .wire import HookContext, HookResult
 
 HookFunction = Callable[[HookContext], Any]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
+from ..wire import MCPToolInfo, ToolSpec
 from ._tool import FROM_AGENT, HeartbeatTimeout, json_object
-from .wire import MCPToolInfo, ToolSpec
 
 MCPApprovalPolicy = bool | Collection[str] | Callable[[str, dict[str, Any]], bool]
 """`requires_approval` of a server: always, never, the names of the tools that need it, or a

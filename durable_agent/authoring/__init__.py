@@ -1,0 +1,31 @@
+"""The authoring API: what agents are made of. `Agent` (with `ScriptedModel`, handoffs and
+sub-agents), tools (`@tool`, `@long_running_tool`, `@external_tool`, `ToolContext`), hooks
+(`@hook`), MCP servers (`MCPServer`), and the registry a worker fills with the agents it
+serves (`_registry`, which workflow code reads). `durable_agent` re-exports the public names.
+
+Layer "agents" (tests/test_layout.py): it imports the wire only, and the loop, the activities
+and the edges import it."""
+
+from ._agent import Agent, Handoff, ScriptedModel, SubAgent, person
+from ._context import ToolContext, tool_context
+from ._hooks import Hook, hook
+from ._mcp import MCPServer
+from ._tool import Tool, ToolKind, external_tool, long_running_tool, tool
+
+__all__ = [
+    "Agent",
+    "Handoff",
+    "Hook",
+    "MCPServer",
+    "ScriptedModel",
+    "SubAgent",
+    "Tool",
+    "ToolContext",
+    "ToolKind",
+    "external_tool",
+    "hook",
+    "long_running_tool",
+    "person",
+    "tool",
+    "tool_context",
+]
