@@ -10,8 +10,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar, overload
 
+from pydantic import TypeAdapter
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -25,7 +27,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import _follow
+from . import _follow, live
 from .activities.attachments import offload, offload_messages
 from .wire import (
     AGENT_NAME,
@@ -39,6 +41,7 @@ from .wire import (
     EventSource,
     HistoryPage,
     HistoryQuery,
+    InterruptRequest,
     Item,
     LiveEvent,
     LivePage,
@@ -55,6 +58,8 @@ from .wire import (
     UserMessageSignal,
 )
 from .worker import DEFAULT_TASK_QUEUE, connect
+
+_T = TypeVar("_T")
 
 UPDATE_ATTEMPTS = 4
 """Attempts of one update (same id) when its RPC fails for a reason worth retrying."""
@@ -144,8 +149,19 @@ class AgentClient:
                 return None
             raise
 
-    async def result(self, workflow_id: str) -> AgentRunResult:
-        return await self.handle(workflow_id).result()
+    @overload
+    async def result(self, workflow_id: str) -> AgentRunResult: ...
+    @overload
+    async def result(self, workflow_id: str, output_type: type[_T]) -> _T: ...
+    async def result(self, workflow_id: str, output_type: Any = None) -> Any:
+        """The run's result; with `output_type`, its typed answer (`AgentRunResult.output`
+        validated as that type; a `ValueError` when the run has none)."""
+        result: AgentRunResult = await self.handle(workflow_id).result()
+        if output_type is None:
+            return result
+        if result.output is None:
+            raise ValueError(f"run {workflow_id} ended {result.outcome} with no typed output")
+        return TypeAdapter(output_type).validate_python(result.output)
 
     async def status(self, workflow_id: str) -> StatusInfo:
         status: StatusInfo = await self.handle(workflow_id).query(
@@ -230,8 +246,10 @@ class AgentClient:
         """Steer a running turn: cancel the model call in flight (what it had streamed is kept
         as an `interrupted` event, never as the model's message), then answer `content` at the
         safe point. Finished tools are not run again."""
-        signal = UserMessageSignal(content=content, name=name)
-        return await self._update(workflow_id, Update.INTERRUPT, signal, update_id)
+        # The run holds no deltas: what the call had streamed is read from the live bus here.
+        partial = await live.streamed_text(self.client, workflow_id) or None
+        request = InterruptRequest(content=content, name=name, partial=partial)
+        return await self._update(workflow_id, Update.INTERRUPT, request, update_id)
 
     async def cancel(self, workflow_id: str) -> None:
         """End a run cleanly: its result says `outcome="cancelled"` and lists the calls that
@@ -284,9 +302,11 @@ class AgentClient:
             )
         raise AssertionError("unreachable")
 
-    async def live(self, workflow_id: str, query: LiveQuery) -> LivePage:
+    async def live(
+        self, workflow_id: str, query: LiveQuery, rpc_timeout: timedelta | None = None
+    ) -> LivePage:
         page: LivePage = await self.handle(workflow_id).query(
-            Query.LIVE, query, result_type=LivePage
+            Query.LIVE, query, result_type=LivePage, rpc_timeout=rpc_timeout
         )
         return page
 

@@ -24,17 +24,14 @@ matches it, and sets the run's final state in one place (`RunLife.end`, or `fail
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Any, assert_never
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    # Pure data models, and the Workflow Stream the model call's deltas travel on.
-    from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
-
+    # Pure data models.
     from durable_agent.wire import (
         ENDED,
         EVENT_SOURCES,
@@ -44,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         HistoryPage,
         HistoryQuery,
+        InterruptRequest,
         LivePage,
         LiveQuery,
         PendingCall,
@@ -63,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
 
 from .call_book import CallBook
 from .conversation import Conversation
-from .deltas import Deltas
 from .failures import CALL_FAILED, is_cancelled_exception
 from .hooks import Hooks
 from .index import SearchIndex
@@ -72,6 +69,7 @@ from .life import MIN_RUN_AGE, RunLife, parse_input
 from .model_call import ModelCall
 from .outbox import Outbox
 from .outcomes import BudgetSpent, Final, HandedOff, Outcome, RunAgain, RunFailure, Stop, Wait
+from .outputs import OutputCheck
 from .tool_calls import ToolCalls
 from .toolsets import MCPToolsets, list_missing
 from .tree import Tree
@@ -86,21 +84,17 @@ CANCEL_WITH_RESULT = "cancel-with-result"
 class AgentWorkflow:
     @workflow.init
     def __init__(self, *raw_input: object) -> None:
-        offset = 0
-        with contextlib.suppress(ApplicationError):  # run() reports a malformed input
-            offset = parse_input(raw_input).stream_offset
         conversation, calls = Conversation(workflow.now), CallBook()
         outbox, mcp, index = Outbox(workflow.info().workflow_id, ""), MCPToolsets(), SearchIndex()
         self._conversation, self._calls, self._outbox, self._mcp = conversation, calls, outbox, mcp
         self._life = RunLife(conversation, calls, outbox, index)
         self._tree = Tree(conversation, calls, index)
-        # The stream insists on being built right here; everything else about deltas is ModelCall's.
-        deltas = Deltas(WorkflowStream(WorkflowStreamState(base_offset=offset)))
-        self._model = ModelCall(conversation, outbox, mcp, deltas)
+        self._model = ModelCall(conversation, outbox, mcp)
         self._hooks = Hooks(conversation, outbox)
         self._tool_calls = ToolCalls(conversation, calls, outbox, mcp, self._tree)
         self._intake = Intake(conversation, calls, self._tree, self._model)
         self._index = index
+        self._outputs = OutputCheck(conversation)
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,8 +112,9 @@ class AgentWorkflow:
             outcome = await self._resolve(open_calls) if open_calls else self._life.resumed(params)
             while True:
                 match outcome:
-                    case Final():
-                        return self._life.end(RunState.COMPLETED)
+                    case Final(output=output):
+                        result = self._life.end(RunState.COMPLETED)
+                        return result.model_copy(update={"output": output})
                     case Stop(reason=reason):
                         self._conversation.event("agent", "stopped", reason=reason)
                         return self._life.end(RunState.COMPLETED, "stopped")
@@ -152,7 +147,7 @@ class AgentWorkflow:
         if self._hooks.stop is not None:
             return self._hooks.stop
         if self._life.continue_as_new_due(params):
-            await self._life.continue_as_new(params, self._model)
+            await self._life.continue_as_new(params)
         spent = self._tree.spent_now()
         if spent is not None:
             return spent
@@ -171,7 +166,10 @@ class AgentWorkflow:
             return await self._resolve(response.message.tool_calls)
         if conversation.inbox or self._hooks.stop is not None:
             return RunAgain()  # injected or signalled messages get an answer; a stop is recorded
-        return Wait() if params.conversation else Final()
+        answer = self._outputs.check(agent, response.message)  # typed outputs only
+        if isinstance(answer, RunAgain):
+            return answer  # it did not validate: the model is told why
+        return Wait() if params.conversation else answer
 
     async def _resolve(self, calls: list[ToolCall]) -> Outcome:
         """Steps 4 and 5: every call answered by its own coroutine, results in call order."""
@@ -229,7 +227,7 @@ class AgentWorkflow:
 
     @interrupt.validator
     def _validate_interrupt(self, payload: Any) -> None:
-        self._intake.validate(payload, UserMessageSignal)
+        self._intake.validate(payload, InterruptRequest)
 
     @workflow.signal(name=Signal.CHILD_REPORT)
     def child_report(self, *payloads: Any) -> None:
@@ -265,17 +263,18 @@ class AgentWorkflow:
     @workflow.query(name=Query.LIVE)
     def live(self, query: LiveQuery) -> LivePage:
         """What observers read (`AgentClient.events`): the stream from an index, with every
-        event source, then the streaming call's deltas from an offset."""
+        event source. Deltas are not here: readers take them from the live bus while
+        `streaming` says a call is in flight (`durable_agent.live`); `deltas` stays empty and
+        `next_deltas` echoes the reader's offset."""
         everything = HistoryQuery(
             events=list(EVENT_SOURCES), since=query.items, max_bytes=query.max_bytes
         )
         page = self._conversation.history(everything, self._life.state in ENDED)
-        deltas, next_deltas = ([], query.deltas) if page.more else self._model.deltas(query.deltas)
         return LivePage(
             items=page.items,
             next_items=page.next,
-            deltas=deltas,
-            next_deltas=next_deltas,
+            deltas=[],
+            next_deltas=query.deltas,
             more=page.more,
             state=self._life.state,
             streaming=self._model.streaming,
