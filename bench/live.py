@@ -61,7 +61,6 @@ from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import connect, create_worker
 
-from .buses import BUSES, bus
 from .measure import Cost, history_cost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,8 +244,6 @@ class FirstToken:
 
 @dataclass
 class LiveResult:
-    bus: str
-    """Which live bus the deltas took (`bench.buses.BUSES`)."""
     rate: float
     latency: Latency
     cost: StreamCost
@@ -496,20 +493,7 @@ async def first_token_poll(client: AgentClient, tokens: int) -> float:
         await handle.result()
 
 
-async def measure(plan: LivePlan) -> list[LiveResult]:
-    """Every live measurement for each live bus, one after the other (each on a fresh dev
-    server: the buses do not share one's history or caches)."""
-    results = []
-    for name in BUSES:
-        try:
-            with bus(name):
-                results.append(await measure_bus(plan, name))
-        except RuntimeError as exc:  # its server is not installed here, or did not start
-            print(f"live runs on the {name} not measured: {exc}", file=sys.stderr)
-    return results
-
-
-async def measure_bus(plan: LivePlan, bus_name: str) -> LiveResult:
+async def measure(plan: LivePlan) -> LiveResult:
     """Every live measurement on a fresh dev server, the worker in a process of its own."""
     env = await start_embedded(ui=False)
     emissions = Path(tempfile.mkdtemp(prefix="bench-live-")) / "emissions"
@@ -519,10 +503,11 @@ async def measure_bus(plan: LivePlan, bus_name: str) -> LiveResult:
     notes = [
         f"Live runs: a paced model streaming {RATE:.0f} tokens/s, the first at once; the "
         "worker and `durable-agent serve` in processes of their own, observers in the bench's "
-        "(one Temporal connection; SSE clients over loopback HTTP). Delta latency is over "
-        "the deltas observers saw; 'text shown' counts each token when its delta or else the "
-        "message reached the observer."
-    ][: 0 if bus_name != BUSES[0] else 1]
+        "(one Temporal connection; SSE clients over loopback HTTP). The last batch of a call "
+        "is never published (its message lands instead): delta latency is over the deltas "
+        "observers saw; 'text shown' counts each token when its delta or else the message "
+        "reached the observer."
+    ]
     try:
         client = AgentClient(env.client, queue)
         cpu = CpuMeter(worker.process.pid)
@@ -553,7 +538,7 @@ async def measure_bus(plan: LivePlan, bus_name: str) -> LiveResult:
             pair = [(first.send, first_token_send), (first.poll, first_token_poll)]
             for samples, how in pair if r % 2 == 0 else pair[::-1]:
                 samples.append(await how(client, plan.first_token_tokens))
-        return LiveResult(bus_name, RATE, latency, cost, list(loads.values()), first, notes)
+        return LiveResult(RATE, latency, cost, list(loads.values()), first, notes)
     finally:
         worker.stop()
         shutil.rmtree(emissions.parent, ignore_errors=True)

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .fake_llm_content import BadRequest, PromptCache, Seen, Tokens, attachments, prompt_tokens
+from .fake_llm_output import check_output_format
 
 
 @dataclass
@@ -500,6 +501,7 @@ class FakeLLMServer:
                 request = Request(self.path, body, dict(self.headers.items()))
                 try:
                     request.attachments = attachments(self.path, body)
+                    check_output_format(self.path, body)
                 except BadRequest as exc:
                     problem: str | None = str(exc)
                 else:

@@ -429,6 +429,16 @@ async def compact(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def typed_output(client: AgentClient, wf: str) -> Runs:
+    """An agent with an `output_type` whose first answer does not validate: the error goes
+    back to the model (a user message, an `output_invalid` event) and its second answer is the
+    run's typed output."""
+    handle = await client.start("corpus-typed", "the largest city of France", workflow_id=wf)
+    result = await handle.result()
+    assert result.output == {"name": "Paris", "population": 2100000}, result.output
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -461,6 +471,7 @@ SCENARIOS: dict[str, Recording] = {
     "budget": Recording(budget, several_runs=True),
     "mcp": Recording(mcp),
     "compact": Recording(compact),
+    "typed-output": Recording(typed_output),
 }
 
 

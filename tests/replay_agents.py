@@ -9,6 +9,7 @@ import json
 import sys
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
 from durable_agent import (
@@ -543,7 +544,26 @@ compacting = Agent(
     context=ContextPolicy(window_tokens=4_000, reply_tokens=500, summary_tokens=200, keep_turns=2),
 )
 
+
+class CityAnswer(BaseModel):
+    """The typed answer of `typed` (issue 19 part 1)."""
+
+    name: str
+    population: int
+
+
+typed = Agent(
+    "corpus-typed",
+    # The first answer does not validate (population is text): it goes back with the error.
+    model=ScriptedModel(
+        "corpus-typed",
+        ['{"name": "Paris", "population": "many"}', '{"name": "Paris", "population": 2100000}'],
+    ),
+    output_type=CityAnswer,
+)
+
 agents = [
+    typed,
     compacting,
     lead,
     budgeted,

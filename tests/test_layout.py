@@ -40,9 +40,7 @@ def layer_of(module: str) -> str:
         return "activities"
     # telemetry: both the loop and the activities record metrics through it; it imports only wire.
     # _causes: pure, the loop's failures and the edges' errors name the same innermost cause.
-    # live: the model activity publishes deltas through it and the edges read them; it imports
-    # only wire.
-    if top in {"authoring", "_render", "_causes", "_output", "telemetry", "live"}:
+    if top in {"authoring", "_render", "_causes", "_output", "telemetry"}:
         return "agents"
     return "edges"
 

@@ -22,7 +22,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         BudgetExceededSignal,
         ChildReport,
-        InterruptRequest,
         SubmitResult,
         ToolResultSignal,
         UserMessage,
@@ -35,7 +34,7 @@ from .model_call import ModelCall
 from .tree import Tree
 
 Submission = ToolResultSignal | ApprovalSignal | UserMessageSignal
-_Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, InterruptRequest, UserMessageSignal)
+_Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
 _Data = TypeVar("_Data", ChildReport, BudgetExceededSignal)
 
 
@@ -76,13 +75,12 @@ class Intake:
 
     def interrupt(self, payload: object) -> SubmitResult:
         """Steer: the message is answered next, and a model call in flight is cut off (it is
-        cancelled at once; what it had streamed, as the interrupter read it from the live bus,
-        is kept as an `interrupted` event)."""
-        request = parse(payload, InterruptRequest)
+        cancelled at once; what it had streamed is kept as an `interrupted` event)."""
+        sig = parse(payload, UserMessageSignal)
         cut = self._model.calling
         self._conversation.event("agent", "interrupt_received", cut=cut)
-        result = self.apply(request)
-        if self._model.interrupt(request.partial or ""):
+        result = self.apply(sig)
+        if self._model.interrupt():
             return SubmitResult(detail="model call interrupted; the message is answered next")
         return result
 

@@ -99,6 +99,7 @@ class Outbox:
             content_refs=content_refs,
             tools=[*agent.tool_specs(), *listed],
             settings=agent.settings,
+            output=agent.output.format if agent.output is not None else None,
             stream_turn=turn if agent.stream and not agent.local_model else None,
             window=window,
         )

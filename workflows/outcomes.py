@@ -8,13 +8,17 @@ that found it; `AgentWorkflow.run` turns each into the run's final state in one 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
 
 @dataclass(frozen=True)
 class Final:
-    """The model answered without tool calls: the run ends."""
+    """The model answered without tool calls: the run ends. `output`: the typed value (JSON
+    data) when the agent has an `output_type`."""
+
+    output: Any = None
 
 
 @dataclass(frozen=True)

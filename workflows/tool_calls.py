@@ -11,6 +11,7 @@ fails the run raises `RunFailure`.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from functools import partial
 from typing import TypeVar, assert_never
@@ -152,6 +153,8 @@ class ToolCalls:
             tokens=result.usage.total_tokens,
         )
         text = result.final_text or ""
+        if result.output is not None:  # a typed answer is its validated value, as JSON
+            text = json.dumps(result.output)
         if result.outcome == "completed":
             return ToolMessage(
                 tool_call_id=tool_call.id,

@@ -14,6 +14,7 @@ from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, To
 
 from . import DeltaSink
 from ._errors import connection_error, status_error, stream_cut
+from ._output import anthropic_output, forced_answer
 from .convert import anthropic_tools, to_anthropic
 
 PROVIDER = "Anthropic"
@@ -54,6 +55,8 @@ class AnthropicProvider:
                 kwargs["tool_choice"] = {"type": choice or "auto"}
                 if s.parallel_tool_calls is False:
                     kwargs["tool_choice"]["disable_parallel_tool_use"] = True
+        if request.output is not None:
+            anthropic_output(kwargs, request.output, model_name)
         # This SDK no longer has sampling parameters in its signature; servers that accept them
         # still get them in the body.
         sampling = {"temperature": s.temperature, "top_p": s.top_p}
@@ -62,12 +65,16 @@ class AnthropicProvider:
             kwargs["extra_body"] = extra_body
         kwargs.update(s.extra)
         if sink is not None:
-            return await self._stream(kwargs, sink)
-        try:
-            response = await self.client.messages.create(**kwargs)
-        except anthropic.APIError as exc:
-            raise _provider_error(exc) from exc
-        return _model_response(response)
+            reply = await self._stream(kwargs, sink)
+        else:
+            try:
+                response = await self.client.messages.create(**kwargs)
+            except anthropic.APIError as exc:
+                raise _provider_error(exc) from exc
+            reply = _model_response(response)
+        if request.output is None:
+            return reply
+        return reply.model_copy(update={"message": forced_answer(reply.message)})
 
     async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
         """Reports text deltas and tool call starts; the response is built from the SDK's

@@ -17,6 +17,7 @@ from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, To
 from . import DeltaSink
 from ._errors import stream_cut
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
+from ._output import chat_response_format
 from .convert import openai_chat_tools, to_openai_chat
 
 PROVIDER = "OpenAI Chat Completions"
@@ -32,6 +33,8 @@ class OpenAIChatProvider(OpenAIClientHolder):
         }
         if request.tools:
             kwargs["tools"] = openai_chat_tools(request.tools)
+        if request.output is not None:
+            kwargs["response_format"] = chat_response_format(request.output)
         kwargs.update(settings_kwargs(request, max_tokens_key="max_completion_tokens"))
         if sink is not None:
             return await self._stream(kwargs, sink)

@@ -25,6 +25,7 @@ from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, To
 from . import DeltaSink
 from ._errors import stream_cut
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
+from ._output import responses_text_format
 from .convert import openai_responses_tools, to_openai_responses
 
 PROVIDER = "OpenAI Responses"
@@ -43,6 +44,8 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
             kwargs["instructions"] = request.instructions
         if request.tools:
             kwargs["tools"] = openai_responses_tools(request.tools)
+        if request.output is not None:
+            kwargs["text"] = responses_text_format(request.output)
         kwargs.update(settings_kwargs(request, max_tokens_key="max_output_tokens"))
         if sink is not None:
             return await self._stream(kwargs, sink)

@@ -10,15 +10,8 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
-from ..wire import (
-    SUMMARY_INSTRUCTIONS,
-    AssistantMessage,
-    Budget,
-    ContextPolicy,
-    ModelRequest,
-    ModelSettings,
-    ToolSpec,
-)
+from .._output import OutputSpec
+from ..wire import AssistantMessage, Budget, ContextPolicy, ModelRequest, ModelSettings, ToolSpec
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
@@ -30,9 +23,7 @@ class ScriptedModel:
 
     `script` is either a list of replies, where reply *n* answers the conversation's *n*-th model
     call (counted by the assistant messages already in it, so retries and replays get the same
-    answer, those its context window left out included), or a function of the request. A reply is
-    a string or an `AssistantMessage`; a script of replies answers its context window's summary
-    calls itself.
+    answer), or a function of the request. A reply is a string or an `AssistantMessage`.
     """
 
     name: str
@@ -48,12 +39,8 @@ class ScriptedModel:
     def reply(self, request: ModelRequest) -> AssistantMessage:
         if callable(self.script):
             answer = self.script(request)
-        elif request.instructions == SUMMARY_INSTRUCTIONS:  # its context window's summary
-            size = sum(len(m.content or "") for m in request.messages)
-            answer = f"[{self.name}: a summary of {size} characters of conversation]"
         else:
             turn = sum(1 for m in request.messages if m.role == "assistant")
-            turn += request.window.replies_before if request.window else 0  # left out of it
             if turn >= len(self.script):
                 raise IndexError(f"scripted model {self.name!r} has no reply for turn {turn}")
             answer = self.script[turn]
@@ -155,7 +142,15 @@ class Agent:
     """What its model is sent of a long conversation: a window kept under the model's context
     (README "Context window"); `None` sends the whole conversation every call."""
 
+    output_type: Any = str
+    """The final answer's type (README "Typed outputs"): a pydantic model, a dataclass, a
+    TypedDict, a list or union of them; `str` (the default) is plain text, unvalidated."""
+    output_retries: int = 2
+    """How many times an answer that does not validate goes back to the model with the error
+    before the run fails (`OutputValidationFailed`)."""
+
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
+    _output: OutputSpec | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tools = [
@@ -168,6 +163,8 @@ class Agent:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")
+        if self.output_type is not str:  # a type pydantic cannot take fails here, not mid-run
+            self._output = OutputSpec(self.output_type)
         servers = [s.name for s in self.mcp_servers]
         if len(set(servers)) != len(servers):
             raise ValueError(f"agent {self.name!r} has two MCP servers with one name: {servers}")
@@ -202,6 +199,11 @@ class Agent:
             self._specs = [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
             self._specs += [s.spec() for s in self.sub_agents]
         return self._specs
+
+    @property
+    def output(self) -> OutputSpec | None:
+        """The typed output's schema and validator, None for plain text."""
+        return self._output
 
     def find_tool(self, name: str) -> Tool | Handoff | SubAgent | None:
         for t in self.tool_list:

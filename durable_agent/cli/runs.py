@@ -14,6 +14,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from .._causes import cause_message
 from .._follow import answered_after, live_events, stream_end
 from .._render import render
+from ..authoring._agent import Agent, handoff_graph
 from ..client import AgentClient
 from ..wire import (
     EVENT_SOURCES,
@@ -26,6 +27,7 @@ from ..wire import (
     dump_json_schemas,
     parse_cursor,
 )
+from ..worker import load_agents
 from ._common import Commands, attachment, connect, events, print_json, warn_without_worker
 from .errors import CliError
 from .printer import LivePrinter
@@ -99,6 +101,8 @@ async def _print_result(client: AgentClient, workflow_id: str) -> None:
     except WorkflowFailureError as exc:
         raise CliError(f"run {workflow_id} failed: {cause_message(exc)}") from exc
     ending = "" if result.outcome == "completed" else f"; {result.outcome}"
+    if result.output is not None:  # the typed answer, as JSON, on stdout
+        print_json(result.output)
     print(f"\n{_totals(result.turns, result.usage)}{ending}", file=sys.stderr)
 
 
@@ -215,8 +219,29 @@ async def cmd_list(args: argparse.Namespace) -> None:
 
 
 async def cmd_schema(args: argparse.Namespace) -> None:
+    if args.agents:
+        print_json({"agents": output_schemas(args.agents)})
+        return
     schemas = dump_json_schemas()
     print_json(schemas[args.shape] if args.shape else schemas)
+
+
+def output_schemas(paths: list[str]) -> dict[str, object]:
+    """Each agent's final answer schema (`output_type`; plain text: `{"type": "string"}`),
+    with the agents it hands off to and its sub-agents."""
+    agents: dict[str, Agent] = {}
+    for path in paths:
+        try:
+            found = handoff_graph(load_agents(path))
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            detail = str(exc) if path in str(exc) else f"cannot load --agents {path!r}: {exc}"
+            raise CliError(detail) from exc
+        agents.update(found)
+    schemas: dict[str, object] = {}
+    for name, agent in sorted(agents.items()):
+        spec = agent.output
+        schemas[name] = {"type": "string"} if spec is None else spec.adapter.json_schema()
+    return schemas
 
 
 def register(commands: Commands) -> None:
@@ -282,3 +307,9 @@ def register(commands: Commands) -> None:
         False,
     )
     p.add_argument("shape", nargs="?", choices=sorted(dump_json_schemas()))
+    p.add_argument(
+        "--agents",
+        action="append",
+        metavar="pkg.module:attr",
+        help="print these agents' output schemas (their output_type) instead",
+    )

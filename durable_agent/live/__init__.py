@@ -10,7 +10,6 @@ Streams for fleets, chosen by `DURABLE_AGENT_LIVE_URL` (`_settings.py`).
 from ._deltas import DeltaRead, LiveDeltas, Located, locate
 from ._embedded import EmbeddedReader, Store
 from ._entries import EntryCodec
-from ._merge import ITEMS_EVERY, RunDeltas, streamed_text
 from ._protocol import (
     Batch,
     BusUnavailable,
@@ -35,7 +34,6 @@ from ._settings import (
 
 __all__ = [
     "ADVERTISE_VARIABLE",
-    "ITEMS_EVERY",
     "LIVE_URL_VARIABLE",
     "Batch",
     "BusUnavailable",
@@ -49,7 +47,6 @@ __all__ = [
     "Publisher",
     "Reader",
     "RedisBus",
-    "RunDeltas",
     "Store",
     "announced",
     "close_publishers",
@@ -59,6 +56,5 @@ __all__ = [
     "publisher",
     "reader_for",
     "stream_key",
-    "streamed_text",
     "turn_of",
 ]

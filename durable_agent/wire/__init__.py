@@ -52,6 +52,7 @@ from ._live import (
     parse_cursor,
 )
 from ._mcp import MCPListTools, MCPToolInfo, MCPToolList
+from ._output import OUTPUT_TOOL, OutputFormat
 from ._run import (
     AGENT_NAME,
     AGENT_PARENT,
@@ -66,7 +67,6 @@ from ._run import (
     ChildReport,
     HistoryPage,
     HistoryQuery,
-    InterruptRequest,
     PendingCall,
     PendingKind,
     Snapshot,
@@ -113,6 +113,7 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_SOURCES",
     "MODEL_ACTIVITY",
+    "OUTPUT_TOOL",
     "SUMMARY_ACTIVITY",
     "SUMMARY_INSTRUCTIONS",
     "TRANSCRIPT_MISS",
@@ -141,7 +142,6 @@ __all__ = [
     "HookInvocation",
     "HookResult",
     "Image",
-    "InterruptRequest",
     "Item",
     "LiveEvent",
     "LivePage",
@@ -154,6 +154,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "OutputFormat",
     "PendingCall",
     "PendingKind",
     "Query",

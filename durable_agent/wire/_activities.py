@@ -9,6 +9,7 @@ from pydantic import Field
 from . import limits
 from ._attachments import Attachment
 from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
+from ._output import OutputFormat
 from ._window import ContextWindow
 
 
@@ -74,7 +75,7 @@ class TranscriptPage(Data):
 class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key", "window")
+    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key", "window", "output")
 
     model: str
     agent: str | None = None
@@ -101,6 +102,9 @@ class ModelRequest(Extensible):
     window: ContextWindow | None = None
     """The part of the conversation the provider is sent (the agent's context policy); None:
     all of it. `messages` and `transcript` still describe the whole conversation."""
+    output: OutputFormat | None = None
+    """The agent's `output_type`: the provider is asked for a final answer of this shape (its
+    structured outputs, or a forced tool where the model lacks them). None: plain text."""
 
 
 class ModelResponse(Data):

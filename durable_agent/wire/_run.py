@@ -246,7 +246,7 @@ class CarryOver(Data):
 
 
 class AgentRunResult(Extensible):
-    _new_fields = ("outcome", "pending")
+    _new_fields = ("outcome", "pending", "output")
 
     final_text: str | None
     messages: list[Message]
@@ -259,6 +259,9 @@ class AgentRunResult(Extensible):
     `budget_exceeded`: its `Budget` (or an ancestor's) was reached."""
     pending: list[PendingCall] = Field(default_factory=list)
     """The calls still waiting when the run was cancelled."""
+    output: Any = None
+    """With an agent's `output_type`: the final answer as validated, as JSON data
+    (`AgentClient.result(..., output_type=)` gives it typed). None for plain text answers."""
 
 
 class ToolResultSignal(Data):
@@ -292,15 +295,6 @@ class UserMessageSignal(Extensible):
     attachments: list[Attachment] = Field(default_factory=list)
     """Images and files the model sees after the text (large bytes already in payload storage:
     `AgentClient.say` puts them there)."""
-
-
-class InterruptRequest(UserMessageSignal, Extensible):
-    """Update `interrupt`: a user message that cuts the model call in flight off. `partial`:
-    what that call had streamed, as the interrupter read it from the live bus (the run holds
-    no deltas); it becomes the `interrupted` event's text, never a message a model sees."""
-
-    _new_fields = ("partial",)
-    partial: str | None = None
 
 
 class ChildReport(Data):
@@ -371,7 +365,7 @@ def dump_json_schemas() -> dict[str, Any]:
         Update.SUBMIT_TOOL_RESULT: ToolResultSignal,
         Update.SUBMIT_APPROVAL: ApprovalSignal,
         Update.SUBMIT_USER_MESSAGE: UserMessageSignal,
-        Update.INTERRUPT: InterruptRequest,
+        Update.INTERRUPT: UserMessageSignal,
     }
     queries: dict[Query, tuple[Any, Any]] = {  # (input or None, answer)
         Query.STATUS: (None, StatusInfo),

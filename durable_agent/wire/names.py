@@ -120,6 +120,7 @@ EventKind: TypeAlias = Literal[
     "signal_ignored",
     "approval_received",
     "interrupt_received",
+    "output_invalid",
     # the model call (source "llm")
     "model_called",
     "interrupted",
