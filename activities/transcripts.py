@@ -98,7 +98,8 @@ class TranscriptCache:
                 )
             summary = kept[1]
         messages = windowed(full.messages, window, summary)
-        return full.model_copy(update={"messages": messages, "window": None})
+        shown = window.model_copy(update={"summary": None})  # providers read `messages` only
+        return full.model_copy(update={"messages": messages, "window": shown})
 
     async def span(self, ref: TranscriptRef, start: int) -> list[Message]:
         """Messages `start:ref.length` of the conversation, from the cache or the workflow."""

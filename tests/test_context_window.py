@@ -14,7 +14,16 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, ContextPolicy, ModelSettings, ToolMessage, tool
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    ContextPolicy,
+    ModelSettings,
+    ScriptedModel,
+    ToolCall,
+    ToolMessage,
+    tool,
+)
 from durable_agent.wire import SUMMARY_ACTIVITY, SUMMARY_INSTRUCTIONS
 
 from .conftest import agent_client, run_error
@@ -190,3 +199,62 @@ async def test_a_refusal_compacts_the_window_and_the_call_is_made_once_more(
         result = await handle.result()
     assert result.final_text == "I read every page."
     assert server.refused >= 1
+
+
+async def test_a_scripted_model_keeps_its_place_when_its_window_leaves_turns_out(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """Reply n answers the n-th call, those the window left out counted; the scripted model
+    answers its own summary calls."""
+    script: list[str | AssistantMessage] = [
+        AssistantMessage(
+            tool_calls=[ToolCall(id=f"call_{n}", name="fetch_page", arguments=f'{{"page": {n}}}')]
+        )
+        for n in range(20)
+    ]
+    agent = Agent(
+        "scripted-reader",
+        model=ScriptedModel("scripted-reader", [*script, "I read every page."]),
+        tools=[fetch_page],
+        max_turns=25,
+        context=ContextPolicy(window_tokens=4_000, reply_tokens=500, summary_tokens=200),
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("scripted-reader", "Read the whole report.")
+        result = await handle.result()
+        events = await client.history(handle.id, ["llm"])
+    assert result.final_text == "I read every page."
+    results = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert [m.tool_call_id for m in results] == [f"call_{n}" for n in range(20)]
+    assert not any(m.is_error for m in results)
+    compacted = [e for e in events.items if getattr(e, "kind", None) == "context_compacted"]
+    assert compacted and "a summary of" in str(compacted[-1].model_dump())
+
+
+async def test_the_window_and_its_summary_outlive_continue_as_new(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """Each new run of the chain restores the window from the last context_compacted event it
+    carries: its first call is as short as the last one before it, with the same summary."""
+    server.responder = Reader(40)
+    agent = reader("openai-chat", ContextPolicy(window_tokens=WINDOW))
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start(
+            "reader", "Read the whole report.", continue_as_new_at_bytes=120_000
+        )
+        result = await handle.result()
+        runs = [r async for r in dev_env.client.list_workflows(f"WorkflowId = '{handle.id}'")]
+        events = await client.history(handle.id, ["agent", "llm"])
+    assert result.final_text == "I read every page."
+    assert len(runs) >= 3, "the run continued as new"
+    kinds = [getattr(e, "kind", None) for e in events.items]
+    steps = [e.data for e in events.items if getattr(e, "kind", None) == "context_compacted"]
+    assert kinds.count("continued_as_new") >= 2
+    assert kinds.index("context_compacted") < kinds.index("continued_as_new")
+    # One window across the chain: each step goes on from the one before, in every run.
+    ids = [s["summary_id"] for s in steps]
+    assert ids[-1] >= 2 and all(b - a in (0, 1) for a, b in itertools.pairwise(ids)), ids
+    assert all(b["folded"][0] == a["start"] for a, b in itertools.pairwise(steps) if b["folded"])
+    assert server.refused == 0
+    assert max(server.prompt_tokens) <= WINDOW - REPLY
+    assert all(paired(r.path, r.body) for r in server.requests if not is_summary(r))

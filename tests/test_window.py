@@ -8,9 +8,11 @@ import json
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from durable_agent.activities.providers._errors import status_error, stream_cut
 from durable_agent.activities.summary import summarize
 from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.wire import (
+    CONTEXT_TOO_LONG,
     WINDOW_MISS,
     AssistantMessage,
     ContextPolicy,
@@ -191,3 +193,45 @@ async def test_a_span_longer_than_the_window_is_summarised_in_bounded_parts() ->
     assert response.calls == len(prompts) > 1
     assert max(prompts) <= 3_000
     assert response.summary == f"summary after {len(prompts)}"
+
+
+# ---------------------------------------------------------------------- the providers' refusals
+
+
+@pytest.mark.parametrize(
+    ("provider", "message"),
+    [
+        (
+            "OpenAI Chat Completions",
+            "Error code: 400 - {'error': {'message': \"This model's maximum context length is "
+            "8192 tokens. However, your messages resulted in 8227 tokens. Please reduce the "
+            "length of the messages.\", 'type': 'invalid_request_error', 'param': 'messages', "
+            "'code': 'context_length_exceeded'}}",
+        ),
+        (
+            "OpenAI Responses",
+            "Your input exceeds the context window of this model. Please adjust your input and "
+            "try again.",
+        ),
+        (
+            "Anthropic Messages",
+            "Error code: 400 - {'type': 'error', 'error': {'type': 'invalid_request_error', "
+            "'message': 'prompt is too long: 208656 tokens > 200000 maximum'}}",
+        ),
+        (
+            "Anthropic Messages",
+            "input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000, "
+            "decrease input length or `max_tokens` and try again",
+        ),
+    ],
+)
+def test_each_providers_too_long_refusal_is_context_too_long(provider: str, message: str) -> None:
+    refused = status_error(provider, 400, message, {})
+    assert refused.type == CONTEXT_TOO_LONG and refused.non_retryable
+    assert status_error(provider, 400, "unknown parameter", {}).type == "ProviderBadRequest"
+
+
+def test_a_too_long_error_event_mid_stream_is_not_retried_as_a_cut_stream() -> None:
+    why = "context_length_exceeded: Your input exceeds the context window of this model."
+    assert stream_cut("OpenAI Responses", why).type == CONTEXT_TOO_LONG
+    assert stream_cut("OpenAI Responses", "server_error: overloaded").type == "ProviderStreamCut"

@@ -113,6 +113,7 @@ class Window:
             clipped_before=data["clipped_before"],
             clip_chars=data["clip_chars"],
             summary_id=data["summary_id"],
+            replies_before=data.get("replies_before", 0),
         )
         self.summary = data.get("summary")
         self.ratio = float(data.get("ratio", 1.0))
@@ -131,6 +132,7 @@ class Window:
             "clipped_before": window.clipped_before,
             "clip_chars": window.clip_chars,
             "summary_id": window.summary_id,
+            "replies_before": window.replies_before,
             "summary": self.summary,
             "folded": list(step.fold) if step.fold else None,
             "tokens_before": step.before,
@@ -234,6 +236,8 @@ class Window:
             clipped_before=clipped_before,
             clip_chars=policy.tool_output_chars,
             summary_id=current.summary_id + 1 if fold else current.summary_id,
+            replies_before=current.replies_before
+            + sum(isinstance(m, AssistantMessage) for m in prompt[current.start : start]),
         )
         if start > current.start and not policy.summarize:
             window.summary_id = 0

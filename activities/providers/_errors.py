@@ -83,6 +83,13 @@ def stream_cut(provider: str, why: str | BaseException) -> ApplicationError:
     if isinstance(why, BaseException):
         cause = why.__cause__
         why = f"{why} ({cause})" if cause is not None and str(cause) else str(why)
+    if any(sign in why for sign in TOO_LONG_SIGNS):
+        # A streamed Responses call reports a prompt over the context as an `error` event.
+        return ApplicationError(
+            f"{provider} refused the prompt as too long: {why}",
+            type=CONTEXT_TOO_LONG,
+            non_retryable=True,
+        )
     return ApplicationError(
         f"{provider} stream was cut before the reply finished: {why}",
         type="ProviderStreamCut",

@@ -11,7 +11,15 @@ from typing import Any
 from temporalio.common import RetryPolicy
 
 from .._output import OutputSpec
-from ..wire import AssistantMessage, Budget, ContextPolicy, ModelRequest, ModelSettings, ToolSpec
+from ..wire import (
+    SUMMARY_INSTRUCTIONS,
+    AssistantMessage,
+    Budget,
+    ContextPolicy,
+    ModelRequest,
+    ModelSettings,
+    ToolSpec,
+)
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
@@ -23,7 +31,9 @@ class ScriptedModel:
 
     `script` is either a list of replies, where reply *n* answers the conversation's *n*-th model
     call (counted by the assistant messages already in it, so retries and replays get the same
-    answer), or a function of the request. A reply is a string or an `AssistantMessage`.
+    answer, those its context window left out included), or a function of the request. A reply is
+    a string or an `AssistantMessage`; a script of replies answers its context window's summary
+    calls itself.
     """
 
     name: str
@@ -39,8 +49,12 @@ class ScriptedModel:
     def reply(self, request: ModelRequest) -> AssistantMessage:
         if callable(self.script):
             answer = self.script(request)
+        elif request.instructions == SUMMARY_INSTRUCTIONS:  # its context window's summary
+            size = sum(len(m.content or "") for m in request.messages)
+            answer = f"[{self.name}: a summary of {size} characters of conversation]"
         else:
             turn = sum(1 for m in request.messages if m.role == "assistant")
+            turn += request.window.replies_before if request.window else 0  # left out of it
             if turn >= len(self.script):
                 raise IndexError(f"scripted model {self.name!r} has no reply for turn {turn}")
             answer = self.script[turn]

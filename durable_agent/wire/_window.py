@@ -69,7 +69,7 @@ class ContextPolicy(Data):
 class ContextWindow(Extensible):
     """Which part of the conversation one model call carries, and how."""
 
-    _new_fields = ("summary",)
+    _new_fields = ("summary", "replies_before")
 
     start: int = 0
     """Messages before this index are left out; a summary (or a note) stands in their place."""
@@ -80,6 +80,9 @@ class ContextWindow(Extensible):
     """Which summary stands first (0: none). The model activity's worker keeps the latest."""
     summary: str | None = None
     """The summary's text, sent when the activity side may lack it."""
+    replies_before: int = 0
+    """The model's replies left out before `start`: a scripted model counts its turns with
+    them (the request a provider gets keeps its window, which providers otherwise ignore)."""
 
 
 def estimate_tokens(text: str) -> int:
