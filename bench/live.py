@@ -61,6 +61,8 @@ from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import connect, create_worker
 
+from .buses import BUSES, bus
+from .live_many import Many, measure_many
 from .measure import Cost, history_cost
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +146,9 @@ class LivePlan:
     load_repeats: int = 3
     first_token_tokens: int = 100
     first_token_repeats: int = 5
+    many_runs: int = 200
+    """Runs streaming at once on one worker, one reader each (issue 20)."""
+    many_tokens: int = 160
 
 
 QUICK_LIVE = LivePlan(
@@ -154,6 +159,8 @@ QUICK_LIVE = LivePlan(
     load_repeats=1,
     first_token_tokens=20,
     first_token_repeats=1,
+    many_runs=10,
+    many_tokens=40,
 )
 
 
@@ -244,12 +251,15 @@ class FirstToken:
 
 @dataclass
 class LiveResult:
+    bus: str
+    """Which live bus the deltas took (`bench.buses.BUSES`)."""
     rate: float
     latency: Latency
     cost: StreamCost
     loads: list[Load]
     first_token: FirstToken
     notes: list[str]
+    many: Many | None = None
 
 
 def percentile(samples: list[float], q: float) -> float | None:
@@ -287,9 +297,10 @@ async def observe(events: AsyncIterator[LiveEvent]) -> Watch:
     async for event in events:
         received = time.monotonic()
         if event.delta is not None and event.delta.kind == "text":
-            match = TOKEN.fullmatch(event.delta.text)
-            if match:
-                watch.deltas[int(match.group(1))] = received
+            # A delta may carry several tokens: the publisher batches what arrives while it
+            # writes, and each of them reached the observer now.
+            for match in TOKEN.finditer(event.delta.text):
+                watch.deltas.setdefault(int(match.group(1)), received)
         elif watch.message is None and _is_reply(event.item):
             watch.message = received
     return watch
@@ -493,7 +504,20 @@ async def first_token_poll(client: AgentClient, tokens: int) -> float:
         await handle.result()
 
 
-async def measure(plan: LivePlan) -> LiveResult:
+async def measure(plan: LivePlan) -> list[LiveResult]:
+    """Every live measurement for each live bus, one after the other (each on a fresh dev
+    server: the buses do not share one's history or caches)."""
+    results = []
+    for name in BUSES:
+        try:
+            with bus(name):
+                results.append(await measure_bus(plan, name))
+        except RuntimeError as exc:  # its server is not installed here, or did not start
+            print(f"live runs on the {name} not measured: {exc}", file=sys.stderr)
+    return results
+
+
+async def measure_bus(plan: LivePlan, bus_name: str) -> LiveResult:
     """Every live measurement on a fresh dev server, the worker in a process of its own."""
     env = await start_embedded(ui=False)
     emissions = Path(tempfile.mkdtemp(prefix="bench-live-")) / "emissions"
@@ -503,11 +527,10 @@ async def measure(plan: LivePlan) -> LiveResult:
     notes = [
         f"Live runs: a paced model streaming {RATE:.0f} tokens/s, the first at once; the "
         "worker and `durable-agent serve` in processes of their own, observers in the bench's "
-        "(one Temporal connection; SSE clients over loopback HTTP). The last batch of a call "
-        "is never published (its message lands instead): delta latency is over the deltas "
-        "observers saw; 'text shown' counts each token when its delta or else the message "
-        "reached the observer."
-    ]
+        "(one Temporal connection; SSE clients over loopback HTTP). Delta latency is over "
+        "the deltas observers saw; 'text shown' counts each token when its delta or else the "
+        "message reached the observer."
+    ][: 0 if bus_name != BUSES[0] else 1]
     try:
         client = AgentClient(env.client, queue)
         cpu = CpuMeter(worker.process.pid)
@@ -538,7 +561,11 @@ async def measure(plan: LivePlan) -> LiveResult:
             pair = [(first.send, first_token_send), (first.poll, first_token_poll)]
             for samples, how in pair if r % 2 == 0 else pair[::-1]:
                 samples.append(await how(client, plan.first_token_tokens))
-        return LiveResult(RATE, latency, cost, list(loads.values()), first, notes)
+        many = Many(plan.many_runs, plan.many_tokens)
+        expected = "".join(f"t{n} " for n in range(plan.many_tokens))
+        await measure_many(client, STREAMED, prompt(plan.many_tokens), expected, many, cpu)
+        loaded = list(loads.values())
+        return LiveResult(bus_name, RATE, latency, cost, loaded, first, notes, many)
     finally:
         worker.stop()
         shutil.rmtree(emissions.parent, ignore_errors=True)

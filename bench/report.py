@@ -5,8 +5,6 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from durable_agent.activities.streaming import PUBLISH_INTERVAL
-
 from .delegation import Delegation, table
 from .live import Latency, LiveResult, Load, percentile
 from .measure import Cost, LongRun, Timing
@@ -30,7 +28,11 @@ CRASH_MAX_SECONDS = 15.0
 LONG_RUN_MAX_BYTES = 2 * 1024 * 1024
 """Default mode's history for the long run (temporalio/sdk-python#1890), below this."""
 OBSERVER_MAX_P50 = 0.1
-"""Provider delta to observer, seconds, at the median (issue 12)."""
+"""Provider delta to observer, seconds, at the median, with 50 observers (issues 12, 20)."""
+OBSERVER_ONE_MAX_P50 = 0.05
+"""The same with one observer (issue 20)."""
+STREAMED_MAX_BYTES, STREAMED_MAX_EVENTS = 5 * 1024, 2
+"""History a stream may add per 1,000 streamed tokens over `stream=False` (issue 20)."""
 CPU_PROCESSES = ("server", "worker", "serve", "observers", "machine")
 MB = 1024 * 1024
 
@@ -44,7 +46,7 @@ class Report:
         self.resumes: dict[str, float] = {}
         self.crashes: dict[str, float] = {}
         self.long_runs: dict[str, LongRun] = {}
-        self.live_runs: LiveResult | None = None
+        self.live_runs: list[LiveResult] = []
         self.delegated: Delegation | None = None
         self.notes: list[str] = []
         self.sections: list[list[str]] = []
@@ -77,9 +79,10 @@ class Report:
     def long_run(self, name: str, run: LongRun) -> None:
         self.long_runs[name] = run
 
-    def live(self, result: LiveResult) -> None:
-        self.live_runs = result
-        self.notes += result.notes
+    def live(self, results: list[LiveResult]) -> None:
+        """One result per live bus (`bench.live.BUSES`)."""
+        self.live_runs = results
+        self.notes += [n for r in results for n in r.notes]
 
     def delegation(self, result: Delegation) -> None:
         self.delegated = result
@@ -349,15 +352,15 @@ class Report:
         return [*rows, ""]
 
     def _live_tables(self) -> list[str]:
-        live = self.live_runs
-        if live is None:
-            return []
+        return [row for live in self.live_runs for row in self._live_table(live)]
+
+    def _live_table(self, live: LiveResult) -> list[str]:
         cost = live.cost
         extra_bytes = cost.streamed.bytes - cost.unstreamed.bytes
         extra_events = cost.streamed.events - cost.unstreamed.events
         extra_tasks = cost.tasks[0] - cost.tasks[1]
         rows = [
-            "## Live runs: streaming to observers (issue 12)",
+            f"## Live runs: streaming to observers, {live.bus} (issues 12, 20)",
             "",
             f"A model streaming {live.rate:.0f} tokens/s; provider delta to observer on the "
             "same clock. One observer reading `AgentClient.events`: "
@@ -376,9 +379,8 @@ class Report:
             f"| +{cost.per_thousand(extra_events):.0f} | +{cost.per_thousand(extra_tasks):.0f} "
             f"| {cost.per_thousand(cost.signals[0] - cost.signals[1]):.0f} |",
             "",
-            f"The model activity sends a batch at most every {PUBLISH_INTERVAL * 1000:.0f} ms "
-            f"(`PUBLISH_INTERVAL`): at {live.rate:.0f} tokens/s, at most "
-            f"{1000 / live.rate / PUBLISH_INTERVAL:.0f} signals per 1,000 tokens.",
+            "Deltas travel on the live bus, beside the run (issue 20): the goal is at most "
+            "+5 KB, 2 events and no signal or workflow task per 1,000 streamed tokens.",
             "",
             "Observers on one streaming run, with user messages (`submit_user_message` updates, "
             "no client retry) sent during its call; run wall time from start to result, median "
@@ -419,22 +421,74 @@ class Report:
             f"| {_seconds(_median(first.poll))} | {len(first.poll)} |",
             "",
         ]
+        many = live.many
+        if many is not None:
+            cpu = " / ".join(f"{many.cpu[p]:.2f}" if p in many.cpu else "-" for p in CPU_PROCESSES)
+            rows += [
+                f"{many.runs} runs streaming {many.tokens} tokens each at once on one worker, "
+                "one `AgentClient.events` reader each:",
+                "",
+                "| replies whole | readers' deltas add up | wall time "
+                f"| CPU s per 1,000 streamed tokens: {' / '.join(CPU_PROCESSES)} |",
+                "|---|---|---|---|",
+                f"| {many.whole} of {many.runs} | {many.added_up} of {many.runs} "
+                f"| {many.wall:.1f} s | {cpu} |",
+                "",
+            ]
         return rows
 
     def _live_goals(self) -> list[tuple[str, bool | None, str]]:
-        live = self.live_runs
-        if live is None:
-            return []
+        return [
+            (f"{live.bus}: {goal}", ok, measured)
+            for live in self.live_runs
+            for goal, ok, measured in self._bus_goals(live)
+        ]
+
+    def _bus_goals(self, live: LiveResult) -> list[tuple[str, bool | None, str]]:
         checks: list[tuple[str, bool | None, str]] = []
-        watched = [("1 observer", live.latency)]
-        watched += [(load.label, load.latency) for load in live.loads if load.observers]
-        for label, latency in watched:
+        cost = live.cost
+        extra_bytes = cost.per_thousand(cost.streamed.bytes - cost.unstreamed.bytes)
+        extra_events = cost.per_thousand(cost.streamed.events - cost.unstreamed.events)
+        extra_signals = cost.per_thousand(cost.signals[0] - cost.signals[1])
+        extra_tasks = cost.per_thousand(cost.tasks[0] - cost.tasks[1])
+        checks.append(
+            (
+                f"history per 1,000 streamed tokens ≤ +{STREAMED_MAX_BYTES // 1024} KB and "
+                f"≤ {STREAMED_MAX_EVENTS} events, no signal, no workflow task",
+                extra_bytes <= STREAMED_MAX_BYTES
+                and extra_events <= STREAMED_MAX_EVENTS
+                and extra_signals <= 0
+                and extra_tasks <= 0,
+                f"+{extra_bytes / 1024:.1f} KB, +{extra_events:.0f} events, "
+                f"{extra_signals:.0f} signals, +{extra_tasks:.0f} workflow tasks",
+            )
+        )
+        watched = [("1 observer", live.latency, OBSERVER_ONE_MAX_P50)]
+        watched += [
+            (load.label, load.latency, OBSERVER_MAX_P50) for load in live.loads if load.observers
+        ]
+        for label, latency, most in watched:
             p50 = latency.p(0.5)
             checks.append(
                 (
-                    f"observer latency p50 ≤ {OBSERVER_MAX_P50 * 1000:.0f} ms, {label}",
-                    None if p50 is None else p50 <= OBSERVER_MAX_P50,
+                    f"observer latency p50 ≤ {most * 1000:.0f} ms, {label}",
+                    None if p50 is None else p50 <= most,
                     _latency(latency),
+                )
+            )
+        many = live.many
+        if many is not None:
+            checks.append(
+                (
+                    f"{many.runs} runs streaming at once: every reply whole, every reader's "
+                    "deltas add up to its message",
+                    many.whole == many.added_up == many.runs and not many.errors,
+                    f"{many.whole} whole, {many.added_up} add up"
+                    + (
+                        f", {len(many.errors)} errors (first: {many.errors[0][:80]})"
+                        if many.errors
+                        else ""
+                    ),
                 )
             )
         loaded = [load for load in live.loads if load.observers]
