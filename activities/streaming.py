@@ -5,9 +5,9 @@ no signal, no workflow task, no history. It sends as soon as it can and batches 
 arrives while a write is in flight, so a delta waits at most one write (a loopback HTTP append
 or a Redis round trip, well under a millisecond) and a fast model costs one write per batch,
 not per token. Its last batch is sent before the call returns, then an end marker: the text
-deltas of a call add up to its message. `SignalPublisher` is the earlier design (Workflow
-Streams signals, read by `workflows/deltas.py`). Publishing serves people watching: it never
-fails or slows the model call.
+deltas of a call add up to its message. (Until issue 20 deltas went to the run's Workflow
+Stream as signals: +290 KB of history and 217 signals per 1,000 tokens, docs/architecture.md.)
+Publishing serves people watching: it never fails or slows the model call.
 """
 
 from __future__ import annotations
@@ -15,24 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 from types import TracebackType
 from typing import Literal
 
 from temporalio import activity
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.converter import DataConverter
 
 from durable_agent import live
 from durable_agent.live import BusUnavailable, Entry, EntryCodec, Publisher, position, stream_key
-from durable_agent.wire import DELTAS_TOPIC, ModelDelta
-
-PUBLISH_INTERVAL = 0.05
-"""Seconds between two batches (a signal each). Observers read every 50 ms while a call
-streams, so a delta reaches them in about this much on top of the signal's round trip: the
-goal is 100 ms at the median (`make bench` measures it)."""
-RETRY_FOR = timedelta(seconds=10)
-"""How long a batch is retried (the run may have ended meanwhile)."""
+from durable_agent.wire import ModelDelta
 
 FINAL_FLUSH = 1.0
 """Seconds the call's last batch and end marker may take as the call returns: a bus that hangs
@@ -135,77 +126,12 @@ def _coalesced(deltas: list[ModelDelta]) -> list[ModelDelta]:
     return out
 
 
-class SignalPublisher:
-    """A `DeltaSink` that publishes to the run of the current activity (its Workflow Stream)."""
-
-    def __init__(self, turn: int) -> None:
-        self._turn = turn
-        self._attempt = activity.info().attempt
-        self._client = WorkflowStreamClient.from_within_activity(max_retry_duration=RETRY_FOR)
-        self._topic = self._client.topic(DELTAS_TOPIC, type=ModelDelta)
-        self._waiting: list[ModelDelta] = []
-        """Deltas for the next batch. Kept here, not in the stream client's buffer, whose
-        `flush()` sends again whatever arrived during a send: measured, that made about twice
-        the signals (a third of them carrying one token) that one batch per interval makes."""
-        self._ready = asyncio.Event()
-        self._sender: asyncio.Task[None] | None = None
-        self.failed = False
-
-    def text(self, text: str) -> None:
-        if text:
-            self._publish("text", text=text)
-
-    def tool_call(self, tool_call_id: str, name: str) -> None:
-        self._publish("tool_call", tool_call_id=tool_call_id, name=name)
-
-    def _publish(self, kind: Literal["text", "tool_call", "superseded"], **data: str) -> None:
-        self._waiting.append(ModelDelta(turn=self._turn, attempt=self._attempt, kind=kind, **data))
-        self._ready.set()
-
-    async def __aenter__(self) -> SignalPublisher:
-        if self._attempt > 1:  # what earlier attempts streamed is not the reply
-            self._publish("superseded")
-        self._sender = asyncio.create_task(self._send(), name="delta-publisher")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Unsent deltas are dropped: the reply, about to land as the message, holds their
-        text (a last batch would cost a signal and a workflow task for nothing); a failed or
-        cancelled call's are superseded anyway."""
-        assert self._sender is not None
-        self._sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._sender
-
-    async def _send(self) -> None:
-        try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                batch, self._waiting = self._waiting, []
-                for delta in batch:
-                    self._topic.publish(delta)
-                await self._client.flush()  # one signal: what arrives meanwhile waits its turn
-                await asyncio.sleep(PUBLISH_INTERVAL)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            self.failed = True
-            log.warning("stopped publishing model deltas: %s", error)
-
-
 class DeltaPublisher:
-    """The model activity's sink: the call's deltas to the live bus (unless it is off) and,
-    while readers move over to the bus, to the run's Workflow Stream too."""
+    """The model activity's sink: the call's deltas to the live bus (none when it is off)."""
 
     def __init__(self, turn: int) -> None:
         self._turn = turn
-        self._sinks: list[BusPublisher | SignalPublisher] = []
+        self._sinks: list[BusPublisher] = []
         self._stack = contextlib.AsyncExitStack()
 
     def text(self, text: str) -> None:
@@ -223,7 +149,6 @@ class DeltaPublisher:
             converter = activity.client().data_converter
             publisher = BusPublisher(self._turn, bus, converter)
             self._sinks.append(await stack.enter_async_context(publisher))
-        self._sinks.append(await stack.enter_async_context(SignalPublisher(self._turn)))
         return self
 
     async def __aexit__(

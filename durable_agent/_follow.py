@@ -5,6 +5,8 @@ CLI's `run` and `watch`, serve's hub (SSE, the operator page) and AG-UI.
 A run's stream is read with the `live` query, never an update: any number of observers leave
 the run's history and its update limit alone, so approvals never wait behind them. Queries
 need a worker: while none answers (a run that waits for days), readers keep polling, slowly.
+The model's deltas come from the live bus, beside the run (`durable_agent.live.RunDeltas`),
+merged in order: a call's deltas before the item that ends it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Protocol, TypeGuard
 
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from .live import RunDeltas
 from .wire import (
     EVENT_KINDS,
     EventKind,
@@ -56,12 +60,22 @@ CLOSED_CHECK_INTERVAL = 2.0
 """Seconds of quiet after which `events` asks the server whether the run was closed."""
 CLOSED_POLL_SECONDS = 2.0
 """How often a follower checks that the run is still open (see `live_events`)."""
+LIVE_QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long `events` waits for one `live` query (Temporal's default: 30 s). A query sent as
+the run completes can go unanswered (dev server 1.32, a worker without a cache: one of three
+readers woken at once by a call's end waited the whole 30 s); the reader then asks again."""
 
 
 class RunReader(Protocol):
     """What following a run needs of a client (`AgentClient` is one)."""
 
-    async def live(self, workflow_id: str, query: LiveQuery) -> LivePage: ...
+    @property
+    def client(self) -> Client:
+        """The Temporal client: the live bus's reader finds a call with it."""
+
+    async def live(
+        self, workflow_id: str, query: LiveQuery, rpc_timeout: timedelta | None = None
+    ) -> LivePage: ...
 
     async def history(
         self, workflow_id: str, events: Sequence[EventSource] = (), since: int = 0
@@ -92,18 +106,43 @@ async def events(
 ) -> AsyncIterator[LiveEvent]:
     """`AgentClient.events`: the run's stream from the cursor `after`, then one `end`."""
     items, offset = parse_cursor(after)
+    bus = RunDeltas(reader.client, workflow_id) if deltas else None
+    try:
+        stream = _events(reader, workflow_id, items, offset, bus, poll_interval, wake)
+        async for event in stream:
+            yield event
+    finally:
+        if bus is not None:
+            await bus.close()
+
+
+async def _events(
+    reader: RunReader,
+    workflow_id: str,
+    items: int,
+    offset: int,
+    bus: RunDeltas | None,
+    poll_interval: float,
+    wake: asyncio.Event | None,
+) -> AsyncIterator[LiveEvent]:
+    """`events`' loop. The cursor's delta part is a position on the live bus: the `live` query
+    echoes it, the bus's deltas move it."""
     state: RunState | None = None
     idle = poll_interval
     closed = False
     quiet_since = time.monotonic()
     while True:
         try:
-            page = await reader.live(workflow_id, LiveQuery(items=items, deltas=offset))
+            query = LiveQuery(items=items, deltas=offset)
+            page = await reader.live(workflow_id, query, rpc_timeout=LIVE_QUERY_TIMEOUT)
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise
             # No worker to answer: the run waits (for days, maybe), or it was closed.
             if await _closed(reader, workflow_id):
+                if not closed:  # read once more: a closed run's last items and its state
+                    closed = True
+                    continue
                 yield LiveEvent(
                     id=cursor(items, offset), type="end", state=state or RunState.FAILED
                 )
@@ -111,12 +150,14 @@ async def events(
             await asyncio.sleep(LIVE_IDLE_INTERVAL)
             continue
         for item in page.items:
+            for delta in await bus.before(item, offset) if bus is not None else ():
+                offset = max(offset, (delta.offset or 0) + 1)
+                yield LiveEvent(
+                    id=cursor(items, offset), type="delta", delta=delta, state=page.state
+                )
             items += 1
             yield LiveEvent(id=cursor(items, offset), type="item", item=item, state=page.state)
-        for delta in page.deltas if deltas else ():
-            offset = (delta.offset or offset) + 1
-            yield LiveEvent(id=cursor(items, offset), type="delta", delta=delta, state=page.state)
-        items, offset = page.next_items, page.next_deltas
+        items = page.next_items
         if page.state != state:
             state = page.state
             yield LiveEvent(id=cursor(items, offset), type="state", state=state)
@@ -125,7 +166,16 @@ async def events(
             return
         if page.more:
             continue
-        if page.items or page.deltas or page.streaming:
+        if bus is not None and page.streaming:
+            async for delta in bus.stream(offset):
+                offset = max(offset, (delta.offset or 0) + 1)
+                yield LiveEvent(
+                    id=cursor(items, offset), type="delta", delta=delta, state=page.state
+                )
+            if bus.waited:  # the bus read was the wait
+                idle, quiet_since = poll_interval, time.monotonic()
+                continue
+        if page.items or page.streaming:
             idle, quiet_since = poll_interval, time.monotonic()
         else:
             idle = min(idle * 1.5, LIVE_IDLE_INTERVAL)

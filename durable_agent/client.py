@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
@@ -26,7 +27,7 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from . import _follow
+from . import _follow, live
 from .activities.attachments import offload, offload_messages
 from .wire import (
     AGENT_NAME,
@@ -40,6 +41,7 @@ from .wire import (
     EventSource,
     HistoryPage,
     HistoryQuery,
+    InterruptRequest,
     Item,
     LiveEvent,
     LivePage,
@@ -244,8 +246,10 @@ class AgentClient:
         """Steer a running turn: cancel the model call in flight (what it had streamed is kept
         as an `interrupted` event, never as the model's message), then answer `content` at the
         safe point. Finished tools are not run again."""
-        signal = UserMessageSignal(content=content, name=name)
-        return await self._update(workflow_id, Update.INTERRUPT, signal, update_id)
+        # The run holds no deltas: what the call had streamed is read from the live bus here.
+        partial = await live.streamed_text(self.client, workflow_id) or None
+        request = InterruptRequest(content=content, name=name, partial=partial)
+        return await self._update(workflow_id, Update.INTERRUPT, request, update_id)
 
     async def cancel(self, workflow_id: str) -> None:
         """End a run cleanly: its result says `outcome="cancelled"` and lists the calls that
@@ -298,9 +302,11 @@ class AgentClient:
             )
         raise AssertionError("unreachable")
 
-    async def live(self, workflow_id: str, query: LiveQuery) -> LivePage:
+    async def live(
+        self, workflow_id: str, query: LiveQuery, rpc_timeout: timedelta | None = None
+    ) -> LivePage:
         page: LivePage = await self.handle(workflow_id).query(
-            Query.LIVE, query, result_type=LivePage
+            Query.LIVE, query, result_type=LivePage, rpc_timeout=rpc_timeout
         )
         return page
 

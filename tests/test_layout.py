@@ -40,7 +40,9 @@ def layer_of(module: str) -> str:
         return "activities"
     # telemetry: both the loop and the activities record metrics through it; it imports only wire.
     # _causes: pure, the loop's failures and the edges' errors name the same innermost cause.
-    if top in {"authoring", "_render", "_causes", "_output", "telemetry"}:
+    # live: the model activity publishes deltas through it and the edges read them; it imports
+    # only wire.
+    if top in {"authoring", "_render", "_causes", "_output", "telemetry", "live"}:
         return "agents"
     return "edges"
 

@@ -10,6 +10,7 @@ loses nothing durable.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import shutil
 import signal
@@ -19,14 +20,17 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import pytest
 import redis.asyncio as aioredis
 from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, ScriptedModel
+from durable_agent import Agent, AssistantMessage, LiveEvent, ScriptedModel, UserMessage
 from durable_agent import live as bus
+from durable_agent.cli.printer import LivePrinter
+from durable_agent.client import AgentClient
 from durable_agent.encryption import EncryptionCodec, KeyRing, generate_key
 from durable_agent.live import (
     Batch,
@@ -40,7 +44,7 @@ from durable_agent.live import (
     position,
 )
 from durable_agent.storage import data_converter
-from durable_agent.wire import ModelDelta
+from durable_agent.wire import ModelDelta, RunState
 
 from .conftest import agent_client, new_id
 
@@ -326,3 +330,114 @@ async def _first_deltas(deltas: LiveDeltas) -> list[ModelDelta]:
             return read.deltas
         await asyncio.sleep(0.05)
     raise AssertionError("no delta on the bus")
+
+
+# ---------------------------------------------------------------- readers (`AgentClient.events`)
+
+
+async def read_events(client: AgentClient, wf_id: str, after: str | None = None) -> list[LiveEvent]:
+    async def read() -> list[LiveEvent]:
+        return [e async for e in client.events(wf_id, after=after)]
+
+    return await asyncio.wait_for(read(), 60)
+
+
+def text_of(events: list[LiveEvent]) -> str:
+    return "".join(e.delta.text for e in events if e.delta is not None and e.delta.kind == "text")
+
+
+def message_index(events: list[LiveEvent]) -> int:
+    return next(
+        i for i, e in enumerate(events) if isinstance(e.item, AssistantMessage) and e.item.content
+    )
+
+
+@pytest.mark.parametrize("where", ["embedded", "redis"])
+async def test_every_reader_gets_deltas_that_add_up_before_the_message(
+    dev_env: WorkflowEnvironment, where: str, request: pytest.FixtureRequest
+) -> None:
+    url = None if where == "embedded" else request.getfixturevalue("redis_server").url
+    agent = Agent("adder", model=ScriptedModel(new_id(), [REPLY], chunk_delay=0.03))
+    with live_url(url):
+        # A caching worker, as deployed: with none, a query sent as the run completes can go
+        # unanswered (dev server 1.32), and a reader waits `LIVE_QUERY_TIMEOUT` to ask again.
+        async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):
+            handle = await client.start("adder", "go")
+            readers = [asyncio.create_task(read_events(client, handle.id)) for _ in range(3)]
+            seen = await asyncio.gather(*readers)
+            history = await handle.fetch_history()
+    for events in seen:
+        assert text_of(events) == REPLY  # the last batch too: nothing is left to the message
+        deltas = [i for i, e in enumerate(events) if e.type == "delta"]
+        assert len(deltas) > 3 and max(deltas) < message_index(events)
+        assert events[-1].type == "end"
+    # Nothing of it went through the workflow: no signal in the run's history.
+    assert not any(
+        e.HasField("workflow_execution_signaled_event_attributes") for e in history.events
+    )
+
+
+async def test_a_reader_joining_mid_call_gets_the_deltas_so_far_and_a_cursor_resumes(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    agent = Agent("joiner", model=ScriptedModel(new_id(), [REPLY], chunk_delay=0.05))
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("joiner", "go")
+        early: list[LiveEvent] = []
+        async for event in client.events(handle.id):
+            early.append(event)
+            if sum(e.type == "delta" for e in early) >= 4:
+                break
+        # Joining now from the start, and resuming after the 4th delta, both mid-call.
+        joined, resumed = await asyncio.gather(
+            read_events(client, handle.id), read_events(client, handle.id, after=early[-1].id)
+        )
+    assert text_of(joined) == REPLY
+    assert text_of(early) + text_of(resumed) == REPLY
+    assert not any(isinstance(e.item, UserMessage) for e in resumed)  # items came once
+
+
+async def test_readers_say_live_text_is_unavailable_when_the_bus_is_gone(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    server = RedisServer()
+    server.start()
+    server.ready()
+    agent = Agent("dark", model=ScriptedModel(new_id(), [REPLY], chunk_delay=0.1))
+    try:
+        with live_url(server.url):
+            async with agent_client(dev_env.client, agent) as (client, _):
+                handle = await client.start("dark", "go")
+                events: list[LiveEvent] = []
+                async for event in client.events(handle.id):
+                    events.append(event)
+                    if event.type == "delta" and event.delta and event.delta.kind == "text":
+                        server.kill()  # mid-call
+                    if event.type == "end":
+                        break
+                result = await handle.result()
+    finally:
+        server.kill()
+    assert result.final_text == REPLY
+    said = [e.delta for e in events if e.delta is not None and e.delta.kind == "unavailable"]
+    assert len(said) == 1 and "redis" in said[0].text
+    assert isinstance(events[message_index(events)].item, AssistantMessage)
+    assert REPLY.startswith(text_of(events))
+
+
+def test_watch_says_live_text_is_unavailable_then_prints_the_message_whole() -> None:
+    out = io.StringIO()
+    printer = LivePrinter(out, ("agent",))
+
+    def delta(kind: Literal["text", "unavailable"], text: str) -> LiveEvent:
+        made = ModelDelta(turn=1, kind=kind, text=text)
+        return LiveEvent(id="3.0", type="delta", delta=made, state=RunState.RUNNING)
+
+    printer.show(delta("text", "The quick "))
+    printer.show(delta("unavailable", "redis: connection refused"))
+    message = AssistantMessage(content=REPLY, agent="helper")
+    printer.show(LiveEvent(id="4.0", type="item", item=message, state=RunState.COMPLETED))
+    printer.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("The quick [live text unavailable]")
+    assert lines[-1].endswith(REPLY) and lines[-1].startswith("helper")

@@ -84,7 +84,7 @@ def parts() -> Parts:
     conversation.agent = "desk"
     outbox, mcp = Outbox("wf-1", "conv-1"), MCPToolsets()
     tree = Tree(conversation, calls, index)  # type: ignore[arg-type]
-    model = ModelCall(conversation, outbox, mcp, deltas=None)  # type: ignore[arg-type]
+    model = ModelCall(conversation, outbox, mcp)
     life = RunLife(conversation, calls, outbox, index)  # type: ignore[arg-type]
     return Parts(
         conversation,

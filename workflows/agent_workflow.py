@@ -24,17 +24,14 @@ matches it, and sets the run's final state in one place (`RunLife.end`, or `fail
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from typing import Any, assert_never
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    # Pure data models, and the Workflow Stream the model call's deltas travel on.
-    from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
-
+    # Pure data models.
     from durable_agent.wire import (
         ENDED,
         EVENT_SOURCES,
@@ -44,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         HistoryPage,
         HistoryQuery,
+        InterruptRequest,
         LivePage,
         LiveQuery,
         PendingCall,
@@ -63,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
 
 from .call_book import CallBook
 from .conversation import Conversation
-from .deltas import Deltas
 from .failures import CALL_FAILED, is_cancelled_exception
 from .hooks import Hooks
 from .index import SearchIndex
@@ -87,17 +84,12 @@ CANCEL_WITH_RESULT = "cancel-with-result"
 class AgentWorkflow:
     @workflow.init
     def __init__(self, *raw_input: object) -> None:
-        offset = 0
-        with contextlib.suppress(ApplicationError):  # run() reports a malformed input
-            offset = parse_input(raw_input).stream_offset
         conversation, calls = Conversation(workflow.now), CallBook()
         outbox, mcp, index = Outbox(workflow.info().workflow_id, ""), MCPToolsets(), SearchIndex()
         self._conversation, self._calls, self._outbox, self._mcp = conversation, calls, outbox, mcp
         self._life = RunLife(conversation, calls, outbox, index)
         self._tree = Tree(conversation, calls, index)
-        # The stream insists on being built right here; everything else about deltas is ModelCall's.
-        deltas = Deltas(WorkflowStream(WorkflowStreamState(base_offset=offset)))
-        self._model = ModelCall(conversation, outbox, mcp, deltas)
+        self._model = ModelCall(conversation, outbox, mcp)
         self._hooks = Hooks(conversation, outbox)
         self._tool_calls = ToolCalls(conversation, calls, outbox, mcp, self._tree)
         self._intake = Intake(conversation, calls, self._tree, self._model)
@@ -155,7 +147,7 @@ class AgentWorkflow:
         if self._hooks.stop is not None:
             return self._hooks.stop
         if self._life.continue_as_new_due(params):
-            await self._life.continue_as_new(params, self._model)
+            await self._life.continue_as_new(params)
         spent = self._tree.spent_now()
         if spent is not None:
             return spent
@@ -235,7 +227,7 @@ class AgentWorkflow:
 
     @interrupt.validator
     def _validate_interrupt(self, payload: Any) -> None:
-        self._intake.validate(payload, UserMessageSignal)
+        self._intake.validate(payload, InterruptRequest)
 
     @workflow.signal(name=Signal.CHILD_REPORT)
     def child_report(self, *payloads: Any) -> None:
@@ -271,17 +263,18 @@ class AgentWorkflow:
     @workflow.query(name=Query.LIVE)
     def live(self, query: LiveQuery) -> LivePage:
         """What observers read (`AgentClient.events`): the stream from an index, with every
-        event source, then the streaming call's deltas from an offset."""
+        event source. Deltas are not here: readers take them from the live bus while
+        `streaming` says a call is in flight (`durable_agent.live`); `deltas` stays empty and
+        `next_deltas` echoes the reader's offset."""
         everything = HistoryQuery(
             events=list(EVENT_SOURCES), since=query.items, max_bytes=query.max_bytes
         )
         page = self._conversation.history(everything, self._life.state in ENDED)
-        deltas, next_deltas = ([], query.deltas) if page.more else self._model.deltas(query.deltas)
         return LivePage(
             items=page.items,
             next_items=page.next,
-            deltas=deltas,
-            next_deltas=next_deltas,
+            deltas=[],
+            next_deltas=query.deltas,
             more=page.more,
             state=self._life.state,
             streaming=self._model.streaming,

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         BudgetExceededSignal,
         ChildReport,
+        InterruptRequest,
         SubmitResult,
         ToolResultSignal,
         UserMessage,
@@ -34,7 +35,7 @@ from .model_call import ModelCall
 from .tree import Tree
 
 Submission = ToolResultSignal | ApprovalSignal | UserMessageSignal
-_Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, UserMessageSignal)
+_Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, InterruptRequest, UserMessageSignal)
 _Data = TypeVar("_Data", ChildReport, BudgetExceededSignal)
 
 
@@ -75,12 +76,13 @@ class Intake:
 
     def interrupt(self, payload: object) -> SubmitResult:
         """Steer: the message is answered next, and a model call in flight is cut off (it is
-        cancelled at once; what it had streamed is kept as an `interrupted` event)."""
-        sig = parse(payload, UserMessageSignal)
+        cancelled at once; what it had streamed, as the interrupter read it from the live bus,
+        is kept as an `interrupted` event)."""
+        request = parse(payload, InterruptRequest)
         cut = self._model.calling
         self._conversation.event("agent", "interrupt_received", cut=cut)
-        result = self.apply(sig)
-        if self._model.interrupt():
+        result = self.apply(request)
+        if self._model.interrupt(request.partial or ""):
             return SubmitResult(detail="model call interrupted; the message is answered next")
         return result
 

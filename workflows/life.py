@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
 from .call_book import CallBook
 from .conversation import Conversation
 from .index import SearchIndex
-from .model_call import ModelCall
 from .outbox import Outbox
 from .outcomes import Final, Outcome, RunAgain, Wait
 
@@ -165,15 +164,14 @@ class RunLife:
             return True
         return info.is_continue_as_new_suggested()
 
-    async def continue_as_new(self, params: AgentRunInput, model: ModelCall) -> NoReturn:
+    async def continue_as_new(self, params: AgentRunInput) -> NoReturn:
         """The whole state goes over to the next run (at a safe point: nothing is in flight)."""
-        model.detach_pollers()  # a stream subscriber's poll would hold the run open
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarryOver(
             snapshot=self.snapshot(),
             conversation_id=self._outbox.conversation_id,
             transcript_length=self._outbox.sent,
-            stream_offset=model.stream_end(),
+            stream_offset=params.stream_offset,  # unused since deltas left the run (issue 20)
         )
         workflow.continue_as_new(carried.into(params))
 

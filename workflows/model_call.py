@@ -3,8 +3,10 @@
 A call is in one of three states: `Idle`, `Calling` (its activity handle, which an interrupt
 cancels) or `Interrupted` (cut off by the `interrupt` update: what it had streamed becomes an
 `interrupted` event, never a message a model would take as its own). The reply's token deltas
-(`Deltas`, read by the `live` query) are handled here and nowhere else in the loop, so moving
-them out of the workflow touches this module only.
+never come here: the model activity publishes them to the live bus (`durable_agent.live`),
+beside the run, so they cost it no signal, no workflow task and no history. The run only says
+that a call is in flight (`streaming`, for the `live` query) and, when an interrupt cuts one
+off, keeps the text its interrupter read of it on the bus.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ with workflow.unsafe.imports_passed_through():
     # metric helpers.
     from durable_agent import telemetry
     from durable_agent.authoring._agent import Agent
-    from durable_agent.wire import MODEL_ACTIVITY, Message, ModelDelta, ModelRequest, ModelResponse
+    from durable_agent.wire import MODEL_ACTIVITY, Message, ModelRequest, ModelResponse
 
 from .context import ContextKeeper
 from .conversation import Conversation
-from .deltas import Deltas
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
 from .outbox import Outbox, whole_on_miss
 from .outcomes import RunFailure
@@ -42,23 +43,25 @@ class Calling:
 
 @dataclass(frozen=True)
 class Interrupted:
-    """Cut off by an interrupt: its cancellation is expected, not a failure."""
+    """Cut off by an interrupt: its cancellation is expected, not a failure. `partial`: what
+    it had streamed, as the interrupter read it (`InterruptRequest.partial`)."""
+
+    partial: str = ""
 
 
 CallState = Idle | Calling | Interrupted
 
 
 class ModelCall:
-    def __init__(
-        self, conversation: Conversation, outbox: Outbox, mcp: MCPToolsets, deltas: Deltas
-    ) -> None:
-        """`deltas` is built in the workflow's `__init__`: the Workflow Stream insists on it."""
+    def __init__(self, conversation: Conversation, outbox: Outbox, mcp: MCPToolsets) -> None:
         self._conversation = conversation
         self._outbox = outbox
         self._mcp = mcp
-        self._deltas = deltas
         self.state: CallState = Idle()
         self._context = ContextKeeper(conversation, outbox)
+        self.streaming = False
+        """A model call is in flight (from its request to its message): observers read the
+        live bus for its deltas, and the run more often."""
 
     async def call(self, agent: Agent) -> ModelResponse | None:
         """The turn's model call, its message appended; None when an interrupt cut it off.
@@ -71,25 +74,21 @@ class ModelCall:
         listed = self._mcp.specs(agent)
         request = outbox.model_request(agent, prompt, listed, conversation.turns, window)
         started = workflow.now()
-        self._deltas.started(conversation.turns)
-        self.state = Idle()
+        self.state, self.streaming = Idle(), True
         try:
             send = partial(self._send, agent, prompt)
             response = await self._context.send(agent, prompt, request, send)
         except CALL_FAILED as exc:
-            cut = isinstance(self.state, Interrupted)
-            self.state = Idle()
-            if cut and is_cancelled_exception(exc):
+            cut, self.state, self.streaming = self.state, Idle(), False
+            if isinstance(cut, Interrupted) and is_cancelled_exception(exc):
                 # What it had said is shown to people, never given to a model as its own.
                 conversation.event(
-                    "llm", "interrupted", turn=conversation.turns, partial=self._deltas.text()
+                    "llm", "interrupted", turn=conversation.turns, partial=cut.partial
                 )
-                self._deltas.ended()
                 return None
-            self._deltas.ended()
             reraise_cancellation(exc)
             raise RunFailure(f"model call failed: {cause_text(exc)}", "ModelCallFailed") from exc
-        self.state = Idle()
+        self.state, self.streaming = Idle(), False
         self._context.measured(response)
         conversation.usage = conversation.usage + response.usage
         telemetry.record_model_call(
@@ -109,7 +108,6 @@ class ModelCall:
             latency_ms=int((workflow.now() - started).total_seconds() * 1000),
         )
         conversation.append(message)
-        self._deltas.ended()
         outbox.replied(prompt)
         return response
 
@@ -146,32 +144,15 @@ class ModelCall:
             if isinstance(self.state, Calling):
                 self.state = Idle()
 
-    def interrupt(self) -> bool:
-        """Cut the call in flight off (it is cancelled at once); False when none is."""
+    def interrupt(self, partial: str = "") -> bool:
+        """Cut the call in flight off (it is cancelled at once), keeping `partial` as what it
+        had said; False when none is in flight."""
         if not isinstance(self.state, Calling):
             return False
-        handle, self.state = self.state.handle, Interrupted()
+        handle, self.state = self.state.handle, Interrupted(partial)
         handle.cancel()
         return True
 
     @property
     def calling(self) -> bool:
         return isinstance(self.state, Calling)
-
-    # ------------------------------------------------------------------ the live view
-
-    @property
-    def streaming(self) -> bool:
-        return self._deltas.turn is not None
-
-    def deltas(self, since: int) -> tuple[list[ModelDelta], int]:
-        """The streaming call's deltas from offset `since`, and the offset to read from next."""
-        return self._deltas.read(since)
-
-    def detach_pollers(self) -> None:
-        """Before continuing as new: release anyone polling the stream with its update."""
-        self._deltas.detach_pollers()
-
-    def stream_end(self) -> int:
-        """Where the next run's delta offsets go on, so observers' cursors stay valid."""
-        return self._deltas.end

@@ -16,6 +16,8 @@ RETRYING = " [retrying]"
 """Ends a streamed line whose call is tried again: the retried text follows on a new line."""
 INTERRUPTED = " [interrupted]"
 """Ends a streamed line that an interrupt cut off (the run's `interrupted` event holds it)."""
+UNAVAILABLE = " [live text unavailable]"
+"""Ends a streamed line when the live bus cannot be read: the message is printed whole."""
 
 
 class LivePrinter:
@@ -40,6 +42,8 @@ class LivePrinter:
             self._write(event.delta.text)
         elif event.delta is not None and event.delta.kind == "superseded":
             self._end_line(RETRYING)
+        elif event.delta is not None and event.delta.kind == "unavailable":
+            self._end_line(UNAVAILABLE)  # the message, when it lands, is printed whole
         elif isinstance(event.item, AssistantMessage):
             self._message(event.item)
         elif isinstance(event.item, StatusEvent):

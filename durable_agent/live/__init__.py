@@ -10,6 +10,7 @@ Streams for fleets, chosen by `DURABLE_AGENT_LIVE_URL` (`_settings.py`).
 from ._deltas import DeltaRead, LiveDeltas, Located, locate
 from ._embedded import EmbeddedReader, Store
 from ._entries import EntryCodec
+from ._merge import ITEMS_EVERY, RunDeltas, streamed_text
 from ._protocol import (
     Batch,
     BusUnavailable,
@@ -34,6 +35,7 @@ from ._settings import (
 
 __all__ = [
     "ADVERTISE_VARIABLE",
+    "ITEMS_EVERY",
     "LIVE_URL_VARIABLE",
     "Batch",
     "BusUnavailable",
@@ -47,6 +49,7 @@ __all__ = [
     "Publisher",
     "Reader",
     "RedisBus",
+    "RunDeltas",
     "Store",
     "announced",
     "close_publishers",
@@ -56,5 +59,6 @@ __all__ = [
     "publisher",
     "reader_for",
     "stream_key",
+    "streamed_text",
     "turn_of",
 ]

@@ -41,6 +41,8 @@ class DeltaRead:
     """In order; each with `offset` set to its position (a cursor goes on from offset + 1)."""
     unavailable: str | None = None
     """Why live text cannot be read now (the run's items are unaffected)."""
+    following: bool = False
+    """A call's stream is being read and its attempt has not ended: more may come."""
 
 
 async def locate(client: Client, workflow_id: str) -> Located | None:
@@ -72,7 +74,10 @@ class LiveDeltas:
         self._codec = EntryCodec(client.data_converter)
         self._call: Located | None = None
         self._readers: dict[str, Reader] = {}
-        self._ended = False
+        self._done = False
+        """The located attempt's end marker was read: that attempt says no more."""
+        self._stale = False
+        """The located call could not be read (bus error, unknown there): look again."""
         self._retry_at = 0.0
         self.turn: int | None = None
         """The turn of the call read last (from its deltas' positions)."""
@@ -80,7 +85,7 @@ class LiveDeltas:
     async def read(self, since: int, wait: float) -> DeltaRead:
         """The call's deltas at or after position `since`, waiting up to `wait` seconds for one.
         Returns at once with none when no call can be read now."""
-        if self._call is None or self._ended:
+        if self._call is None or self._done or self._stale:
             if time.monotonic() < self._retry_at:
                 return DeltaRead()
             try:
@@ -88,10 +93,10 @@ class LiveDeltas:
             except RPCError as exc:
                 self._retry_at = time.monotonic() + RELOCATE_AFTER
                 return DeltaRead(unavailable=f"cannot describe the run: {exc.message}")
-            if found is None or (found == self._call and self._ended):
+            if found is None or (found == self._call and self._done):
                 self._retry_at = time.monotonic() + RELOCATE_AFTER
                 return DeltaRead()
-            self._call, self._ended = found, False
+            self._call, self._done, self._stale = found, False, False
         return await self._read(self._call, since, wait)
 
     async def drain(self, since: int) -> DeltaRead:
@@ -103,7 +108,7 @@ class LiveDeltas:
 
     def forget(self) -> None:
         """The call's message (or its interruption) is in the run's stream."""
-        self._call, self._ended, self.turn = None, False, None
+        self._call, self._done, self._stale, self.turn = None, False, False, None
 
     async def close(self) -> None:
         readers, self._readers = list(self._readers.values()), {}
@@ -115,21 +120,23 @@ class LiveDeltas:
         if reader is None:
             made = reader_for(call.where, self._environ)
             if isinstance(made, str):
-                self._ended, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
-                return DeltaRead(unavailable=made)
+                return self._failed(made)
             reader = self._readers[call.where] = made
         try:
             batch = await reader.read(call.key, since, wait)
             deltas = await self._codec.decode([e.data for e in batch.entries])
         except BusUnavailable as exc:
-            self._ended, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
-            return DeltaRead(unavailable=str(exc))
+            return self._failed(str(exc))
         except Exception as exc:  # a codec without the keys, a malformed entry
-            self._ended, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
-            return DeltaRead(unavailable=f"cannot read live text: {type(exc).__name__}: {exc}")
-        if batch.ended or not batch.known:
-            self._ended, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
+            return self._failed(f"cannot read live text: {type(exc).__name__}: {exc}")
+        self._done = batch.ended
+        if not batch.known:  # not there (yet, after a whole wait; or its worker restarted)
+            self._stale, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
         for delta, entry in zip(deltas, batch.entries, strict=True):
             delta.offset = entry.position
             self.turn = turn_of(entry.position)
-        return DeltaRead(deltas)
+        return DeltaRead(deltas, following=not (self._done or self._stale))
+
+    def _failed(self, why: str) -> DeltaRead:
+        self._stale, self._retry_at = True, time.monotonic() + RELOCATE_AFTER
+        return DeltaRead(unavailable=why)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 import time
@@ -51,9 +52,15 @@ class Store:
     def __init__(self) -> None:
         self._streams: dict[str, _Stream] = {}
         self._swept = time.monotonic()
+        self._created = asyncio.Event()
+        """Set when a stream is created: a reader can find a call before its first write."""
 
     def append(self, key: str, entries: Sequence[Entry]) -> None:
-        stream = self._streams.setdefault(key, _Stream())
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+            self._created.set()
+            self._created = asyncio.Event()
         last = stream.entries[-1].position if stream.entries else -1
         fresh = [e for e in entries if e.position > last]
         if not fresh:
@@ -69,17 +76,18 @@ class Store:
         deadline = time.monotonic() + min(wait, MAX_WAIT)
         while True:
             stream = self._streams.get(key)
-            if stream is None:
-                return Batch(known=False)
-            changed = stream.changed
-            batch = visible([e for e in stream.entries if e.position >= since])
             left = deadline - time.monotonic()
-            if batch.entries or batch.ended or left <= 0:
-                return batch
-            try:
+            if stream is None:
+                if left <= 0:
+                    return Batch(known=False)
+                changed = self._created
+            else:
+                changed = stream.changed
+                batch = visible([e for e in stream.entries if e.position >= since])
+                if batch.entries or batch.ended or left <= 0:
+                    return batch
+            with contextlib.suppress(TimeoutError):  # then: what there is, or not known
                 await asyncio.wait_for(changed.wait(), left)
-            except TimeoutError:
-                return Batch()
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -109,11 +109,13 @@ class Subscription:
     """One observer's view of a run's stream: the events after its cursor, in order, ending
     with `end`.
 
-    A cursor `I.D` means what it means to the `live` query: the items from the (I+1)-th on,
-    and the deltas from offset D on. So an item (id `i.d`: it is the i-th) comes when i > I,
-    a delta (it ends at offset d) when d > D, and a `state` event when it is not before the
-    cursor in either part (i >= I and d >= D): a resumed stream never misses a state change
-    that followed its last event (when that event was a `state` one, it comes again). `end`
+    A cursor `I.D` means what it means to `AgentClient.events`: the items from the (I+1)-th
+    on, and the deltas from live-bus position D on. So an item (id `i.d`: it is the i-th)
+    comes when i > I, a delta (it ends at position d) when d > D, and a `state` event when it
+    is not before the cursor: after more items (i > I), or after as many and not before its
+    deltas (i == I and d >= D). A resumed stream never misses a state change that followed its
+    last event (when that event was a `state` one, it comes again), even from a reader that
+    started after the call whose deltas the cursor names (it read none: its d is lower). `end`
     always comes. Comparing each kind by its own part, not "either part is larger", keeps a
     cursor that names only the items (`N.0`: "what comes next, and the reply streaming now
     from its start") from letting earlier items through: theirs is the delta offset of their
@@ -185,7 +187,7 @@ class Subscription:
             return items > after_items
         if kind == "delta":
             return deltas > after_deltas
-        return items >= after_items and deltas >= after_deltas
+        return items > after_items or (items == after_items and deltas >= after_deltas)
 
 
 class Hub:

@@ -24,11 +24,13 @@ class ModelDelta(Data):
 
     `text`: more text. `tool_call`: the model started a call (`tool_call_id`, `name`).
     `superseded`: the call was tried again; drop what earlier attempts of this turn streamed.
+    `unavailable`: the live bus cannot be read now (`text` says why): the message still lands
+    whole; only a reader makes it, never the model activity.
     """
 
     turn: int
     attempt: int = 1
-    kind: Literal["text", "tool_call", "superseded"]
+    kind: Literal["text", "tool_call", "superseded", "unavailable"]
     text: str = ""
     tool_call_id: str | None = None
     name: str | None = None

@@ -297,6 +297,15 @@ class UserMessageSignal(Extensible):
     `AgentClient.say` puts them there)."""
 
 
+class InterruptRequest(UserMessageSignal, Extensible):
+    """Update `interrupt`: a user message that cuts the model call in flight off. `partial`:
+    what that call had streamed, as the interrupter read it from the live bus (the run holds
+    no deltas); it becomes the `interrupted` event's text, never a message a model sees."""
+
+    _new_fields = ("partial",)
+    partial: str | None = None
+
+
 class ChildReport(Data):
     """Signal `child_report`, from a sub-agent's run to its parent's when what it waits for or
     its usage changed: the parent lists those calls and counts that usage against budgets."""
@@ -365,7 +374,7 @@ def dump_json_schemas() -> dict[str, Any]:
         Update.SUBMIT_TOOL_RESULT: ToolResultSignal,
         Update.SUBMIT_APPROVAL: ApprovalSignal,
         Update.SUBMIT_USER_MESSAGE: UserMessageSignal,
-        Update.INTERRUPT: UserMessageSignal,
+        Update.INTERRUPT: InterruptRequest,
     }
     queries: dict[Query, tuple[Any, Any]] = {  # (input or None, answer)
         Query.STATUS: (None, StatusInfo),
