@@ -21,11 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage
+
+from durable_agent.authoring import _registry
 from durable_agent.activities.hooks import hook_activity
 from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
-from durable_agent.authoring import _registry
 from durable_agent.client import AgentClient
 from durable_agent.devserver import dynamic_config_args
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
@@ -51,6 +52,14 @@ def binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} not installed: run `make install`")
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), slow tests first: handed out one at a time
+    (`--maxschedchunk 1`), the long ones start at once on every worker and the short ones fill
+    in around them, instead of one long test starting last and holding the run open."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
