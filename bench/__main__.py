@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import context_window, delegation, live, prompt_cache
+from . import context_window, delegation, live, parked, prompt_cache, rolling
 from .measure import (
     Timing,
     WorkerProcess,
@@ -64,6 +64,8 @@ class Plan:
     cache_turns: int = 50
     window_turns: int = 1000
     window_unbounded_turns: int = 100
+    parked: tuple[int, ...] = (1000, 10000)
+    rolling_rounds: int = 5
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
@@ -87,6 +89,8 @@ QUICK = Plan(
     cache_turns=3,
     window_turns=20,
     window_unbounded_turns=10,
+    parked=(20,),
+    rolling_rounds=0,
     live=live.QUICK_LIVE,
 )
 
@@ -207,7 +211,7 @@ async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
-    if only is None or only - {"live", "prompt-cache", "context-window"}:
+    if only is None or only - {"live", "prompt-cache", "context-window", "parked", "rolling"}:
         await measure_variants(plan, only, report)
     if only is None or "live" in only:
         report.live(await live.measure(plan.live))
@@ -227,6 +231,10 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await env.shutdown()
         report.sections.append(context_window.table(windows))
+    if only is None or "parked" in only:
+        report.sections.append(parked.table(await parked.measure(plan.parked)))
+    if (only is None or "rolling" in only) and plan.rolling_rounds:
+        report.sections.append(rolling.table(await rolling.measure(plan.rolling_rounds)))
     text = report.markdown(_header(args.quick))
     print(text)
     if args.output:
