@@ -1,8 +1,9 @@
 """What observers of a live run read: the model's reply while it streams, and one page of
 the run's stream (messages, status events and deltas) from a cursor.
 
-Deltas are published by the model activity while the call runs; they are shown to people and
-never sent to a model. A finished call's deltas are dropped once its message is in the stream.
+Deltas are published by the model activity while the call runs, to the live bus beside the run
+(`durable_agent.live`), never through the workflow; they are shown to people and never sent to
+a model. Readers merge them with the run's items: a call's deltas come before its message.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from ._conversation import Data, Item
 from .names import RunState
 
 DELTAS_TOPIC = "deltas"
-"""The Workflow Streams topic the model activity publishes `ModelDelta`s to."""
+"""The Workflow Streams topic runs received `ModelDelta` signals on before issue 20: recorded
+histories hold it; nothing publishes to it now."""
 
 
 class ModelDelta(Data):
@@ -40,7 +42,7 @@ class ModelDelta(Data):
 
 class LiveQuery(Data):
     """`live` query: the stream from `items` (an index into messages and events, as in
-    `history`) and deltas from `deltas` (an offset)."""
+    `history`). `deltas` (a live-bus position) is echoed back as `next_deltas`."""
 
     items: int = Field(default=0, ge=0)
     deltas: int = Field(default=0, ge=0)
@@ -51,12 +53,14 @@ class LivePage(Data):
     items: list[Item]
     next_items: int
     deltas: list[ModelDelta]
+    """Empty: deltas are read from the live bus (kept so that readers of either version read
+    pages of the other)."""
     next_deltas: int
     more: bool = False
     """More is ready now: read again without waiting."""
     state: RunState
     streaming: bool = False
-    """A model call is in flight: observers read more often."""
+    """A model call is in flight: observers read its deltas from the live bus."""
     done: bool = False
     """The run has ended and this page holds the last of its stream."""
 
