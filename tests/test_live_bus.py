@@ -47,6 +47,7 @@ from durable_agent.storage import data_converter
 from durable_agent.wire import ModelDelta, RunState
 
 from .conftest import agent_client, new_id
+from .fake_llm_server import FakeLLMServer, Reply
 
 REPLY = "The quick brown fox jumps over the lazy dog and then naps in the sun."
 
@@ -441,3 +442,25 @@ def test_watch_says_live_text_is_unavailable_then_prints_the_message_whole() -> 
     lines = out.getvalue().splitlines()
     assert lines[0].endswith("The quick [live text unavailable]")
     assert lines[-1].endswith(REPLY) and lines[-1].startswith("helper")
+
+
+@pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
+async def test_each_wire_format_streams_deltas_that_add_up_to_the_message(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """Through the real SDK clients against the fake provider: what a reader is shown is the
+    message, to the last token (the publisher's last batch is sent before the call returns)."""
+    reply = "Paris is sunny today, with a light breeze from the west and no rain at all."
+    with FakeLLMServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        server.reply(Reply(text=reply, chunk_delay=0.02))
+        agent = Agent("wired", model=f"{prefix}:fake-model")
+        async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):
+            handle = await client.start("wired", "Weather in Paris?")
+            events = await read_events(client, handle.id)
+    text = [e for e in events if e.delta is not None and e.delta.kind == "text"]
+    assert len(text) > 3 and text_of(events) == reply
+    assert max(events.index(e) for e in text) < message_index(events)
