@@ -20,6 +20,7 @@ go on as before and the message lands whole.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -98,19 +99,22 @@ async def streamed_text(
     client: Client, workflow_id: str, environ: Mapping[str, str] | None = None
 ) -> str:
     """What the run's model call in flight has streamed so far (its latest attempt's text): an
-    interrupt keeps it. Bounded: reads what the bus holds now, at most `ITEMS_EVERY` seconds;
-    "" when there is no call or the bus cannot be read."""
+    interrupt keeps it. Bounded: reads what the bus holds now, for at most `ITEMS_EVERY`
+    seconds (a bus that is gone must not delay the interrupt); "" when there is no call or the
+    bus cannot be read."""
     deltas = LiveDeltas(client, workflow_id, environ)
     got: list[ModelDelta] = []
-    deadline = time.monotonic() + ITEMS_EVERY
     try:
-        since = 0
-        while time.monotonic() < deadline:
-            read = await (deltas.read(since, 0.0) if not got else deltas.drain(since))
-            if not read.deltas:
-                break
-            got += read.deltas
-            since = (read.deltas[-1].offset or since) + 1
+        async with asyncio.timeout(ITEMS_EVERY):
+            since = 0
+            while True:
+                read = await (deltas.read(since, 0.0) if not got else deltas.drain(since))
+                if not read.deltas:
+                    break
+                got += read.deltas
+                since = (read.deltas[-1].offset or since) + 1
+    except TimeoutError:
+        pass  # what was read in time
     finally:
         await deltas.close()
     latest = max((d.attempt for d in got), default=0)
