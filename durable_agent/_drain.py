@@ -14,7 +14,7 @@ SDK's fixed-size supplier does (one per poll and per task); closed, it hands out
 new poll starts. The polls already waiting are then answered by tasks (which the worker runs as
 usual) or stay idle because nothing is sent to them. The task queue's own polls close first,
 the sticky ones last, so the runs cached here are served until the end. Then the worker shuts
-down with no poll left whose task could be lost: with it, 0 stalls in 3 rolling restarts. A
+down with no poll left whose task could be lost: with it, 0 stalls in 8 rolling restarts. A
 task sent to the sticky queue after its last poll still waits the sticky timeout (1 s) before
 another worker takes it, because the SDK tells the server the worker is gone only once its
 calls have drained.
