@@ -408,23 +408,27 @@ def stream_frames(path: str, reply: Reply, model: str, body: dict[str, Any]) -> 
     if reply.fail_after is None:
         return frames
     message = reply.error_message or "overloaded"
-    return [*frames[: reply.fail_after], _stream_error(path, message, reply.fail_after)]
+    error = _stream_error(path, message, reply.fail_after, reply.error_code)
+    return [*frames[: reply.fail_after], error]
 
 
-def _stream_error(path: str, message: str, sequence_number: int) -> bytes:
+def _stream_error(path: str, message: str, sequence_number: int, code: str | None = None) -> bytes:
     """How each API reports a failure once its stream has begun."""
     if path == "/v1/chat/completions":
         return _sse({"error": {"message": message, "type": "server_error", "code": None}})
     if path == "/v1/responses":
-        error = {"type": "error", "code": "server_error", "message": message, "param": None}
+        error = {"type": "error", "code": code or "server_error", "message": message, "param": None}
         return _sse(error | {"sequence_number": sequence_number}, "error")
     return _sse(
         {"type": "error", "error": {"type": "overloaded_error", "message": message}}, "error"
     )
 
 
-def too_long(path: str, tokens: int, max_tokens: int, window: int) -> Reply | None:
-    """Each API's own refusal of a prompt over the model's context window (None: it fits)."""
+def too_long(
+    path: str, tokens: int, max_tokens: int, window: int, streamed: bool = False
+) -> Reply | None:
+    """Each API's own refusal of a prompt over the model's context window (None: it fits). A
+    streamed Responses call is refused inside its stream: an `error` event after the first two."""
     if path == "/v1/messages":
         if tokens > window:
             return Reply(
@@ -444,6 +448,8 @@ def too_long(path: str, tokens: int, max_tokens: int, window: int) -> Reply | No
             "Your input exceeds the context window of this model. Please adjust your input "
             "and try again."
         )
+        if streamed:
+            return Reply(fail_after=2, error_message=message, error_code="context_length_exceeded")
         return Reply(
             status=400,
             error_message=message,
@@ -516,7 +522,9 @@ class FakeLLMServer:
                         server.prompt_tokens.append(tokens)
                         limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
                         limit = limit or body.get("max_output_tokens") or 0
-                        refusal = too_long(self.path, tokens, limit, server.context_window)
+                        streamed = body.get("stream") is True
+                        window = server.context_window
+                        refusal = too_long(self.path, tokens, limit, window, streamed)
                         server.refused += refusal is not None
                         if refusal is None and server.cache is None:
                             reply = dataclasses.replace(reply, tokens=Tokens(tokens, USAGE[1]))

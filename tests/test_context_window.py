@@ -178,7 +178,6 @@ async def test_without_a_policy_the_run_fails_with_the_providers_refusal(
         failure = await run_error(handle)
     message = str(failure)
     assert "model call failed" in message
-    assert "400" in message
     assert any(
         sign in message
         for sign in ("maximum context length", "exceeds the context window", "prompt is too long")
@@ -186,12 +185,13 @@ async def test_without_a_policy_the_run_fails_with_the_providers_refusal(
     assert server.refused == 1
 
 
-@pytest.mark.parametrize("prefix", ["openai-chat", "anthropic"])
+@pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
 async def test_a_refusal_compacts_the_window_and_the_call_is_made_once_more(
     time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
 ) -> None:
     """The policy believes the model's window is twice what the server allows: the server's
-    refusal is the first it hears of it, and the run goes on."""
+    refusal (for a streamed Responses call, an error event inside the stream) is the first it
+    hears of it, and the run goes on."""
     server.responder = Reader(12)
     agent = reader(prefix, ContextPolicy(window_tokens=2 * WINDOW))
     async with agent_client(time_env.client, agent) as (client, _):
