@@ -10,6 +10,7 @@ with _workflow.unsafe.imports_passed_through():
 
     from .authoring import (
         Agent,
+        Guardrail,
         Handoff,
         Hook,
         MCPServer,
@@ -20,10 +21,13 @@ with _workflow.unsafe.imports_passed_through():
         ToolKind,
         external_tool,
         hook,
+        input_guardrail,
         long_running_tool,
+        output_guardrail,
         person,
         tool,
         tool_context,
+        tool_guardrail,
     )
     from .wire import (
         AgentRunInput,
@@ -34,6 +38,7 @@ with _workflow.unsafe.imports_passed_through():
         Budget,
         ContextPolicy,
         File,
+        GuardrailVerdict,
         HistoryPage,
         HistoryQuery,
         HookContext,
@@ -73,6 +78,8 @@ __all__ = [
     "Budget",
     "ContextPolicy",
     "File",
+    "Guardrail",
+    "GuardrailVerdict",
     "Handoff",
     "HistoryPage",
     "HistoryQuery",
@@ -109,9 +116,12 @@ __all__ = [
     "UserMessageSignal",
     "external_tool",
     "hook",
+    "input_guardrail",
     "long_running_tool",
+    "output_guardrail",
     "person",
     "prompt_messages",
     "tool",
     "tool_context",
+    "tool_guardrail",
 ]

@@ -139,6 +139,7 @@ def create_worker(
     a turn (bench/). Pass `workflow_runner=SandboxedWorkflowRunner()` (from
     `temporalio.worker.workflow_sandbox`) to run it sandboxed.
     """
+    from durable_agent.activities.guardrails import guardrail_activity
     from durable_agent.activities.hooks import hook_activity
     from durable_agent.activities.mcp import MCPActivities
     from durable_agent.activities.model import ModelActivities
@@ -155,6 +156,7 @@ def create_worker(
     tools = [t for a in served.values() for t in a.tool_list]
     hooks = {h.name: h for a in served.values() for h in a.hook_list}
     mcp_servers = [s for a in served.values() for s in a.mcp_servers]
+    guardrails = {g.name: g for a in served.values() for g in a.guardrails}
     # Only a worker with MCP servers has the dynamic handler: elsewhere an unknown activity
     # type keeps failing as unknown instead of reaching it.
     mcp = [MCPActivities(mcp_servers, model_activities.transcripts).run] if mcp_servers else []
@@ -181,6 +183,7 @@ def create_worker(
             model_activities.summarize,
             *tool_activities(tools, model_activities.transcripts),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
+            *(guardrail_activity(g, model_activities) for g in guardrails.values()),
             *mcp,
         ],
         interceptors=interceptors,

@@ -439,6 +439,16 @@ async def typed_output(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def guardrails(client: AgentClient, wf: str) -> Runs:
+    """Guardrails as activities: the input passes, a tool guardrail refuses the model's call
+    (an error result it sees), an output guardrail trips on the answer and the run ends
+    `guardrail_tripped`."""
+    handle = await client.start("corpus-guarded", "clean the database", workflow_id=wf)
+    result = await handle.result()
+    assert result.outcome == "guardrail_tripped", result.outcome
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -472,6 +482,7 @@ SCENARIOS: dict[str, Recording] = {
     "mcp": Recording(mcp),
     "compact": Recording(compact),
     "typed-output": Recording(typed_output),
+    "guardrails": Recording(guardrails),
 }
 
 

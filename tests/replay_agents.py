@@ -27,9 +27,12 @@ from durable_agent import (
     UserMessage,
     external_tool,
     hook,
+    input_guardrail,
     long_running_tool,
+    output_guardrail,
     person,
     tool,
+    tool_guardrail,
 )
 from durable_agent.wire import SUMMARY_INSTRUCTIONS
 
@@ -562,7 +565,49 @@ typed = Agent(
     output_type=CityAnswer,
 )
 
+
+def _no_secrets(text: str) -> str | None:
+    return "it asks for a password" if "password" in text else None
+
+
+def _no_drops(name: str, arguments: dict[str, object]) -> str | None:
+    return f"{name} is not allowed" if name == "drop_table" else None
+
+
+def _no_shouting(text: str) -> bool:
+    return text.isupper()
+
+
+@tool
+def drop_table(table: str) -> str:
+    """Drop a table.
+
+    Args:
+        table: Its name.
+    """
+    return f"dropped {table}"
+
+
+guarded = Agent(
+    "corpus-guarded",
+    # The input passes, the tool call is refused, the answer trips the output guardrail.
+    model=ScriptedModel(
+        "corpus-guarded",
+        [
+            AssistantMessage(tool_calls=[_call("g1", "drop_table", table="users")]),
+            "I MAY NOT DROP IT.",
+        ],
+    ),
+    tools=[drop_table],
+    guardrails=[
+        input_guardrail(_no_secrets),
+        tool_guardrail(_no_drops),
+        output_guardrail(_no_shouting),
+    ],
+)
+
 agents = [
+    guarded,
     typed,
     compacting,
     lead,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 from typing import Any, assert_never
 
 from temporalio import workflow
@@ -62,13 +63,24 @@ with workflow.unsafe.imports_passed_through():
 from .call_book import CallBook
 from .conversation import Conversation
 from .failures import CALL_FAILED, is_cancelled_exception
+from .guardrails import Guardrails
 from .hooks import Hooks
 from .index import SearchIndex
 from .intake import Intake
 from .life import MIN_RUN_AGE, RunLife, parse_input
 from .model_call import ModelCall
 from .outbox import Outbox
-from .outcomes import BudgetSpent, Final, HandedOff, Outcome, RunAgain, RunFailure, Stop, Wait
+from .outcomes import (
+    BudgetSpent,
+    Final,
+    GuardrailTripped,
+    HandedOff,
+    Outcome,
+    RunAgain,
+    RunFailure,
+    Stop,
+    Wait,
+)
 from .outputs import OutputCheck
 from .tool_calls import ToolCalls
 from .toolsets import MCPToolsets, list_missing
@@ -95,6 +107,7 @@ class AgentWorkflow:
         self._intake = Intake(conversation, calls, self._tree, self._model)
         self._index = index
         self._outputs = OutputCheck(conversation)
+        self._guardrails = Guardrails(conversation)
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,6 +131,9 @@ class AgentWorkflow:
                     case Stop(reason=reason):
                         self._conversation.event("agent", "stopped", reason=reason)
                         return self._life.end(RunState.COMPLETED, "stopped")
+                    case GuardrailTripped(reason=reason):
+                        result = self._life.end(RunState.GUARDRAIL_TRIPPED, "guardrail_tripped")
+                        return result.model_copy(update={"reason": reason})
                     case BudgetSpent():
                         return self._life.end(RunState.BUDGET_EXCEEDED, "budget_exceeded")
                     case HandedOff(agent=target):
@@ -157,6 +173,9 @@ class AgentWorkflow:
             )
         agent = self._life.agent()
         await list_missing(self._mcp, agent, conversation)
+        tripped = await self._guardrails.check_input(agent)  # agents with input guardrails
+        if tripped is not None:
+            return tripped
         response = await self._model.call(agent)
         if response is None:
             return RunAgain()  # interrupted: the interrupting message is answered next
@@ -169,6 +188,9 @@ class AgentWorkflow:
         answer = self._outputs.check(agent, response.message)  # typed outputs only
         if isinstance(answer, RunAgain):
             return answer  # it did not validate: the model is told why
+        tripped = await self._guardrails.check_output(agent, response.message)
+        if tripped is not None:
+            return tripped
         return Wait() if params.conversation else answer
 
     async def _resolve(self, calls: list[ToolCall]) -> Outcome:
@@ -176,7 +198,8 @@ class AgentWorkflow:
         agent = self._life.agent()
         await list_missing(self._mcp, agent, self._conversation)  # a resumed run may owe MCP calls
         opened = self._calls.open(agent, calls, self._mcp.tools(agent))
-        answers = await asyncio.gather(*(self._tool_calls.resolve(agent, c) for c in opened))
+        resolve = partial(self._guardrails.around, resolve=self._tool_calls.resolve)
+        answers = await asyncio.gather(*(resolve(agent, c) for c in opened))
         for answer in answers:
             self._conversation.append(answer)
         handoff = self._calls.close()

@@ -159,7 +159,9 @@ class Conversation:
 
     def result(
         self,
-        outcome: Literal["completed", "stopped", "cancelled", "budget_exceeded"] = "completed",
+        outcome: Literal[
+            "completed", "stopped", "cancelled", "budget_exceeded", "guardrail_tripped"
+        ] = "completed",
         pending: list[PendingCall] | None = None,
     ) -> AgentRunResult:
         messages = self.prompt()

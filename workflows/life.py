@@ -46,7 +46,7 @@ from .outcomes import Final, Outcome, RunAgain, Wait
 # the server side.
 MIN_RUN_AGE = timedelta(seconds=2)
 
-Ending = Literal["completed", "stopped", "cancelled", "budget_exceeded"]
+Ending = Literal["completed", "stopped", "cancelled", "budget_exceeded", "guardrail_tripped"]
 
 
 def parse_input(raw: tuple[object, ...]) -> AgentRunInput:

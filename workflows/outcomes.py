@@ -52,7 +52,16 @@ class BudgetSpent:
     reason: str
 
 
-Outcome = Final | RunAgain | HandedOff | Wait | Stop | BudgetSpent
+@dataclass(frozen=True)
+class GuardrailTripped:
+    """An input or output guardrail stopped the run."""
+
+    guardrail: str
+    kind: str
+    reason: str
+
+
+Outcome = Final | RunAgain | HandedOff | Wait | Stop | BudgetSpent | GuardrailTripped
 
 
 class RunFailure(ApplicationError):

@@ -21,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
 from .conversation import Conversation
 from .outcomes import Final, RunAgain, RunFailure
 
+RETRY_NAME = "output_check"
+"""The name on the loop's own retry prompts (input guardrails skip them)."""
 RETRY_PROMPT = (
     "Your answer does not match the required output schema:\n{error}\n"
     "Answer again with only the corrected JSON."
@@ -54,5 +56,6 @@ class OutputCheck:
                         f"{agent.output_retries} retries: {error}",
                         "OutputValidationFailed",
                     )
-                self._conversation.append(UserMessage(content=RETRY_PROMPT.format(error=error)))
+                retry = UserMessage(content=RETRY_PROMPT.format(error=error), name=RETRY_NAME)
+                self._conversation.append(retry)
                 return RunAgain()

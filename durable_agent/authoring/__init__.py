@@ -8,12 +8,14 @@ and the edges import it."""
 
 from ._agent import Agent, Handoff, ScriptedModel, SubAgent, person
 from ._context import ToolContext, tool_context
+from ._guardrails import Guardrail, input_guardrail, output_guardrail, tool_guardrail
 from ._hooks import Hook, hook
 from ._mcp import MCPServer
 from ._tool import Tool, ToolKind, external_tool, long_running_tool, tool
 
 __all__ = [
     "Agent",
+    "Guardrail",
     "Handoff",
     "Hook",
     "MCPServer",
@@ -24,8 +26,11 @@ __all__ = [
     "ToolKind",
     "external_tool",
     "hook",
+    "input_guardrail",
     "long_running_tool",
+    "output_guardrail",
     "person",
     "tool",
     "tool_context",
+    "tool_guardrail",
 ]

@@ -16,10 +16,12 @@ from ..wire import (
     AssistantMessage,
     Budget,
     ContextPolicy,
+    GuardrailKind,
     ModelRequest,
     ModelSettings,
     ToolSpec,
 )
+from ._guardrails import Guardrail
 from ._hooks import Hook, hook
 from ._mcp import MCPServer, MCPTool
 from ._tool import FROM_AGENT, HEARTBEAT_TIMEOUT, Tool, ToolKind, tool
@@ -163,6 +165,9 @@ class Agent:
     """How many times an answer that does not validate goes back to the model with the error
     before the run fails (`OutputValidationFailed`)."""
 
+    guardrails: Sequence[Guardrail] = ()
+    """Input, output and tool guardrails (`input_guardrail(...)`, README "Guardrails")."""
+
     _specs: list[ToolSpec] | None = field(default=None, init=False, repr=False)
     _output: OutputSpec | None = field(default=None, init=False, repr=False)
 
@@ -213,6 +218,9 @@ class Agent:
             self._specs = [t.spec() for t in self.tool_list] + [h.spec() for h in self.handoff_list]
             self._specs += [s.spec() for s in self.sub_agents]
         return self._specs
+
+    def guardrail_list(self, kind: GuardrailKind) -> list[Guardrail]:
+        return [g for g in self.guardrails if g.kind == kind]
 
     @property
     def output(self) -> OutputSpec | None:
@@ -282,6 +290,11 @@ def handoff_graph(roots: Iterable[Agent]) -> dict[str, Agent]:
                 if h.agent is not None
             )
             stack.extend((s.agent, f"a sub-agent of {agent.name!r}") for s in agent.sub_agents)
+            stack.extend(
+                (g.agent, f"a guardrail of {agent.name!r}")
+                for g in agent.guardrails
+                if g.agent is not None
+            )
     return {name: agent for name, (agent, _) in found.items()}
 
 

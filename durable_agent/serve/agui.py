@@ -297,6 +297,12 @@ async def _ending(
                 message=f"the run stopped: {why}", code="BudgetExceeded", usage=turn.usage()
             )
             return [*turn.close(), stopped]
+        case RunState.GUARDRAIL_TRIPPED:
+            why = turn.stop_reason or "a guardrail tripped"
+            tripped = RunErrorEvent(
+                message=f"the run stopped: {why}", code="GuardrailTripped", usage=turn.usage()
+            )
+            return [*turn.close(), tripped]
         case _:
             assert_never(state)
 

@@ -149,7 +149,7 @@ class Translation:
                 before[0] + int(item.data.get("input_tokens", 0)),
                 before[1] + int(item.data.get("output_tokens", 0)),
             )
-        elif kind == "budget_exceeded":
+        elif kind in ("budget_exceeded", "guardrail_tripped"):
             self.stop_reason = str(item.data.get("reason") or "") or None
         elif kind == "interrupted":  # the call was cut off: what it said stays as it was
             return self._drop_text()

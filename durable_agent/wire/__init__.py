@@ -42,6 +42,7 @@ from ._conversation import (
     prompt_messages,
     render_content,
 )
+from ._guardrails import GuardrailCall, GuardrailKind, GuardrailVerdict
 from ._live import (
     DELTAS_TOPIC,
     LiveEvent,
@@ -101,6 +102,7 @@ from .names import (
     RunState,
     Signal,
     Update,
+    guardrail_activity,
 )
 
 __all__ = [
@@ -137,6 +139,9 @@ __all__ = [
     "EventSource",
     "Extensible",
     "File",
+    "GuardrailCall",
+    "GuardrailKind",
+    "GuardrailVerdict",
     "HistoryPage",
     "HistoryQuery",
     "HookContext",
@@ -188,6 +193,7 @@ __all__ = [
     "cursor",
     "dump_json_schemas",
     "estimate_tokens",
+    "guardrail_activity",
     "limits",
     "names",
     "parse_cursor",

@@ -246,7 +246,7 @@ class CarryOver(Data):
 
 
 class AgentRunResult(Extensible):
-    _new_fields = ("outcome", "pending", "output")
+    _new_fields = ("outcome", "pending", "output", "reason")
 
     final_text: str | None
     messages: list[Message]
@@ -254,14 +254,19 @@ class AgentRunResult(Extensible):
     turns: int
     agent: str
     """The agent that gave the final answer (after handoffs it may not be the first one)."""
-    outcome: Literal["completed", "stopped", "cancelled", "budget_exceeded"] = "completed"
+    outcome: Literal[
+        "completed", "stopped", "cancelled", "budget_exceeded", "guardrail_tripped"
+    ] = "completed"
     """`stopped`: a hook asked the run to stop. `cancelled`: the run was cancelled.
-    `budget_exceeded`: its `Budget` (or an ancestor's) was reached."""
+    `budget_exceeded`: its `Budget` (or an ancestor's) was reached. `guardrail_tripped`: an
+    input or output guardrail stopped it (`reason` says which and why)."""
     pending: list[PendingCall] = Field(default_factory=list)
     """The calls still waiting when the run was cancelled."""
     output: Any = None
     """With an agent's `output_type`: the final answer as validated, as JSON data
     (`AgentClient.result(..., output_type=)` gives it typed). None for plain text answers."""
+    reason: str | None = None
+    """Why a guardrail tripped (outcome `guardrail_tripped`)."""
 
 
 class ToolResultSignal(Data):

@@ -66,6 +66,11 @@ def hook_activity(hook: str) -> str:
     return f"hook.{hook}"
 
 
+def guardrail_activity(guardrail: str) -> str:
+    """One activity type per guardrail."""
+    return f"guardrail.{guardrail}"
+
+
 def mcp_list_activity(server: str) -> str:
     """An MCP server's tool listing (one dynamic activity serves every MCP name)."""
     return f"mcp.{server}.list_tools"
@@ -90,10 +95,18 @@ class RunState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BUDGET_EXCEEDED = "budget_exceeded"
+    GUARDRAIL_TRIPPED = "guardrail_tripped"
+    """An input or output guardrail stopped the run (README "Guardrails")."""
 
 
 ENDED: Final = frozenset(
-    {RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.BUDGET_EXCEEDED}
+    {
+        RunState.COMPLETED,
+        RunState.FAILED,
+        RunState.CANCELLED,
+        RunState.BUDGET_EXCEEDED,
+        RunState.GUARDRAIL_TRIPPED,
+    }
 )
 """The states a run never leaves: its stream is complete."""
 
@@ -121,6 +134,7 @@ EventKind: TypeAlias = Literal[
     "approval_received",
     "interrupt_received",
     "output_invalid",
+    "guardrail_tripped",
     # the model call (source "llm")
     "model_called",
     "interrupted",
@@ -131,6 +145,7 @@ EventKind: TypeAlias = Literal[
     "tool_finished",
     "tool_failed",
     "tool_rejected",
+    "guardrail_refused",
     "waiting",
     "deadline_passed",
     "result_received",

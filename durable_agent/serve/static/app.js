@@ -178,7 +178,7 @@ function setState(state) {
   badge.textContent = state.replaceAll("_", " ");
   badge.className = `badge ${state}`;
   badge.hidden = !state;
-  const ended = ["completed", "failed", "cancelled", "budget_exceeded"].includes(state);
+  const ended = ["completed", "failed", "cancelled", "budget_exceeded", "guardrail_tripped"].includes(state);
   $("cancel-run").disabled = ended;
   for (const button of $("composer").querySelectorAll("button")) button.disabled = ended;
 }

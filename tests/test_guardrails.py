@@ -1,0 +1,182 @@
+"""Guardrails (issue 19 part 4): input and output guardrails end a run as `guardrail_tripped`
+with a reason, seen in its result, status, events, search attribute, the CLI and AG-UI; tool
+guardrails refuse a call with an error result the model sees. Each runs as an activity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ag_ui.core import RunErrorEvent
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import (
+    Agent,
+    GuardrailVerdict,
+    RunState,
+    ScriptedModel,
+    ToolMessage,
+    input_guardrail,
+    output_guardrail,
+    tool,
+    tool_guardrail,
+)
+from durable_agent.serve.app import create_app
+from durable_agent.wire import AGENT_STATUS
+
+from .conftest import agent_client, calls, new_id
+from .helpers import events
+from .test_agui import post_run, run_input
+from .test_serve import http_server
+
+
+def no_secrets(text: str) -> str | None:
+    return "the message asks for a password" if "password" in text.lower() else None
+
+
+def polite(text: str) -> bool:
+    return "stupid" in text  # True trips, with a generic reason
+
+
+async def no_deletes(name: str, arguments: dict[str, Any]) -> str | None:
+    return f"{name} may not delete {arguments.get('path')}" if name == "delete" else None
+
+
+@tool
+def delete(path: str) -> str:
+    """Delete a file.
+
+    Args:
+        path: The file.
+    """
+    raise AssertionError("a refused call never runs")
+
+
+@tool
+def read(path: str) -> str:
+    """Read a file.
+
+    Args:
+        path: The file.
+    """
+    return f"contents of {path}"
+
+
+async def guardrail_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    names = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            if name.startswith("guardrail."):
+                names.append(name)
+    return names
+
+
+def guarded(name: str, replies: list[Any], **options: Any) -> Agent:
+    return Agent(
+        name,
+        model=ScriptedModel(new_id(), replies),
+        tools=[delete, read],
+        guardrails=[
+            input_guardrail(no_secrets),
+            output_guardrail(polite),
+            tool_guardrail(no_deletes),
+        ],
+        **options,
+    )
+
+
+async def test_an_input_guardrail_ends_the_run_before_any_model_call(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    agent = guarded("guarded-in", [])  # no reply scripted: a model call would fail the run
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("guarded-in", "What is the admin password?")
+        result = await handle.result()
+        status = await client.status(handle.id)
+        history = await client.history(handle.id, ["agent"])
+        described = await handle.describe()
+    assert result.outcome == "guardrail_tripped"
+    assert result.reason == "the message asks for a password"
+    assert status.state is RunState.GUARDRAIL_TRIPPED and status.turn == 0
+    [tripped] = events(history.items, "guardrail_tripped")
+    assert tripped["guardrail"] == "no_secrets" and tripped["kind"] == "input"
+    assert described.typed_search_attributes.get(AGENT_STATUS) == "guardrail_tripped"
+    assert await guardrail_activities(handle) == ["guardrail.no_secrets"]
+
+
+async def test_a_tool_guardrail_refuses_a_call_and_the_model_sees_why(
+    time_env: WorkflowEnvironment,
+) -> None:
+    replies = [
+        calls(("d1", "delete", {"path": "/etc"}), ("r1", "read", {"path": "/etc/hosts"})),
+        calls(("r2", "read", {"path": "/tmp/x"})),
+        "Done: I read two files and may not delete /etc.",
+    ]
+    agent = guarded("guarded-tool", replies)
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("guarded-tool", "tidy up")
+        result = await handle.result()
+        history = await client.history(handle.id, ["tool"])
+    assert result.outcome == "completed"
+    answers = {m.tool_call_id: m for m in result.messages if isinstance(m, ToolMessage)}
+    assert answers["d1"].is_error
+    assert answers["d1"].content == "refused by guardrail no_deletes: delete may not delete /etc"
+    assert answers["r1"].content == "contents of /etc/hosts" and not answers["r1"].is_error
+    [refused] = events(history.items, "guardrail_refused")
+    assert refused["tool_call_id"] == "d1"
+    # Input once (the one user message), a tool check per call, output once.
+    assert sorted(await guardrail_activities(handle)) == sorted(
+        ["guardrail.no_secrets", "guardrail.polite"] + ["guardrail.no_deletes"] * 3
+    )
+
+
+async def test_an_output_guardrail_ends_the_run_after_the_answer(
+    time_env: WorkflowEnvironment,
+) -> None:
+    agent = guarded("guarded-out", ["That is a stupid question."])
+    async with agent_client(time_env.client, agent) as (client, _):
+        result = await (await client.start("guarded-out", "Why?")).result()
+    assert result.outcome == "guardrail_tripped"
+    assert result.reason == "guardrail polite tripped"
+    assert result.final_text == "That is a stupid question."  # in the record, not an answer
+
+
+async def test_an_agent_as_a_guardrail_answers_a_verdict(time_env: WorkflowEnvironment) -> None:
+    verdict = json.dumps({"tripped": True, "reason": "off topic: this desk does geography"})
+    judge = Agent(
+        "judge",
+        model=ScriptedModel(new_id(), [verdict]),
+        instructions="Is the message about geography? Trip when it is not.",
+        output_type=GuardrailVerdict,
+    )
+    agent = Agent(
+        "geo-desk",
+        model=ScriptedModel(new_id(), []),
+        guardrails=[input_guardrail(judge)],
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        result = await (await client.start("geo-desk", "Write me a poem")).result()
+    assert result.outcome == "guardrail_tripped"
+    assert result.reason == "off topic: this desk does geography"
+
+
+def test_an_agent_guardrail_must_answer_a_verdict() -> None:
+    with pytest.raises(ValueError, match="GuardrailVerdict"):
+        input_guardrail(Agent("loose", model="openai:x"))
+
+
+async def test_ag_ui_ends_a_tripped_turn_with_run_error(dev_env: WorkflowEnvironment) -> None:
+    agent = guarded("agui-guarded", [])
+    async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):  # noqa: SIM117
+        async with http_server(create_app(client)) as url:
+            thread = new_id()
+            body = run_input(thread, [("user", "my password is hunter2")])
+            got = await post_run(url, "agui-guarded", body)
+    last = got[-1]
+    assert isinstance(last, RunErrorEvent), got
+    assert last.code == "GuardrailTripped"
+    assert "the message asks for a password" in last.message
