@@ -201,11 +201,13 @@ async def test_a_refusal_compacts_the_window_and_the_call_is_made_once_more(
     assert server.refused >= 1
 
 
+@pytest.mark.parametrize("local", [False, True], ids=["activity", "local-activity"])
 async def test_a_scripted_model_keeps_its_place_when_its_window_leaves_turns_out(
-    time_env: WorkflowEnvironment,
+    time_env: WorkflowEnvironment, local: bool
 ) -> None:
     """Reply n answers the n-th call, those the window left out counted; the scripted model
-    answers its own summary calls."""
+    answers its own summary calls. In fast mode the summary call is a local activity too, its
+    messages carried in its input (a local activity cannot query its run)."""
     script: list[str | AssistantMessage] = [
         AssistantMessage(
             tool_calls=[ToolCall(id=f"call_{n}", name="fetch_page", arguments=f'{{"page": {n}}}')]
@@ -218,17 +220,25 @@ async def test_a_scripted_model_keeps_its_place_when_its_window_leaves_turns_out
         tools=[fetch_page],
         max_turns=25,
         context=ContextPolicy(window_tokens=4_000, reply_tokens=500, summary_tokens=200),
+        local_model=local,
     )
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("scripted-reader", "Read the whole report.")
         result = await handle.result()
         events = await client.history(handle.id, ["llm"])
+        history = await handle.fetch_history()
     assert result.final_text == "I read every page."
     results = [m for m in result.messages if isinstance(m, ToolMessage)]
     assert [m.tool_call_id for m in results] == [f"call_{n}" for n in range(20)]
     assert not any(m.is_error for m in results)
     compacted = [e for e in events.items if getattr(e, "kind", None) == "context_compacted"]
     assert compacted and "a summary of" in str(compacted[-1].model_dump())
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert ("core_local_activity" in markers) is local
 
 
 async def test_the_window_and_its_summary_outlive_continue_as_new(
