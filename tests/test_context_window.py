@@ -185,20 +185,24 @@ async def test_without_a_policy_the_run_fails_with_the_providers_refusal(
     assert server.refused == 1
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "unstreamed"])
 @pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
 async def test_a_refusal_compacts_the_window_and_the_call_is_made_once_more(
-    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
+    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str, stream: bool
 ) -> None:
     """The policy believes the model's window is twice what the server allows: the server's
     refusal (for a streamed Responses call, an error event inside the stream) is the first it
     hears of it, and the run goes on."""
     server.responder = Reader(12)
     agent = reader(prefix, ContextPolicy(window_tokens=2 * WINDOW))
+    agent.stream = stream
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("reader", "Read the whole report.")
         result = await handle.result()
     assert result.final_text == "I read every page."
     assert server.refused >= 1
+    calls = [r for r in server.requests if not is_summary(r)]  # summaries never stream
+    assert all(r.body.get("stream", False) is stream for r in calls)
 
 
 @pytest.mark.parametrize("local", [False, True], ids=["activity", "local-activity"])
