@@ -148,10 +148,12 @@ def create_worker(
 
     served = _registry.register(task_queue, agents)
     scripted = {
-        a.model.name: a.model for a in served.values() if isinstance(a.model, ScriptedModel)
+        m.name: m for a in served.values() for m in a.models if isinstance(m, ScriptedModel)
     }
     model_activities = ModelActivities(
-        scripted, providers, preload=(a.model_string.partition(":")[0] for a in served.values())
+        scripted,
+        providers,
+        preload=(m.partition(":")[0] for a in served.values() for m in a.model_strings),
     )
     tools = [t for a in served.values() for t in a.tool_list]
     hooks = {h.name: h for a in served.values() for h in a.hook_list}

@@ -449,6 +449,14 @@ async def guardrails(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def fallback(client: AgentClient, wf: str) -> Runs:
+    """A primary model that fails for good, then its fallback answering the same call."""
+    handle = await client.start("corpus-fallback", "anyone there?", workflow_id=wf)
+    result = await handle.result()
+    assert result.final_text == "the backup answers", result.final_text
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -483,6 +491,7 @@ SCENARIOS: dict[str, Recording] = {
     "compact": Recording(compact),
     "typed-output": Recording(typed_output),
     "guardrails": Recording(guardrails),
+    "fallback": Recording(fallback),
 }
 
 

@@ -606,7 +606,22 @@ guarded = Agent(
     ],
 )
 
+
+def _down(request: ModelRequest) -> str:
+    raise ApplicationError("the primary model is down", non_retryable=True)
+
+
+falling_back = Agent(
+    "corpus-fallback",
+    # The primary fails for good at once; the fallback answers (a `model_fallback` event).
+    model=[
+        ScriptedModel("corpus-fallback-primary", _down),
+        ScriptedModel("corpus-fallback-backup", ["the backup answers"]),
+    ],
+)
+
 agents = [
+    falling_back,
     guarded,
     typed,
     compacting,

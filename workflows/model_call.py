@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
 from .context import ContextKeeper
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
+from .fallback import with_fallbacks
 from .outbox import Outbox, whole_on_miss
 from .outcomes import RunFailure
 from .toolsets import MCPToolsets
@@ -116,7 +117,10 @@ class ModelCall:
     ) -> ModelResponse:
         """With a reference to the conversation, or whole to a worker that lacks it."""
         whole = partial(self._outbox.whole, request, prompt)
-        return await whole_on_miss(partial(self._execute, agent), request, whole)
+        execute = partial(self._execute, agent)
+        cut = lambda: isinstance(self.state, Interrupted)  # noqa: E731 - read when it fails
+        fallbacks = partial(with_fallbacks, self._conversation, agent, execute=execute, cut=cut)
+        return await whole_on_miss(fallbacks, request, whole)
 
     async def _execute(self, agent: Agent, request: ModelRequest) -> ModelResponse:
         # Heartbeats: a dead worker's call is retried in seconds, and a cancelled run cancels

@@ -127,7 +127,9 @@ class Agent:
     """What the workflow runs. Data and functions: the workflow reads it, activities call it."""
 
     name: str
-    model: str | ScriptedModel
+    model: str | ScriptedModel | Sequence[str | ScriptedModel]
+    """`provider:name` (or a `ScriptedModel`); a list is a primary and its fallbacks, tried in
+    order when a call fails for good (README "Fallback models")."""
     instructions: str = ""
     tools: Sequence[Tool | MCPServer | SubAgent | Callable[..., Any]] = ()
     """Functions, `Tool`s, `MCPServer`s whose tools the run lists once (see README "MCP"), and
@@ -182,6 +184,8 @@ class Agent:
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"agent {self.name!r} has duplicate tool names: {sorted(duplicates)}")
+        if not self.models:
+            raise ValueError(f"agent {self.name!r} has an empty list of models")
         if self.output_type is not str:  # a type pydantic cannot take fails here, not mid-run
             self._output = OutputSpec(self.output_type)
         servers = [s.name for s in self.mcp_servers]
@@ -210,7 +214,17 @@ class Agent:
 
     @property
     def model_string(self) -> str:
-        return self.model.model_string if isinstance(self.model, ScriptedModel) else self.model
+        """The primary model's `provider:name`."""
+        return self.model_strings[0]
+
+    @property
+    def models(self) -> list[str | ScriptedModel]:
+        """The primary model, then its fallbacks."""
+        return [self.model] if isinstance(self.model, str | ScriptedModel) else list(self.model)
+
+    @property
+    def model_strings(self) -> list[str]:
+        return [m.model_string if isinstance(m, ScriptedModel) else m for m in self.models]
 
     def tool_specs(self) -> list[ToolSpec]:
         """Computed once: JSON-schema generation would otherwise cost every turn."""

@@ -1,0 +1,109 @@
+"""Fallback models (issue 19 part 3): `Agent(model=[primary, fallback, ...])` through the real
+SDKs, with the local server failing the primary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import Agent, ScriptedModel
+
+from .conftest import agent_client, new_id
+from .fake_llm_server import FakeLLMServer, error, text
+from .helpers import events
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        yield s
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_a_refused_request_is_answered_by_the_fallback_on_another_provider(
+    time_env: WorkflowEnvironment, server: FakeLLMServer, stream: bool
+) -> None:
+    server.reply(error(400, "model not available for this account"), text("Paris."))
+    agent = Agent(
+        "fallen-back",
+        model=["openai:gpt-4.1", "anthropic:claude-opus-4-6"],
+        stream=stream,
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("fallen-back", "Capital of France?")
+        result = await handle.result()
+        history = await client.history(handle.id, ["llm"])
+    assert result.final_text == "Paris."
+    assert [r.path for r in server.requests] == ["/v1/responses", "/v1/messages"]
+    [fallback] = events(history.items, "model_fallback")
+    assert fallback["model"] == "openai:gpt-4.1"
+    assert fallback["next"] == "anthropic:claude-opus-4-6"
+    assert "model not available" in fallback["error"]
+    [called] = events(history.items, "model_called")
+    assert called["model"] == "claude-opus-4-6"  # the model that answered, with its tokens
+    assert result.usage.requests == 1
+
+
+async def test_a_primary_whose_retries_are_spent_falls_back(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.reply(error(503, "overloaded"), error(503, "overloaded"), text("Lyon is second."))
+    agent = Agent(
+        "retried-then-fallen-back",
+        model=["anthropic:claude-opus-4-6", "openai-chat:gpt-4.1-mini"],
+        model_retry=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=1)),
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("retried-then-fallen-back", "Second city?")
+        result = await handle.result()
+        history = await client.history(handle.id, ["llm"])
+    assert result.final_text == "Lyon is second."
+    paths = [r.path for r in server.requests]
+    assert paths == ["/v1/messages", "/v1/messages", "/v1/chat/completions"]
+    [fallback] = events(history.items, "model_fallback")
+    assert "overloaded" in fallback["error"]
+    assert events(history.items, "model_called")[0]["model"] == "gpt-4.1-mini"
+
+
+async def test_when_every_model_fails_the_run_fails_as_before(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.reply(error(400, "first refused"), error(400, "second refused"))
+    agent = Agent("all-fail", model=["openai:gpt-4.1", "openai-chat:gpt-4.1"])
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("all-fail", "Hello?")
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        history = await client.history(handle.id, ["llm"])
+    assert "second refused" in str(failure.value.cause)
+    assert len(events(history.items, "model_fallback")) == 1
+
+
+async def test_scripted_fallbacks_are_served_by_the_worker(time_env: WorkflowEnvironment) -> None:
+    def broken(request: object) -> str:
+        raise ValueError("the primary is down")
+
+    primary = ScriptedModel(new_id(), broken)
+    backup = ScriptedModel(new_id(), ["from the backup"])
+    agent = Agent(
+        "scripted-fallback",
+        model=[primary, backup],
+        model_retry=RetryPolicy(maximum_attempts=1),
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        result = await (await client.start("scripted-fallback", "hi")).result()
+    assert result.final_text == "from the backup"
+
+
+def test_an_empty_list_of_models_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty list of models"):
+        Agent("none", model=[])
