@@ -5,11 +5,11 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast lint format typecheck check bench faults clean
+.PHONY: install bytecode demo test test-fast lint format typecheck check bench faults clean
 
 $(BIN)/durable-agent: pyproject.toml uv.lock
 	@test -x $(UV) || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv==0.13.9)
-	$(UV) sync --frozen --inexact --python $(BIN)/python
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(BIN)/python
 	@touch $@
 
 install: $(BIN)/durable-agent
@@ -24,11 +24,18 @@ demo: install
 PYTEST_WORKERS ?= 4
 PARALLEL := -n $(PYTEST_WORKERS) --dist load --maxschedchunk 1
 
-test: install
+# Bytecode, written once: where PYTHONDONTWRITEBYTECODE is set (as on our machines) every
+# process the tests start (CLI, workers, pytest-xdist workers) compiled every module it imported
+# from source, 1.8 s of CPU for `durable-agent --help` against 0.8 s (install compiles the
+# dependencies; this the project's own sources, skipping what is up to date).
+bytecode:
+	@$(BIN)/python -m compileall -q -j 0 durable_agent workflows activities tests faults bench >/dev/null || true
+
+test: install bytecode
 	$(BIN)/pytest $(PARALLEL)
 
 # Everything but the tests marked slow (see pyproject.toml): for the edit-test loop; CI runs `make test`.
-test-fast: install
+test-fast: install bytecode
 	$(BIN)/pytest $(PARALLEL) -m "not slow"
 
 lint: install
