@@ -33,6 +33,7 @@ from durable_agent.storage import LocalFileDriver, data_converter
 from durable_agent.wire import SUMMARY_INSTRUCTIONS
 from durable_agent.worker import create_worker
 from tests.fake_llm_server import FakeLLMServer, Reply, Request, text, tool_calls
+from tests.test_context_window import paired
 
 WINDOW = 32_000
 REPLY = 1_000
@@ -49,6 +50,8 @@ class WindowRun:
     """Prompt tokens of each model call (summaries apart), as the server counted them."""
     summaries: int = 0
     refused: int = 0
+    unpaired: int = 0
+    """Calls carrying a tool call without its result, or a result without its call."""
     outcome: str = "completed"
 
     def at(self, turn: int) -> int | None:
@@ -116,8 +119,18 @@ async def run(client: Client, turns: int, policy: ContextPolicy | None, label: s
         seconds = time.perf_counter() - started
         await oai.close()
         requests = list(zip(server.requests, server.prompt_tokens, strict=False))
-        sent = [n for r, n in requests if SUMMARY_INSTRUCTIONS[:60] not in json.dumps(r.body)]
-        return WindowRun(label, turns, seconds, sent, reader.summaries, server.refused, outcome)
+        calls = [(r, n) for r, n in requests if SUMMARY_INSTRUCTIONS[:60] not in json.dumps(r.body)]
+        unpaired = sum(not paired(r.path, r.body) for r, _ in calls)
+        return WindowRun(
+            label,
+            turns,
+            seconds,
+            [n for _, n in calls],
+            reader.summaries,
+            server.refused,
+            unpaired,
+            outcome,
+        )
 
 
 async def measure(client: Client, turns: int, unbounded_turns: int) -> list[WindowRun]:
@@ -140,15 +153,15 @@ def table(results: list[WindowRun]) -> list[str]:
         "prompt passes the window; the server here has no limit for that run, to show the growth.",
         "",
         "| run | " + " | ".join(f"turn {t}" for t in marks) + " | max | summaries | refused "
-        "| time | outcome |",
-        "|---|" + "---|" * (len(marks) + 5),
+        "| unpaired | time | outcome |",
+        "|---|" + "---|" * (len(marks) + 6),
     ]
     for r in results:
         cells = [f"{r.at(t):,}" if r.at(t) is not None else "" for t in marks]
         rows.append(
             f"| {r.label} | "
             + " | ".join(cells)
-            + f" | {max(r.sent, default=0):,} | {r.summaries} | {r.refused} "
+            + f" | {max(r.sent, default=0):,} | {r.summaries} | {r.refused} | {r.unpaired} "
             f"| {r.seconds:.0f} s | {r.outcome} |"
         )
     return [*rows, ""]
