@@ -32,6 +32,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from durable_agent._causes import cause_message
 from durable_agent.wire import StatusEvent, ToolOutcome
 
 
@@ -119,7 +120,7 @@ def tool_failed(
     line = f"{error_type} from tool {tool.name} (tool_call_id {tool_call_id}), {attempts}"
     if final:
         activity.logger.warning("%s: the model is told", line, exc_info=exc)
-        text = f"tool {tool.name} failed: {_innermost_text(exc)}"
+        text = f"tool {tool.name} failed: {cause_message(exc)}"
         return ToolOutcome(content=text, is_error=True, events=events)
     activity.heartbeat(OwnFailures(failures=failures))  # sent with the failure, even throttled
     activity.logger.warning("%s: retrying", line, exc_info=exc)
@@ -139,15 +140,6 @@ def _backoff(tool: Retried, exc: Exception, failures: int) -> timedelta:
     retry = tool.retry
     delay = retry.initial_interval * retry.backoff_coefficient ** (failures - 1)
     return min(delay, retry.maximum_interval or retry.initial_interval * 100)
-
-
-def _innermost_text(exc: BaseException) -> str:
-    """What the model read before: the innermost cause's message, as Temporal reports it."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    return str(exc)
 
 
 def _seconds(elapsed: timedelta) -> str:
