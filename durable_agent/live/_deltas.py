@@ -22,8 +22,9 @@ from ._protocol import BusUnavailable, Reader, stream_key, turn_of
 from ._settings import announced, reader_for
 
 MODEL_ACTIVITY = "model.complete"
-RELOCATE_AFTER = 0.25
-"""Seconds before looking for the call again after its attempt ended or its bus failed (a
+RELOCATE_AFTER = 0.1
+"""Seconds before looking for the call again (one `describe`, answered by the server, not the
+worker) when none could be read: not started yet, its attempt ended, or its bus failed (a
 retry on another worker announces a new address when it starts)."""
 
 
@@ -43,6 +44,8 @@ class DeltaRead:
     """Why live text cannot be read now (the run's items are unaffected)."""
     following: bool = False
     """A call's stream is being read and its attempt has not ended: more may come."""
+    ended: bool = False
+    """The call's attempt has ended (its end marker was read): its message comes next."""
 
 
 async def locate(client: Client, workflow_id: str) -> Located | None:
@@ -87,7 +90,7 @@ class LiveDeltas:
         Returns at once with none when no call can be read now."""
         if self._call is None or self._done or self._stale:
             if time.monotonic() < self._retry_at:
-                return DeltaRead()
+                return DeltaRead(ended=self._done)
             try:
                 found = await locate(self._client, self._workflow_id)
             except RPCError as exc:
@@ -95,7 +98,7 @@ class LiveDeltas:
                 return DeltaRead(unavailable=f"cannot describe the run: {exc.message}")
             if found is None or (found == self._call and self._done):
                 self._retry_at = time.monotonic() + RELOCATE_AFTER
-                return DeltaRead()
+                return DeltaRead(ended=self._done and (found is None or found == self._call))
             self._call, self._done, self._stale = found, False, False
         return await self._read(self._call, since, wait)
 
@@ -135,7 +138,8 @@ class LiveDeltas:
         for delta, entry in zip(deltas, batch.entries, strict=True):
             delta.offset = entry.position
             self.turn = turn_of(entry.position)
-        return DeltaRead(deltas, following=not (self._done or self._stale))
+        following = not (self._done or self._stale)
+        return DeltaRead(deltas, following=following, ended=self._done)
 
     def _failed(self, why: str) -> DeltaRead:
         self._stale, self._retry_at = True, time.monotonic() + RELOCATE_AFTER

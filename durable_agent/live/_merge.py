@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from temporalio.client import Client
 
 from ..wire import AssistantMessage, Item, ModelDelta, StatusEvent
-from ._deltas import LiveDeltas
+from ._deltas import RELOCATE_AFTER, LiveDeltas
 
 ITEMS_EVERY = 0.25
 """Seconds between two reads of the run's items while its call streams on the bus. Items
@@ -63,8 +63,11 @@ class RunDeltas:
 
     async def stream(self, since: int, seconds: float = ITEMS_EVERY) -> AsyncIterator[ModelDelta]:
         """The streaming call's deltas from position `since`, as they come, for up to
-        `seconds`. Ends early when there is no call to read (not started yet, its attempt
-        ended, or the bus is unavailable): `waited` says whether the time was spent."""
+        `seconds`. Ends early when the call's attempt has ended (its message comes next: the
+        reader reads the run's items at once); while the call cannot be read yet (not started,
+        or the bus is unavailable) it looks again until then, so that a reader does not query
+        the run (which its worker answers) faster than every `seconds`. `waited` says whether
+        the time was spent."""
         deadline = time.monotonic() + seconds
         self.waited = False
         while (left := deadline - time.monotonic()) > 0:
@@ -76,8 +79,10 @@ class RunDeltas:
             for delta in read.deltas:
                 since = (delta.offset or since) + 1
                 yield delta
-            if not read.following:
+            if read.ended:
                 return
+            if not read.following:
+                await asyncio.sleep(min(RELOCATE_AFTER, max(0.0, deadline - time.monotonic())))
         self.waited = True
 
     async def close(self) -> None:
