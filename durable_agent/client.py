@@ -323,9 +323,11 @@ class AgentClient:
         events, the model's reply as it streams (`deltas`), state changes; then one `end`.
         Follows continue-as-new (cursors stay valid across runs).
 
-        Reads with the `live` query, never an update: any number of observers leave the run's
-        history and its update limit alone, so approvals never wait behind them. While a model
-        call streams the query is repeated every `poll_interval`; idle, less often (up to 1 s).
+        Reads the run's items with the `live` query, never an update: any number of observers
+        leave the run's history and its update limit alone, so approvals never wait behind
+        them. While a model call streams, its deltas come from the live bus as they are
+        published (`durable_agent.live`) and the items are read every 250 ms; once its end is
+        on the bus, every `poll_interval` until its message lands; idle, less often (up to 1 s).
         Setting `wake` ends an idle wait at once (something was just sent to the run: read now).
         Raises ValueError for a malformed cursor and the server's NOT_FOUND `RPCError` for an
         unknown workflow id."""
