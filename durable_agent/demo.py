@@ -17,7 +17,7 @@ from pathlib import Path
 from ._render import render
 from .client import AgentClient
 from .devserver import start_embedded
-from .wire import AssistantMessage, Message, RunState, ToolMessage
+from .wire import ENDED, AssistantMessage, Message, RunState, ToolMessage
 from .worker import create_worker
 
 
@@ -52,7 +52,7 @@ async def run_demo(prompt: str) -> None:
                 while True:
                     seen = await _print_new(client, handle.id, seen)
                     state = (await client.status(handle.id)).state
-                    if state in (RunState.WAITING_FOR_TOOLS, RunState.COMPLETED, RunState.FAILED):
+                    if state is RunState.WAITING_FOR_TOOLS or state in ENDED:
                         break
                     await asyncio.sleep(0.1)
                 # Queries need a worker: ask before this one stops.
