@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import context_window, delegation, live, parked, prompt_cache, rolling
+from . import context_window, delegation, guards, live, parked, prompt_cache, rolling
 from .measure import (
     Timing,
     WorkerProcess,
@@ -66,6 +66,8 @@ class Plan:
     window_unbounded_turns: int = 100
     parked: tuple[int, ...] = (1000, 10000)
     rolling_rounds: int = 5
+    guard_turns: int = 20
+    guard_repeats: int = 16
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
 
@@ -91,6 +93,8 @@ QUICK = Plan(
     window_unbounded_turns=10,
     parked=(20,),
     rolling_rounds=0,
+    guard_turns=3,
+    guard_repeats=1,
     live=live.QUICK_LIVE,
 )
 
@@ -211,7 +215,14 @@ async def main(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     report = Report()
-    if only is None or only - {"live", "prompt-cache", "context-window", "parked", "rolling"}:
+    if only is None or only - {
+        "live",
+        "prompt-cache",
+        "context-window",
+        "parked",
+        "rolling",
+        "guards",
+    }:
         await measure_variants(plan, only, report)
     if only is None or "live" in only:
         report.live(await live.measure(plan.live))
@@ -231,6 +242,13 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             await env.shutdown()
         report.sections.append(context_window.table(windows))
+    if only is None or "guards" in only:
+        env = await start_embedded(ui=False)
+        try:
+            costs = await guards.measure(env.client, plan.guard_turns, plan.guard_repeats)
+        finally:
+            await env.shutdown()
+        report.sections.append(guards.table(costs))
     if only is None or "parked" in only:
         report.sections.append(parked.table(await parked.measure(plan.parked)))
     if (only is None or "rolling" in only) and plan.rolling_rounds:

@@ -491,6 +491,7 @@ SCENARIOS: dict[str, Recording] = {
     "compact": Recording(compact),
     "typed-output": Recording(typed_output),
     "guardrails": Recording(guardrails),
+    "guardrails-local": Recording(guardrails),
     "fallback": Recording(fallback),
 }
 

@@ -5,6 +5,7 @@ guardrails refuse a call with an error result the model sees. Each runs as an ac
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -66,12 +67,18 @@ def read(path: str) -> str:
 
 
 async def guardrail_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The guardrail calls the run recorded: local activities' markers (function guardrails),
+    scheduled activities (agent guardrails)."""
     names = []
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             if name.startswith("guardrail."):
                 names.append(name)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            details = event.marker_recorded_event_attributes.details
+            data = b"".join(p.data for p in details["data"].payloads) if "data" in details else b""
+            names += re.findall(r"guardrail\.\w+", data.decode(errors="replace"))
     return names
 
 

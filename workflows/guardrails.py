@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from temporalio import workflow
 
@@ -38,6 +39,9 @@ from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, reraise_cancellation
 from .outcomes import GuardrailTripped, RunFailure
 from .outputs import RETRY_NAME
+
+LOCAL_GUARDRAILS = "local-guardrails"
+"""Patch id: function guardrails run as local activities (before: regular activities)."""
 
 
 class Guardrails:
@@ -138,14 +142,20 @@ class Guardrails:
     async def _ask(
         self, agent: Agent, guardrail: Guardrail, call: GuardrailCall
     ) -> GuardrailVerdict:
+        # Runs recorded before local guardrails called every guardrail as a regular activity.
+        local = guardrail.runs_locally and workflow.patched(LOCAL_GUARDRAILS)
+        execute = (
+            workflow.execute_local_activity
+            if local
+            else partial(workflow.execute_activity, heartbeat_timeout=agent.heartbeat_timeout)
+        )
         try:
-            verdict: GuardrailVerdict = await workflow.execute_activity(
+            verdict: GuardrailVerdict = await execute(
                 guardrail.activity_name,
                 call,
                 result_type=GuardrailVerdict,
                 start_to_close_timeout=guardrail.timeout,
                 retry_policy=guardrail.retry,
-                heartbeat_timeout=agent.heartbeat_timeout,
             )
         except CALL_FAILED as exc:
             reraise_cancellation(exc)
