@@ -21,12 +21,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from durable_agent import Agent, AssistantMessage, ScriptedModel, ToolCall, ToolMessage
-
-from durable_agent.authoring import _registry
 from durable_agent.activities.hooks import hook_activity
 from durable_agent.activities.model import ModelActivities
 from durable_agent.activities.tools import tool_activities
 from durable_agent.activities.transcripts import TranscriptCache
+from durable_agent.authoring import _registry
 from durable_agent.client import AgentClient
 from durable_agent.devserver import dynamic_config_args
 from durable_agent.storage import PAYLOAD_DIR_VARIABLE, data_converter
@@ -42,6 +41,13 @@ BIN = Path(sys.executable).parent
 # The converter every process uses, with its payload storage in a directory of this session's
 # own (worker subprocesses inherit it), as a deployment's workers and clients share one.
 os.environ.setdefault(PAYLOAD_DIR_VARIABLE, tempfile.mkdtemp(prefix="durable-agent-payloads-"))
+# Each pytest-xdist worker has its own (a test that counts what one run stored found another
+# worker's files in a shared one); the processes it starts import this module too and keep theirs.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _XDIST_WORKER and os.environ.get("DURABLE_AGENT_TEST_PAYLOADS_OF") != _XDIST_WORKER:
+    _prefix = f"durable-agent-payloads-{_XDIST_WORKER}-"
+    os.environ[PAYLOAD_DIR_VARIABLE] = tempfile.mkdtemp(prefix=_prefix)
+    os.environ["DURABLE_AGENT_TEST_PAYLOADS_OF"] = _XDIST_WORKER
 
 
 def binary(name: str) -> str:
