@@ -25,6 +25,14 @@ __all__ = [
 ]
 
 
+_ATTACHMENTS = (
+    "Images and files the model sees after the text: "
+    '`{"type": "image", "url": "data:image/png;base64,..."}`, `{"type": "file", "url": '
+    '"https://..."}` or `{"type": "file", "file_id": "..."}`. Large bytes go to payload '
+    "storage: the run keeps a reference."
+)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,13 +48,7 @@ class StartRun(_Body):
     )
     max_turns: int | None = Field(default=None, ge=1)
     conversation: bool = Field(default=False, description="Stay open for user messages.")
-    attachments: list[Attachment] = Field(
-        default_factory=list,
-        description="Images and files the model sees after the text: "
-        '`{"type": "image", "url": "data:image/png;base64,..."}`, `{"type": "file", "url": '
-        '"https://..."}` or `{"type": "file", "file_id": "..."}`. Large bytes go to payload '
-        "storage: the run keeps a reference.",
-    )
+    attachments: list[Attachment] = Field(default_factory=list, description=_ATTACHMENTS)
 
 
 class Started(BaseModel):
@@ -61,13 +63,7 @@ class Sent(Started):
 class Message(_Body):
     content: str = Field(min_length=1)
     name: str | None = None
-    attachments: list[Attachment] = Field(
-        default_factory=list,
-        description="Images and files the model sees after the text: "
-        '`{"type": "image", "url": "data:image/png;base64,..."}`, `{"type": "file", "url": '
-        '"https://..."}` or `{"type": "file", "file_id": "..."}`. Large bytes go to payload '
-        "storage: the run keeps a reference.",
-    )
+    attachments: list[Attachment] = Field(default_factory=list, description=_ATTACHMENTS)
 
 
 class Decision(_Body):
