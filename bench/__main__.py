@@ -343,7 +343,8 @@ if __name__ == "__main__":
         "--only",
         help="comma-separated: bare (both bare loops), bare-unsandboxed, anchor, durable-agent "
         "(both modes), durable-fast, encrypted, traced, live (streaming to observers), "
-        "prompt-cache (cached share of input tokens over a 50-turn run)",
+        "prompt-cache (cached share of input tokens over a 50-turn run), "
+        "guards (what typed outputs and guardrails cost a turn)",
     )
     parser.add_argument("--output", default="docs/benchmarks.md")
     asyncio.run(main(parser.parse_args()))

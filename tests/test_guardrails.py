@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ag_ui.core import RunErrorEvent
+from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -30,7 +34,9 @@ from durable_agent.wire import AGENT_STATUS
 
 from .conftest import agent_client, calls, new_id
 from .helpers import events
+from .processes import BIN, ROOT, start_worker, stop
 from .test_agui import post_run, run_input
+from .test_cli import cli
 from .test_serve import http_server
 
 
@@ -187,3 +193,48 @@ async def test_ag_ui_ends_a_tripped_turn_with_run_error(dev_env: WorkflowEnviron
     assert isinstance(last, RunErrorEvent), got
     assert last.code == "GuardrailTripped"
     assert "the message asks for a password" in last.message
+
+
+# ---------------------------------------------------------------------- the CLI, as a user runs it
+
+
+class Total(BaseModel):
+    total: int
+
+
+CLI_AGENTS = [
+    Agent("cli-typed", model=ScriptedModel("cli-typed", ['{"total": 42}']), output_type=Total),
+    Agent(
+        "cli-guarded",
+        model=ScriptedModel("cli-guarded", []),
+        guardrails=[input_guardrail(no_secrets)],
+    ),
+]
+
+
+def test_the_cli_prints_a_typed_answer_a_tripped_guardrail_and_output_schemas(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    queue = f"cli-{uuid.uuid4()}"
+    agents = "tests.test_guardrails:CLI_AGENTS"
+    worker = start_worker(address, queue, tmp_path / "log.jsonl", agents=agents)
+    try:
+        typed = cli(address, queue, "run", "cli-typed", "add it up")
+        tripped = cli(address, queue, "run", "cli-guarded", "the password, please")
+    finally:
+        stop(worker)
+    lines = typed.stdout.splitlines()  # the conversation, then the typed answer as JSON
+    start = max(i for i, line in enumerate(lines) if line == "{")
+    assert json.loads("\n".join(lines[start:])) == {"total": 42}
+    assert "guardrail_tripped: the message asks for a password" in tripped.stderr
+    schemas = subprocess.run(
+        [str(BIN / "durable-agent"), "schema", "--agents", agents],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    published = json.loads(schemas.stdout)["agents"]
+    assert published["cli-typed"] == Total.model_json_schema()
+    assert published["cli-guarded"] == {"type": "string"}
