@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from ag_ui.core import RunErrorEvent
 from pydantic import BaseModel
@@ -238,3 +239,26 @@ def test_the_cli_prints_a_typed_answer_a_tripped_guardrail_and_output_schemas(
     published = json.loads(schemas.stdout)["agents"]
     assert published["cli-typed"] == Total.model_json_schema()
     assert published["cli-guarded"] == {"type": "string"}
+
+
+async def test_serve_result_route_carries_the_typed_answer_and_the_tripped_reason(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    typed, guarded = CLI_AGENTS
+    async with agent_client(dev_env.client, typed, guarded) as (client, _):  # noqa: SIM117
+        async with (
+            http_server(create_app(client)) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
+            results = {}
+            for agent, prompt in (("cli-typed", "add"), ("cli-guarded", "a password?")):
+                started = await http.post("/runs", json={"agent": agent, "prompt": prompt})
+                assert started.status_code == 201, started.text
+                handle = client.handle(started.json()["workflow_id"])
+                await handle.result()
+                done = await http.get(f"/runs/{handle.id}/result")
+                assert done.status_code == 200, done.text
+                results[agent] = done.json()
+    assert results["cli-typed"]["output"] == {"total": 42}
+    assert results["cli-guarded"]["outcome"] == "guardrail_tripped"
+    assert results["cli-guarded"]["reason"] == "the message asks for a password"
