@@ -58,8 +58,9 @@ class RunDeltas:
         if not _ends_call(item):
             return []
         read = await self._deltas.drain(since)
+        told = self._tell(read.unavailable)
         self._forget()
-        return read.deltas
+        return [*read.deltas, *told]
 
     async def stream(self, since: int, seconds: float = ITEMS_EVERY) -> AsyncIterator[ModelDelta]:
         """The streaming call's deltas from position `since`, as they come, for up to
@@ -72,10 +73,8 @@ class RunDeltas:
         self.waited = False
         while (left := deadline - time.monotonic()) > 0:
             read = await self._deltas.read(since, wait=left)
-            if read.unavailable is not None and not self._told:
-                self._told = True
-                turn = self._deltas.turn or self._turn
-                yield ModelDelta(turn=turn, kind="unavailable", text=read.unavailable)
+            for told in self._tell(read.unavailable):
+                yield told
             for delta in read.deltas:
                 since = (delta.offset or since) + 1
                 yield delta
@@ -87,6 +86,14 @@ class RunDeltas:
 
     async def close(self) -> None:
         await self._deltas.close()
+
+    def _tell(self, unavailable: str | None) -> list[ModelDelta]:
+        """The `unavailable` delta, once a call."""
+        if unavailable is None or self._told:
+            return []
+        self._told = True
+        turn = self._deltas.turn or self._turn
+        return [ModelDelta(turn=turn, kind="unavailable", text=unavailable)]
 
     def _forget(self) -> None:
         self._deltas.forget()
