@@ -87,6 +87,18 @@ async def test_caching_can_be_turned_off_for_a_server_that_refuses_it(
     assert "cache_control" not in body and "prompt_cache_key" not in body
 
 
+async def test_anthropic_tool_choice_is_sent_whether_or_not_caching_is_on(
+    server: FakeLLMServer,
+) -> None:
+    """Regression: with prompt_cache off, tool_choice and parallel_tool_calls were dropped."""
+    for cache in (True, False):
+        server.reply(text("Sunny."))
+        req = a_turn_later(prompt_cache=cache, tool_choice="required", parallel_tool_calls=False)
+        await PROVIDERS["anthropic"](server).complete(req, "fake-model")
+        choice = server.requests[-1].body["tool_choice"]
+        assert choice == {"type": "any", "disable_parallel_tool_use": True}
+
+
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("kind", sorted(PROVIDERS))
 async def test_cached_tokens_are_read_as_each_provider_reports_them(

@@ -48,13 +48,13 @@ class AnthropicProvider:
             kwargs["system"] = system
         if request.tools:
             kwargs["tools"] = anthropic_tools(request.tools)
-        if s.prompt_cache:
-            cache_breakpoints(kwargs)
             choice = {"auto": "auto", "required": "any", "none": "none"}.get(s.tool_choice or "")
             if choice or s.parallel_tool_calls is False:
                 kwargs["tool_choice"] = {"type": choice or "auto"}
                 if s.parallel_tool_calls is False:
                     kwargs["tool_choice"]["disable_parallel_tool_use"] = True
+        if s.prompt_cache:
+            cache_breakpoints(kwargs)
         if request.output is not None:
             anthropic_output(kwargs, request.output, model_name)
         # This SDK no longer has sampling parameters in its signature; servers that accept them
