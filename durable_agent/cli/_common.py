@@ -23,7 +23,7 @@ from .errors import CliError
 __all__ = [
     "Commands",
     "Handler",
-    "attachment",
+    "add_file_option",
     "connect",
     "content",
     "events",
@@ -92,6 +92,18 @@ def attachment(path: str) -> Image | File:
         return attachment_from_path(path)
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def add_file_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--file PATH`, repeatable, into `args.file`: `what` says what the file comes with."""
+    parser.add_argument(
+        "--file",
+        type=attachment,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=f"an image or a file (PDF, ...) {what}; repeatable",
+    )
 
 
 def content(value: str) -> Any:

@@ -12,7 +12,7 @@ from temporalio.exceptions import CancelledError
 from .._causes import cause_message
 from ._common import (
     Commands,
-    attachment,
+    add_file_option,
     connect,
     content,
     open_run,
@@ -115,14 +115,7 @@ def register(commands: Commands) -> None:
     p = commands.add_on_run("say", cmd_say, "send a user message")
     p.add_argument("content")
     p.add_argument("--name")
-    p.add_argument(
-        "--file",
-        type=attachment,
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="an image or a file (PDF, ...) sent with the message; repeatable",
-    )
+    add_file_option(p, "sent with the message")
     p = commands.add_on_run(
         "interrupt",
         cmd_interrupt,

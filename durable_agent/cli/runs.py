@@ -28,7 +28,7 @@ from ..wire import (
     parse_cursor,
 )
 from ..worker import load_agents
-from ._common import Commands, attachment, connect, events, print_json, warn_without_worker
+from ._common import Commands, add_file_option, connect, events, print_json, warn_without_worker
 from .errors import CliError
 from .printer import LivePrinter
 
@@ -254,14 +254,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--workflow-id")
     p.add_argument("--max-turns", type=int)
     p.add_argument("--conversation", action="store_true", help="stay open for user messages")
-    p.add_argument(
-        "--file",
-        type=attachment,
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="an image or a file (PDF, ...) the prompt comes with; repeatable",
-    )
+    add_file_option(p, "the prompt comes with")
     p.add_argument(
         "--thread",
         metavar="ID",
