@@ -26,6 +26,12 @@ class Many:
     """Replies that landed whole."""
     added_up: int = 0
     """Readers whose text deltas add up to the run's message."""
+    none: int = 0
+    """Readers that saw no delta (they found the call only after it ended): shown whole."""
+    told: int = 0
+    """Readers told live text was unavailable (an `unavailable` delta), the message whole."""
+    short: int = 0
+    """Readers whose deltas stopped short of the message with nothing said: a fault."""
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds per 1,000 streamed tokens, by process."""
@@ -59,7 +65,14 @@ async def measure_many(
         message = next(
             (e.item.content for e in events if isinstance(e.item, AssistantMessage)), None
         )
-        many.added_up += message is not None and text == message
+        if message is not None and text == message:
+            many.added_up += 1
+        elif any(e.delta and e.delta.kind == "unavailable" for e in events):
+            many.told += 1
+        elif not text:
+            many.none += 1
+        else:
+            many.short += 1
     return many
 
 

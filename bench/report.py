@@ -428,11 +428,12 @@ class Report:
                 f"{many.runs} runs streaming {many.tokens} tokens each at once on one worker, "
                 "one `AgentClient.events` reader each:",
                 "",
-                "| replies whole | readers' deltas add up | wall time "
+                "| replies whole | readers' deltas add up | saw none | told unavailable "
+                "| short, nothing said | wall time "
                 f"| CPU s per 1,000 streamed tokens: {' / '.join(CPU_PROCESSES)} |",
-                "|---|---|---|---|",
+                "|---|---|---|---|---|---|---|",
                 f"| {many.whole} of {many.runs} | {many.added_up} of {many.runs} "
-                f"| {many.wall:.1f} s | {cpu} |",
+                f"| {many.none} | {many.told} | {many.short} | {many.wall:.1f} s | {cpu} |",
                 "",
             ]
         return rows
@@ -483,7 +484,8 @@ class Report:
                     f"{many.runs} runs streaming at once: every reply whole, every reader's "
                     "deltas add up to its message",
                     many.whole == many.added_up == many.runs and not many.errors,
-                    f"{many.whole} whole, {many.added_up} add up"
+                    f"{many.whole} whole, {many.added_up} add up, {many.none} saw none, "
+                    f"{many.told} told unavailable, {many.short} short"
                     + (
                         f", {len(many.errors)} errors (first: {many.errors[0][:80]})"
                         if many.errors
