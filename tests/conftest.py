@@ -68,8 +68,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per module (~1 s to start): time skips only while nothing else
+    runs on it, so a run another module left behind could hold a later test's skip for ever
+    (a two-day deadline test hung until pytest's timeout once the order changed under xdist)."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
         data_converter=data_converter(),
