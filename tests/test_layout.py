@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
+import functools
+import json
 import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -51,18 +54,65 @@ def imports_of(path: Path, module: str, known: set[str]) -> set[str]:
     """The package's modules that `path` imports (`from a import b` is `a.b` when b is one)."""
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parts = parts[: len(parts) - node.level + 1]
-                base = ".".join([*parts, node.module] if node.module else parts)
-            for alias in node.names:
-                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+    for module_name, level, names in import_statements()[str(path)]:
+        if module_name is None:  # import a, b
+            found.update(names)
+            continue
+        base = module_name
+        if level:
+            parts = package.split(".")
+            parts = parts[: len(parts) - level + 1]
+            base = ".".join([*parts, module_name] if module_name else parts)
+        for alias in names:
+            found.add(f"{base}.{alias}" if f"{base}.{alias}" in known else base)
     return found & known
+
+
+# Each statement as (module, level, names): `import a, b` is (None, 0, [a, b]).
+_PARSE = """
+import ast, json, sys
+out = {}
+for path in json.load(sys.stdin):
+    rows = []
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+        if isinstance(node, ast.Import):
+            rows.append([None, 0, [a.name for a in node.names]])
+        elif isinstance(node, ast.ImportFrom):
+            rows.append([node.module or "", node.level, [a.name for a in node.names]])
+    out[path] = rows
+json.dump(out, sys.stdout)
+"""
+
+
+@functools.cache
+def import_statements() -> dict[str, list[tuple[str | None, int, list[str]]]]:
+    """Every import statement of the repository's Python files, parsed in a process of its own:
+    CPython 3.11's AST constructor keeps one recursion counter per interpreter, and a workflow
+    sandbox compiling modules in another thread of the test process at the same moment breaks
+    it (SystemError: AST constructor recursion depth mismatch, seen in CI under pytest-xdist)."""
+    paths = sorted(
+        str(p)
+        for folder in (
+            "durable_agent",
+            "workflows",
+            "activities",
+            "tests",
+            "bench",
+            "faults",
+            "examples",
+        )
+        for p in (ROOT / folder).rglob("*.py")
+    )
+    paths += [str(p) for p in modules().values() if str(p) not in paths]
+    done = subprocess.run(
+        [sys.executable, "-c", _PARSE],
+        input=json.dumps(paths),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    parsed: dict[str, list[tuple[str | None, int, list[str]]]] = json.loads(done.stdout)
+    return parsed
 
 
 def modules() -> dict[str, Path]:
@@ -118,11 +168,11 @@ def test_nothing_imports_the_top_level_folders() -> None:
 
 def _top_level_imports(path: Path) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
+    for module_name, level, imported in import_statements()[str(path)]:
+        if module_name is None:
+            names.update(imported)
+        elif level == 0 and module_name:
+            names.add(module_name)
     return names
 
 
