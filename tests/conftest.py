@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from durable_agent.worker import SEARCH_ATTRIBUTES, create_worker, ensure_search
 from durable_agent.workflows.agent_workflow import AgentWorkflow
 
 from . import tools
+from .fake_llm_server import FakeLLMServer
 
 if TYPE_CHECKING:
     from .codec import CodecServer
@@ -190,6 +191,19 @@ def new_id() -> str:
 
 def names(items: Iterable[object]) -> list[str]:
     return [type(i).__name__ for i in items]
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """The local model server, with the environment every provider reads pointing at it, as
+    a user's worker finds OPENAI_BASE_URL / ANTHROPIC_BASE_URL. A test file whose tests need
+    another server (no environment, other options) defines its own `server`."""
+    with FakeLLMServer() as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx2 as httpx
@@ -51,16 +51,6 @@ PDF_TYPE = "application/pdf"
 def look_again() -> str:
     """Look at the picture once more."""
     return "looked"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 def history_bytes(events: Sequence[HistoryEvent]) -> int:

@@ -3,7 +3,6 @@ SDKs, with the local server failing the primary."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -16,16 +15,6 @@ from durable_agent import Agent, ScriptedModel
 from .conftest import agent_client, new_id
 from .fake_llm_server import FakeLLMServer, error, text
 from .helpers import events
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -23,16 +22,6 @@ def weather(city: str, ctx: ToolContext) -> str:
     """
     ctx.progress("EVENT-ONLY-TEXT")
     return f"sunny in {city}"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 @pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])

@@ -4,7 +4,6 @@ each provider in its own wire format, retried with the error, failed clearly whe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -89,16 +88,6 @@ def test_a_type_pydantic_cannot_take_fails_when_the_agent_is_defined() -> None:
 
 
 # ---------------------------------------------------------------------- through the real SDKs
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 def answer(model: str, value: object) -> Reply:
