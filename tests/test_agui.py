@@ -82,7 +82,7 @@ budgeted = Agent(
 
 @asynccontextmanager
 async def agui_server(env: WorkflowEnvironment) -> AsyncIterator[tuple[str, AgentClient]]:
-    # Cached, as deployed: see STREAMING_WORKER in test_operator_page.py.
+    # Cached, as deployed: see PAGE_WORKER in test_operator_page.py.
     async with agent_client(  # noqa: SIM117
         env.client, teller, slow, clerk, budgeted, max_cached_workflows=100
     ) as (client, _):
@@ -389,7 +389,8 @@ async def test_a_message_sent_while_an_approval_waits_ends_in_that_interrupt(
         "wired, and noted your message",
     ]
     agent = Agent("agui-queued", model=ScriptedModel(new_id(), replies), tools=clerk.tool_list)
-    async with agent_client(dev_env.client, agent) as (client, _):  # noqa: SIM117
+    # Cached, as deployed: see PAGE_WORKER in test_operator_page.py.
+    async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):  # noqa: SIM117
         async with http_server(create_app(client)) as url:
             thread = new_id()
             await post_run(url, "agui-queued", run_input(thread, [("user", "wire")]))

@@ -61,13 +61,14 @@ RECORD_STREAMING = """() => {
 """Keeps every text the streaming reply showed: a reply streams for a second or two, too
 short to catch by polling on a loaded machine."""
 
-STREAMING_WORKER = {"max_cached_workflows": 100}
-"""A worker that caches its workflows, as deployed ones do, for the tests that watch a reply
-stream. With the test default (no cache: every task replays), the workflow tasks that take
-the reply's delta signals compete with the page's queries (the stream's live reads, every
-50 ms while a reply streams, and the waiting calls): a workflow task timed out (10 s) in 1
-of 3 runs and the reply arrived whole 10 s late (measured: workflow_task_timed_out in the
-run's history). Cached, 8 of 8 runs streamed."""
+PAGE_WORKER = {"max_cached_workflows": 100}
+"""A worker that caches its workflows, as deployed ones do, for every test the page reads
+live. With the test default (no cache), every workflow task and every query replays the
+whole history in the sandbox, and the page's reads (the stream's live queries and the
+waiting calls) compete with the run's own tasks: a workflow task timed out (10 s) in 1 of 3
+runs and the reply arrived whole 10 s late (workflow_task_timed_out in the run's history);
+on a loaded machine the answer to a resolved call missed the page's 20 s wait in 1 of 3
+fresh-clone CI runs. Cached, as users run workers, neither happened."""
 
 pytestmark = [
     pytest.mark.skipif(
@@ -131,7 +132,7 @@ async def test_an_operator_approves_a_call_and_watches_the_answer_stream(
     dev_env: WorkflowEnvironment, browser: Browser, tmp_path: Path
 ) -> None:
     screenshot = SCREENSHOT if os.environ.get(UPDATE_SCREENSHOT) == "1" else tmp_path / "page.png"
-    async with agent_client(dev_env.client, desk, **STREAMING_WORKER) as (client, _):
+    async with agent_client(dev_env.client, desk, **PAGE_WORKER) as (client, _):
         # Two runs of the desk: this one the operator handles, another one waiting.
         handle = await client.start("refund-desk", "Refund order 1042, it arrived broken.")
         other = await client.start("refund-desk", "Order 1042 again: refund it.")
@@ -182,7 +183,7 @@ async def test_say_interrupt_and_cancel_from_the_page(
     dev_env: WorkflowEnvironment, browser: Browser
 ) -> None:
     chat = Agent("page-chat", model=ScriptedModel(new_id(), _answer, chunk_delay=0.05))
-    async with agent_client(dev_env.client, chat, **STREAMING_WORKER) as (client, _):
+    async with agent_client(dev_env.client, chat, **PAGE_WORKER) as (client, _):
         thread = new_id()
         await client.send("page-chat", "hello", thread_id=thread)
         await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
@@ -215,7 +216,7 @@ async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
     """The page and its files are open; the API needs the token, which the page asks for
     once, keeps for the tab, and sends as a bearer header (and to the stream in its URL).
     The run waits for an external call's result, which the operator gives as JSON."""
-    async with agent_client(dev_env.client, asker) as (client, _):
+    async with agent_client(dev_env.client, asker, **PAGE_WORKER) as (client, _):
         handle = await client.start("asker", "Ship the release?")
         await wait_pending(client, handle.id, ids=["ask_human-0"])
         async with http_server(create_app(client, token=TOKEN)) as url:
