@@ -19,6 +19,16 @@ from durable_agent.client import AgentClient
 from .processes import ROOT, start_worker, stop
 
 PACKAGE = ROOT / "durable_agent"
+SOURCE_FOLDERS = (
+    "durable_agent",
+    "workflows",
+    "activities",
+    "tests",
+    "bench",
+    "faults",
+    "examples",
+)
+"""Every folder of the repository's Python code."""
 
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS = {
@@ -90,19 +100,7 @@ def import_statements() -> dict[str, list[tuple[str | None, int, list[str]]]]:
     CPython 3.11's AST constructor keeps one recursion counter per interpreter, and a workflow
     sandbox compiling modules in another thread of the test process at the same moment breaks
     it (SystemError: AST constructor recursion depth mismatch, seen in CI under pytest-xdist)."""
-    paths = sorted(
-        str(p)
-        for folder in (
-            "durable_agent",
-            "workflows",
-            "activities",
-            "tests",
-            "bench",
-            "faults",
-            "examples",
-        )
-        for p in (ROOT / folder).rglob("*.py")
-    )
+    paths = sorted(str(p) for folder in SOURCE_FOLDERS for p in (ROOT / folder).rglob("*.py"))
     paths += [str(p) for p in modules().values() if str(p) not in paths]
     done = subprocess.run(
         [sys.executable, "-c", _PARSE],
@@ -150,15 +148,7 @@ def test_nothing_imports_the_top_level_folders() -> None:
     package of that name would shadow it."""
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
-        for folder in (
-            "durable_agent",
-            "workflows",
-            "activities",
-            "tests",
-            "bench",
-            "faults",
-            "examples",
-        )
+        for folder in SOURCE_FOLDERS
         for path in (ROOT / folder).rglob("*.py")
         for name in _top_level_imports(path)
         if name.split(".")[0] in {"workflows", "activities"}
