@@ -45,6 +45,10 @@ def agent(fast: bool, heartbeats: bool = True) -> Agent:
         local_model=fast,
         max_turns=100_000,
         model_timeout=timedelta(seconds=30),
+        # The whole conversation, as the bare loop sends it: these variants measure the loop's
+        # orchestration side by side. The context window (on by default) would summarise a
+        # fake 300-turn run with this fake model; bench/context_window.py measures it alone.
+        context=None,
         **({} if heartbeats else {"heartbeat_timeout": None}),
     )
 
