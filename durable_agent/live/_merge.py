@@ -60,7 +60,7 @@ class RunDeltas:
         read = await self._deltas.drain(since)
         told = self._tell(read.unavailable)
         self._forget()
-        return [*read.deltas, *told]
+        return [*self._current(read.deltas), *told]
 
     async def stream(self, since: int, seconds: float = ITEMS_EVERY) -> AsyncIterator[ModelDelta]:
         """The streaming call's deltas from position `since`, as they come, for up to
@@ -77,7 +77,8 @@ class RunDeltas:
                 yield told
             for delta in read.deltas:
                 since = (delta.offset or since) + 1
-                yield delta
+                if self._current([delta]):
+                    yield delta
             if read.ended:
                 return
             if not read.following:
@@ -94,6 +95,12 @@ class RunDeltas:
         self._told = True
         turn = self._deltas.turn or self._turn
         return [ModelDelta(turn=turn, kind="unavailable", text=unavailable)]
+
+    def _current(self, deltas: list[ModelDelta]) -> list[ModelDelta]:
+        """Deltas of this turn's call. A call cut off by an interrupt may still publish its
+        last batch after the next turn started (its activity hears of the cancel late): that
+        text is not the new reply (seen: an interrupted story's tail printed under turn 2)."""
+        return [d for d in deltas if d.turn >= self._turn]
 
     def _forget(self) -> None:
         self._deltas.forget()
