@@ -113,18 +113,10 @@ class ModelActivities:
 
     @activity.defn(name="model.complete")
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        try:
-            prefix, name = split_model(request.model)
-        except ValueError as exc:
-            raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
         # Heartbeats, so a dead worker's call is retried in seconds and a cancelled run's
         # cancellation reaches the HTTP call (as asyncio.CancelledError).
         async with heartbeating():
-            provider = self._providers.get(prefix)
-            if provider is None:
-                # First use imports the provider's SDK: 2-5 s for openai on our loaded 2-core
-                # machines, which in the event loop would stall every call's heartbeats.
-                provider = await asyncio.to_thread(self.provider, prefix)
+            provider, name = await self._provider_for(request.model)
             full = await self.transcripts.full_request(request)
             sent = await self._for_provider(self.transcripts.windowed(request, full))
             try:
@@ -146,15 +138,8 @@ class ModelActivities:
     async def summarize(self, request: SummaryRequest) -> SummaryResponse:
         """Fold what falls out of the model's window into its summary (bounded calls, never
         streamed: nobody watches a summary being written)."""
-        try:
-            prefix, name = split_model(request.model)
-        except ValueError as exc:
-            raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
         async with heartbeating():
-            found = self._providers.get(prefix)
-            provider = (
-                found if found is not None else await asyncio.to_thread(self.provider, prefix)
-            )
+            provider, name = await self._provider_for(request.model)
             ref = request.transcript
             messages = (
                 await self.transcripts.span(ref, request.start)
@@ -166,6 +151,19 @@ class ModelActivities:
                 return await provider.complete(await self._for_provider(call), name)
 
             return await summarize(request, messages, complete)
+
+    async def _provider_for(self, model: str) -> tuple[ModelProvider, str]:
+        """The provider of `provider:name`, and the name it knows the model by."""
+        try:
+            prefix, name = split_model(model)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidModel", non_retryable=True) from None
+        provider = self._providers.get(prefix)
+        if provider is None:
+            # First use imports the provider's SDK: 2-5 s for openai on our loaded 2-core
+            # machines, which in the event loop would stall every call's heartbeats.
+            provider = await asyncio.to_thread(self.provider, prefix)
+        return provider, name
 
     async def _for_provider(self, full: ModelRequest) -> ModelRequest:
         """The request as a provider takes it: attachments' bytes back from payload storage
