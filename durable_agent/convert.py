@@ -7,6 +7,7 @@ from __future__ import annotations
 from .activities.providers.convert import (
     ERROR_PREFIX,
     AnthropicPrompt,
+    UnsupportedContent,
     Wire,
     anthropic_tools,
     from_anthropic,
@@ -22,6 +23,7 @@ from .activities.providers.convert import (
 __all__ = [
     "ERROR_PREFIX",
     "AnthropicPrompt",
+    "UnsupportedContent",
     "Wire",
     "anthropic_tools",
     "from_anthropic",

@@ -6,8 +6,10 @@ import itertools
 
 import pytest
 
+import durable_agent.convert as public_convert
 from durable_agent import (
     AssistantMessage,
+    Image,
     Message,
     StatusEvent,
     SystemMessage,
@@ -15,6 +17,7 @@ from durable_agent import (
     ToolMessage,
     UserMessage,
 )
+from durable_agent.activities.providers import convert as providers_convert
 from durable_agent.activities.providers.convert import (
     from_anthropic,
     from_openai_chat,
@@ -154,3 +157,13 @@ def test_import_of_external_histories() -> None:
     imported = from_openai_responses(responses)
     assert isinstance(imported[1], AssistantMessage)
     assert [c.id for c in imported[1].tool_calls] == ["a", "b"]
+
+
+def test_the_public_convert_module_names_everything_the_providers_convert_module_does() -> None:
+    """`durable_agent.convert` lacked `UnsupportedContent`: a user catching the refusal had to
+    import it from the activities' private path."""
+    assert sorted(public_convert.__all__) == sorted(providers_convert.__all__)
+    for name in providers_convert.__all__:
+        assert getattr(public_convert, name) is getattr(providers_convert, name)
+    with pytest.raises(public_convert.UnsupportedContent, match="file id"):
+        to_openai_chat([UserMessage(content="x", attachments=[Image(file_id="file-1")])])
