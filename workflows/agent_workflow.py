@@ -130,12 +130,13 @@ class AgentWorkflow:
                         return result.model_copy(update={"output": output})
                     case Stop(reason=reason):
                         self._conversation.event("agent", "stopped", reason=reason)
-                        return self._life.end(RunState.COMPLETED, "stopped")
+                        return self._life.end(RunState.COMPLETED, "stopped", reason=reason)
                     case GuardrailTripped(reason=reason):
-                        result = self._life.end(RunState.GUARDRAIL_TRIPPED, "guardrail_tripped")
-                        return result.model_copy(update={"reason": reason})
-                    case BudgetSpent():
-                        return self._life.end(RunState.BUDGET_EXCEEDED, "budget_exceeded")
+                        tripped = RunState.GUARDRAIL_TRIPPED
+                        return self._life.end(tripped, "guardrail_tripped", reason=reason)
+                    case BudgetSpent(reason=reason):
+                        spent = RunState.BUDGET_EXCEEDED
+                        return self._life.end(spent, "budget_exceeded", reason=reason)
                     case HandedOff(agent=target):
                         self._life.hand_off(target)
                     case Wait():
@@ -145,8 +146,8 @@ class AgentWorkflow:
                     case _:
                         assert_never(outcome)
                 outcome = await self._turn(params, max_turns)
-        except RunFailure:
-            self._life.failed()
+        except RunFailure as failure:
+            self._life.failed(failure.message)
             raise
         except (asyncio.CancelledError, ChildWorkflowError, *CALL_FAILED) as exc:
             # Runs cancelled before this version ended as Temporal's "canceled", no result.
@@ -272,6 +273,7 @@ class AgentWorkflow:
             usage=self._tree.usage(),
             pending=len(self._tree.pending()),
             messages=conversation.message_count,
+            reason=self._life.reason,
         )
 
     @workflow.query(name=Query.PENDING_TOOL_CALLS)

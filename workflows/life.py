@@ -77,6 +77,8 @@ class RunLife:
         self._outbox = outbox
         self._index = index
         self.state = RunState.RUNNING
+        self.reason: str | None = None
+        """Why the run ended as it did (the `status` query's `reason`), once it has."""
         calls.watch(self._follow_waits)
 
     def agent(self) -> Agent:
@@ -184,14 +186,22 @@ class RunLife:
     # ------------------------------------------------------------------ the end
 
     def end(
-        self, state: RunState, outcome: Ending = "completed", pending: bool = False
+        self,
+        state: RunState,
+        outcome: Ending = "completed",
+        pending: bool = False,
+        reason: str | None = None,
     ) -> AgentRunResult:
-        """The run's final state, and its result (with the calls still waiting, if asked)."""
+        """The run's final state and why, and its result (with the calls still waiting, if
+        asked)."""
+        self.reason = reason
         self.set_state(state)
-        return self._conversation.result(outcome, self._calls.pending() if pending else None)
+        result = self._conversation.result(outcome, self._calls.pending() if pending else None)
+        return result.model_copy(update={"reason": reason})
 
-    def failed(self) -> None:
-        """A `RunFailure` ends the run: its state, before the failure is raised on."""
+    def failed(self, reason: str) -> None:
+        """A `RunFailure` ends the run: its state and message, before the failure is raised on."""
+        self.reason = reason
         self.set_state(RunState.FAILED)
 
     def cancelled(self) -> AgentRunResult:

@@ -266,15 +266,21 @@ class AgentRunResult(Extensible):
     """With an agent's `output_type`: the final answer as validated, as JSON data
     (`AgentClient.result(..., output_type=)` gives it typed). None for plain text answers."""
     reason: str | None = None
-    """Why a guardrail tripped (outcome `guardrail_tripped`)."""
+    """Why the run ended so: which guardrail tripped and why (`guardrail_tripped`), the budget
+    reached (`budget_exceeded`), a hook's reason (`stopped`). The `status` query says it too."""
 
 
-class ToolResultSignal(Data):
+class ToolResultSignal(Extensible):
     """Signal `tool_result`: the result of a waiting tool call."""
+
+    _new_fields = ("attachments",)
 
     tool_call_id: str
     content: Any
     is_error: bool = False
+    attachments: list[Attachment] = Field(default_factory=list)
+    """Images and files the model sees with the result (large bytes already in payload
+    storage: `AgentClient.resolve` puts them there)."""
 
     def content_text(self) -> str:
         return render_content(self.content)
@@ -334,8 +340,10 @@ class SubmitResult(Data):
     detail: str = ""
 
 
-class StatusInfo(Data):
+class StatusInfo(Extensible):
     """Query `status`."""
+
+    _new_fields = ("reason",)
 
     state: RunState
     agent: str
@@ -343,6 +351,12 @@ class StatusInfo(Data):
     usage: Usage
     pending: int
     messages: int
+    reason: str | None = None
+    """Why the run ended as it did: the failure's message (`failed`), which guardrail tripped
+    and why (`guardrail_tripped`), the budget reached (`budget_exceeded`), a hook's stop
+    (`completed`). Left out of the JSON while None, so readers from before it (which refuse
+    unknown fields) still read a running run's status; an old reader of an ended run's status
+    with a reason must be upgraded (or read `state` from the `AgentStatus` search attribute)."""
 
 
 class HistoryQuery(Data):
