@@ -197,9 +197,14 @@ class AgentClient:
         *,
         is_error: bool = False,
         update_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> SubmitResult:
-        """Answer a waiting call through the update, so a refusal comes back as an error."""
-        signal = ToolResultSignal(tool_call_id=tool_call_id, content=content, is_error=is_error)
+        """Answer a waiting call through the update, so a refusal comes back as an error. With
+        `attachments` (`Image`, `File`) the model sees them with the result."""
+        stored = await offload(self.client.data_converter, attachments)
+        signal = ToolResultSignal(
+            tool_call_id=tool_call_id, content=content, is_error=is_error, attachments=stored
+        )
         return await self._answer(workflow_id, Update.SUBMIT_TOOL_RESULT, signal, update_id)
 
     async def decide(
@@ -242,13 +247,16 @@ class AgentClient:
         name: str | None = None,
         *,
         update_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> SubmitResult:
         """Steer a running turn: cancel the model call in flight (what it had streamed is kept
-        as an `interrupted` event, never as the model's message), then answer `content` at the
-        safe point. Finished tools are not run again."""
+        as an `interrupted` event, never as the model's message), then answer `content`, with
+        any `attachments`, at the safe point. Finished tools are not run again."""
+        # Stored before the cut: the call in flight is cancelled only once the message is whole.
+        stored = await offload(self.client.data_converter, attachments)
         # The run holds no deltas: what the call had streamed is read from the live bus here.
         partial = await live.streamed_text(self.client, workflow_id) or None
-        request = InterruptRequest(content=content, name=name, partial=partial)
+        request = InterruptRequest(content=content, name=name, partial=partial, attachments=stored)
         return await self._update(workflow_id, Update.INTERRUPT, request, update_id)
 
     async def cancel(self, workflow_id: str) -> None:

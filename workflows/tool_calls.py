@@ -345,4 +345,5 @@ def _signalled(call: OpenCall) -> ToolMessage:
         name=call.call.name,
         content=call.result.content_text(),
         is_error=call.result.is_error,
+        attachments=call.result.attachments,
     )

@@ -39,7 +39,11 @@ async def cmd_resolve(args: argparse.Namespace) -> None:
     client = await connect(args)
     print_json(
         await client.resolve(
-            args.workflow_id, args.tool_call_id, content(args.content), is_error=args.error
+            args.workflow_id,
+            args.tool_call_id,
+            content(args.content),
+            is_error=args.error,
+            attachments=args.file,
         )
     )
 
@@ -62,7 +66,9 @@ async def cmd_interrupt(args: argparse.Namespace) -> None:
     client = await connect(args)
     description = await open_run(client, args.workflow_id)
     await warn_without_worker(client, description.task_queue)
-    outcome = await client.interrupt(args.workflow_id, args.content, args.name)
+    outcome = await client.interrupt(
+        args.workflow_id, args.content, args.name, attachments=args.file
+    )
     print(outcome.detail)
 
 
@@ -107,6 +113,7 @@ def register(commands: Commands) -> None:
     p.add_argument("tool_call_id")
     p.add_argument("content", help="JSON or text")
     p.add_argument("--error", action="store_true", help="the result is an error")
+    add_file_option(p, "the model sees with the result")
     for verb in ("approve", "reject"):
         p = commands.add_on_run(verb, cmd_approve, f"{verb} a tool call that needs approval")
         p.add_argument("tool_call_id")
@@ -123,6 +130,7 @@ def register(commands: Commands) -> None:
     )
     p.add_argument("content")
     p.add_argument("--name")
+    add_file_option(p, "sent with the message")
     p = commands.add_on_run(
         "cancel", cmd_cancel, "end a run; print the calls that were still waiting"
     )

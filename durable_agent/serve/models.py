@@ -76,6 +76,7 @@ class Decision(_Body):
 class Resolution(_Body):
     content: Any = Field(description="The call's result: any JSON.")
     is_error: bool = False
+    attachments: list[Attachment] = Field(default_factory=list, description=_ATTACHMENTS)
 
 
 class RunSummary(BaseModel):

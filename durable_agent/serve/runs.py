@@ -284,7 +284,13 @@ async def interrupt(
     workflow_id: str, body: Message, client: ClientDep, idempotency_key: IdempotencyKey = None
 ) -> SubmitResult:
     """A user message now: the model call in flight is cut off and the message answered."""
-    return await client.interrupt(workflow_id, body.content, body.name, update_id=idempotency_key)
+    return await client.interrupt(
+        workflow_id,
+        body.content,
+        body.name,
+        update_id=idempotency_key,
+        attachments=body.attachments,
+    )
 
 
 @router.post("/{workflow_id:path}/cancel", response_model=Cancelling, status_code=202)
@@ -328,6 +334,7 @@ async def resolve(
         body.content,
         is_error=body.is_error,
         update_id=idempotency_key,
+        attachments=body.attachments,
     )
 
 

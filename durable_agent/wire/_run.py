@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 from temporalio.common import SearchAttributeKey
@@ -299,7 +299,7 @@ class ApprovalSignal(Data):
 class UserMessageSignal(Extensible):
     """Signal `user_message`: a message from a person or the application."""
 
-    _new_fields = ("attachments",)
+    _new_fields: ClassVar[tuple[str, ...]] = ("attachments",)
 
     content: str
     name: str | None = None
@@ -313,7 +313,9 @@ class InterruptRequest(UserMessageSignal, Extensible):
     what that call had streamed, as the interrupter read it from the live bus (the run holds
     no deltas); it becomes the `interrupted` event's text, never a message a model sees."""
 
-    _new_fields = ("partial",)
+    # The parent's new fields too: an interrupt without attachments is read by workers from
+    # before them.
+    _new_fields = (*UserMessageSignal._new_fields, "partial")
     partial: str | None = None
 
 

@@ -1,0 +1,188 @@
+"""Images and files that come with an answer: a waiting call's result given by the client, the
+CLI or `serve`, and an interrupt's message. Real worker, client, CLI processes and HTTP, the
+real provider SDKs against the local model server, which reads each attachment out of the
+request as its API defines it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import (
+    Agent,
+    File,
+    Image,
+    RunState,
+    ToolMessage,
+    UserMessage,
+    external_tool,
+)
+from durable_agent.serve import create_app
+
+from .conftest import agent_client, run_error
+from .fake_llm_content import Seen
+from .fake_llm_server import FakeLLMServer, text, tool_calls
+from .helpers import wait_pending, wait_state
+from .test_attachments import PDF_TYPE, history_bytes
+from .test_cli import cli
+from .test_serve import http_server
+
+PHOTO = os.urandom(300_000)
+"""Over the inline threshold: it goes to payload storage, and the run keeps a reference."""
+
+
+@external_tool()
+def take_photo(subject: str) -> str:
+    """Ask a person to photograph something.
+
+    Args:
+        subject: What to photograph.
+    """
+    raise NotImplementedError
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _photographer(model: str) -> Agent:
+    return Agent("photographer", model=model, tools=[take_photo])
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_a_resolved_calls_image_reaches_the_model_with_its_result(
+    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
+) -> None:
+    """Responses and Messages carry images in a tool result: the model reads the photo the
+    person attached to the call's answer; the run holds it by reference."""
+    server.reply(tool_calls(("c1", "take_photo", '{"subject": "the cat"}')), text("A cat."))
+    async with agent_client(time_env.client, _photographer(f"{prefix}:fake-model")) as (
+        client,
+        _,
+    ):
+        handle = await client.start("photographer", "What does the cat look like?")
+        await wait_pending(client, handle.id, ids=["c1"])
+        photo = Image(data=PHOTO, media_type="image/jpeg")
+        answer = await client.resolve(handle.id, "c1", "Here it is.", attachments=[photo])
+        result = await handle.result()
+        history = [e async for e in handle.fetch_history_events()]
+    assert answer.accepted and result.final_text == "A cat."
+    assert server.requests[0].attachments == []
+    assert server.requests[1].attachments == [
+        Seen("tool", "image", "bytes", _b64(PHOTO), "image/jpeg")
+    ]
+    [kept] = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert kept.content == "Here it is." and kept.attachments[0].stored is not None
+    assert history_bytes(history) < 100_000, "the run holds a reference, not the bytes"
+
+
+async def test_chat_completions_refuses_a_resolved_calls_image_with_one_line(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """Chat Completions tool messages take text only: the converter's rule, as for a tool's
+    own `return Image(...)`, and no request is made."""
+    server.reply(tool_calls(("c1", "take_photo", '{"subject": "the cat"}')), text("A cat."))
+    async with agent_client(time_env.client, _photographer("openai-chat:fake-model")) as (
+        client,
+        _,
+    ):
+        handle = await client.start("photographer", "What does the cat look like?")
+        await wait_pending(client, handle.id, ids=["c1"])
+        photo = Image(data=b"tiny", media_type="image/png")
+        await client.resolve(handle.id, "c1", "Here it is.", attachments=[photo])
+        error = await run_error(handle)
+    assert "Chat Completions tool results carry text only" in str(error)
+    assert len(server.requests) == 1, "refused before the second request"
+
+
+async def test_the_cli_resolves_a_call_and_interrupts_with_files(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """`resolve ... --file PATH` and `interrupt ... --file PATH`, from other processes: the
+    bytes reach the model (the large one through payload storage)."""
+    photo = tmp_path / "cat.png"
+    photo.write_bytes(PHOTO)
+    report = tmp_path / "vet.pdf"
+    report.write_bytes(b"%PDF-1.4\n%%EOF")
+    server.reply(
+        tool_calls(("c1", "take_photo", '{"subject": "the cat"}')),
+        text("A cat."),
+        text("A healthy cat."),
+    )
+    agent = _photographer("anthropic:fake-model")
+    address = dev_env.client.service_client.config.target_host
+    async with agent_client(dev_env.client, agent) as (client, worker):
+        handle = await client.start("photographer", "Photograph the cat.", conversation=True)
+        await wait_pending(client, handle.id, ids=["c1"])
+        resolved = await asyncio.to_thread(
+            cli, address, worker.task_queue, "resolve", handle.id, "c1", '"the photo"',
+            "--file", str(photo),
+        )  # fmt: skip
+        await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=2)
+        interrupted = await asyncio.to_thread(
+            cli, address, worker.task_queue, "interrupt", handle.id, "And the vet's report?",
+            "--file", str(report),
+        )  # fmt: skip
+        await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=3)
+        await client.cancel(handle.id)
+    assert '"accepted": true' in resolved.stdout, resolved.stdout
+    assert "queued" in interrupted.stdout or "answered next" in interrupted.stdout
+    _, second, third = server.requests
+    assert second.attachments == [Seen("tool", "image", "bytes", _b64(PHOTO), "image/png")]
+    report_seen = Seen("user", "file", "bytes", _b64(report.read_bytes()), PDF_TYPE)
+    assert third.attachments == [second.attachments[0], report_seen]
+
+
+async def test_serve_resolves_a_call_and_interrupts_with_data_urls(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """`POST .../calls/{id}/resolve` and `POST .../interrupt` take `attachments` as
+    `POST .../messages` does; a malformed one is a 422 and the call still waits."""
+    photo_url = f"data:image/png;base64,{_b64(PHOTO)}"
+    server.reply(
+        tool_calls(("c1", "take_photo", '{"subject": "the cat"}')),
+        text("A cat."),
+        text("A report."),
+    )
+    agent = _photographer("openai:fake-model")
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("photographer", "Photograph the cat.", conversation=True)
+        await wait_pending(client, handle.id, ids=["c1"])
+        async with (
+            http_server(create_app(client)) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
+            call = f"/runs/{handle.id}/calls/c1/resolve"
+            bad = await http.post(
+                call, json={"content": "x", "attachments": [{"type": "image", "url": "data:x"}]}
+            )
+            await wait_pending(client, handle.id, ids=["c1"])
+            resolved = await http.post(
+                call,
+                json={"content": "the photo", "attachments": [{"type": "image", "url": photo_url}]},
+            )
+            await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=2)
+            pdf = {"type": "file", "url": "https://example.com/vet.pdf", "filename": "vet.pdf"}
+            interrupted = await http.post(
+                f"/runs/{handle.id}/interrupt",
+                json={"content": "And this report?", "attachments": [pdf]},
+            )
+            await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=3)
+        history = await client.history(handle.id)
+        await client.cancel(handle.id)
+    assert bad.status_code == 422 and "must be base64" in bad.text
+    assert resolved.status_code == 200 and resolved.json()["accepted"], resolved.text
+    assert interrupted.status_code == 200, interrupted.text
+    _, second, third = server.requests
+    assert second.attachments == [Seen("tool", "image", "bytes", _b64(PHOTO), "image/png")]
+    assert third.attachments[-1] == Seen("user", "file", "url", "https://example.com/vet.pdf")
+    [tool_result] = [i for i in history.items if isinstance(i, ToolMessage)]
+    assert tool_result.attachments[0].stored is not None, "a data URL's bytes go to storage"
+    [asked] = [i for i in history.items if isinstance(i, UserMessage) and i.attachments]
+    assert asked.attachments == [File(url="https://example.com/vet.pdf", filename="vet.pdf")]
