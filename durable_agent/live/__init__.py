@@ -7,6 +7,8 @@ the embedded one (each worker serves its calls' deltas over HTTP, no new service
 Streams for fleets, chosen by `DURABLE_AGENT_LIVE_URL` (`_settings.py`).
 """
 
+from typing import TYPE_CHECKING
+
 from ._deltas import DeltaRead, LiveDeltas, Located, locate
 from ._embedded import EmbeddedReader, Store
 from ._entries import EntryCodec
@@ -21,7 +23,6 @@ from ._protocol import (
     stream_key,
     turn_of,
 )
-from ._redis import RedisBus
 from ._settings import (
     ADVERTISE_VARIABLE,
     LIVE_URL_VARIABLE,
@@ -32,6 +33,9 @@ from ._settings import (
     publisher,
     reader_for,
 )
+
+if TYPE_CHECKING:
+    from ._redis import RedisBus
 
 __all__ = [
     "ADVERTISE_VARIABLE",
@@ -62,3 +66,13 @@ __all__ = [
     "streamed_text",
     "turn_of",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`RedisBus` on first use: importing `redis.asyncio` at every start cost 80-200 ms
+    (`_settings._redis_bus`)."""
+    if name == "RedisBus":
+        from ._redis import RedisBus
+
+        return RedisBus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,14 +18,18 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ._embedded import EmbeddedReader, EmbeddedServer, Store
 from ._protocol import Batch, Entry, Publisher, Reader
-from ._redis import RedisBus
+
+if TYPE_CHECKING:
+    from ._redis import RedisBus
 
 LIVE_URL_VARIABLE = "DURABLE_AGENT_LIVE_URL"
 ADVERTISE_VARIABLE = "DURABLE_AGENT_LIVE_ADVERTISE"
 _MARK = " live="
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class EmbeddedPublisher:
@@ -77,8 +81,8 @@ def publisher(environ: Mapping[str, str] | None = None) -> Publisher | None:
 def _make_publisher(url: str, advertise: str) -> Publisher | None:
     if url.lower() in ("off", "none"):
         return None
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBus(url)
+    if url.startswith(_REDIS_SCHEMES):
+        return _redis_bus(url)
     if not url:
         return EmbeddedPublisher("127.0.0.1", 0, advertise or None)
     parsed = urllib.parse.urlsplit(url)
@@ -107,10 +111,19 @@ def reader_for(where: str, environ: Mapping[str, str] | None = None) -> Reader |
         return EmbeddedReader(where)
     if where == "redis":
         url, _ = _parse(environ)
-        if url.startswith(("redis://", "rediss://", "unix://")):
-            return _RedisReader(RedisBus(url))
+        if url.startswith(_REDIS_SCHEMES):
+            return _RedisReader(_redis_bus(url))
         return f"the worker publishes live text to Redis: set {LIVE_URL_VARIABLE} here too"
     return f"unknown live bus {where!r}"
+
+
+def _redis_bus(url: str) -> RedisBus:
+    """Imported only once a Redis URL is set: `redis.asyncio` took 80-200 ms of every worker's,
+    CLI command's and client's start (`python -X importtime`, 2026-12-06), for a bus most
+    users never configure."""
+    from ._redis import RedisBus
+
+    return RedisBus(url)
 
 
 class _RedisReader:
