@@ -3,6 +3,7 @@ the activity side's `windowed`), without a server: plans, pairs, prefixes and bo
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -109,6 +110,42 @@ def test_a_thousand_turns_stay_under_the_window_paired_and_compact_in_steps() ->
             assert sent[: len(previous)] == previous
         previous = sent
     assert 100 < compactions < 600  # in steps, not every turn
+
+
+def compaction_turns(output_chars: int, turns: int, room: bool) -> list[int]:
+    """The turns at which a run of `turns` tool results of `output_chars` compacts (the
+    default policy, a 128k window)."""
+    policy = ContextPolicy()
+    limit = limits(policy, "openai-chat:local-model", None)
+    window, prompt, compacted = Window(), [UserMessage(content="read every page")], []
+    for i in range(turns):
+        call = ToolCall(id=f"c{i}", name="fetch", arguments=json.dumps({"page": i}))
+        prompt += [
+            AssistantMessage(tool_calls=[call]),
+            ToolMessage(tool_call_id=f"c{i}", name="fetch", content="x" * output_chars),
+        ]
+        step = window.plan(policy, limit, prompt, 50, room=room)
+        if step is not None:
+            compacted.append(i)
+            take(window, step)
+        assert window.estimate(prompt, 50, window.current) <= limit.at
+        assert windowed(prompt, window.current, window.summary)[-1] == prompt[-1]  # whole
+    return compacted
+
+
+def test_a_compaction_leaves_room_for_more_turns_the_size_of_the_last() -> None:
+    """tests/test_long_conversation.py's 100 KB tool outputs (~25k tokens a turn) under the
+    default 128k window: compacting down to `compact_to` left under two turns of room and the
+    run compacted every other turn. Now four turns fit between compactions, as many as such
+    turns can (the fifth would pass `compact_at`)."""
+    before = compaction_turns(100 * 1024, 100, room=False)  # as runs recorded before it plan
+    now = compaction_turns(100 * 1024, 100, room=True)
+    assert {b - a for a, b in itertools.pairwise(before[2:])} == {2}
+    assert {b - a for a, b in itertools.pairwise(now)} == {4}
+    # Small turns already had room: compact_to still decides (5 KB outputs, ~33 turns apart).
+    small = compaction_turns(5 * 1024, 300, room=True)
+    assert small == compaction_turns(5 * 1024, 300, room=False)
+    assert min(b - a for a, b in itertools.pairwise(small)) > 30
 
 
 def test_without_summaries_what_falls_out_is_left_with_a_note() -> None:

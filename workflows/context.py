@@ -42,6 +42,10 @@ CONTEXT_WINDOW = "context-window"
 """Patch id: runs from before context windows never compact (their histories hold no summary
 calls), so they replay as they ran."""
 
+CONTEXT_ROOM = "context-room"
+"""Patch id: a compaction leaves room for `keep_turns` more turns the size of the last one
+(`Window._target`); runs compacted before it replay with the plan they ran."""
+
 SUMMARY_TIMEOUT = timedelta(minutes=5)
 """A long span is summarised in several bounded provider calls within one activity."""
 
@@ -59,6 +63,8 @@ class ContextKeeper:
         self._outbox = outbox
         self._window = Window()
         self._restored = False
+        self._room: bool | None = None
+        """`CONTEXT_ROOM`'s answer, asked when a compaction is first due (no marker before)."""
         self._overheads: dict[str, int] = {}
         self._sent: tuple[int, int] | None = None
         """The last request's estimate and prompt length, to compare with its usage."""
@@ -75,7 +81,9 @@ class ContextKeeper:
             self._restored = True
         limit = self._limits(agent, policy)
         overhead = self._overhead(agent)
-        step = self._window.plan(policy, limit, prompt, overhead, force)
+        if (force or self._window.due(policy, limit, prompt, overhead)) and self._room is None:
+            self._room = workflow.patched(CONTEXT_ROOM)
+        step = self._window.plan(policy, limit, prompt, overhead, force, self._room is True)
         if step is not None and workflow.patched(CONTEXT_WINDOW):
             await self._compact(agent, policy, limit, prompt, step)
         window = self._window.current

@@ -184,6 +184,16 @@ class Window:
 
     # ------------------------------------------------------------------ the plan
 
+    def due(
+        self, policy: ContextPolicy, limit: Limits, prompt: list[Message], overhead: int
+    ) -> bool:
+        """The window's estimate has passed `compact_at` of the budget."""
+        current = self.current
+        if self._sizes and current.clip_chars != policy.tool_output_chars:
+            self._sizes, self._clipped = [], []  # estimates of clipped outputs changed
+        self.current = current = current.model_copy(update={"clip_chars": policy.tool_output_chars})
+        return self.estimate(prompt, overhead, current) > limit.at
+
     def plan(
         self,
         policy: ContextPolicy,
@@ -191,21 +201,21 @@ class Window:
         prompt: list[Message],
         overhead: int,
         force: bool = False,
+        room: bool = True,
     ) -> Compaction | None:
         """The next compaction, or None while the window fits (`force`: the provider refused
-        it, so compact whatever the estimate says)."""
-        current = self.current
-        if self._sizes and current.clip_chars != policy.tool_output_chars:
-            self._sizes, self._clipped = [], []  # estimates of clipped outputs changed
-        self.current = current = current.model_copy(update={"clip_chars": policy.tool_output_chars})
-        before = self.estimate(prompt, overhead, current)
-        if before <= limit.at and not force:
+        it, so compact whatever the estimate says; `room`: leave room for large turns, see
+        `_target`; False plans as runs recorded before it did)."""
+        if not self.due(policy, limit, prompt, overhead) and not force:
             return None
-        target = limit.to / self.ratio - overhead  # in estimated tokens, for the messages
+        current = self.current
+        before = self.estimate(prompt, overhead, current)
         new_head = HEAD_TOKENS + (policy.summary_tokens if policy.summarize else 0)
         old_head = self._head(current.start, self.summary if current.summary_id else None)
         n = len(prompt)
         replies = [i for i in range(current.start, n) if isinstance(prompt[i], AssistantMessage)]
+        newest = replies[-1] if replies and room else n
+        target = self._target(policy, limit, overhead, new_head, newest)
         for keep in range(min(policy.keep_turns, len(replies)), 0, -1):
             protected = replies[-keep]
             clipped = max(current.clipped_before, protected)
@@ -219,6 +229,21 @@ class Window:
         # Even the last reply and its results do not fit whole: keep them, shortened.
         last = replies[-1] if replies else current.start
         return self._step(policy, last, n, before, overhead, prompt)
+
+    def _target(
+        self, policy: ContextPolicy, limit: Limits, overhead: int, new_head: int, last: int
+    ) -> float:
+        """What the messages may take after a compaction, in estimated tokens: `compact_to` of
+        the budget, and less when turns are large, so that `keep_turns` more turns the size of
+        the last one fit before the next compaction. Without it a compaction left only
+        `compact_at - compact_to` of room: with 100 KB tool outputs under a 128k window that
+        is under two turns, and tests/test_long_conversation.py's 300 turns compacted 147
+        times (every other turn); now 74 (every fourth, the most such turns allow). Never below
+        the last turn kept whole, which the window must carry."""
+        newest = sum(self._sizes[last:])
+        to = limit.to / self.ratio - overhead
+        room = limit.at / self.ratio - overhead - policy.keep_turns * newest
+        return min(to, max(room, new_head + newest))
 
     def _step(
         self,

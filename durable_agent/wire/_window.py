@@ -46,7 +46,8 @@ class ContextPolicy(Data):
     """Compact when the window's estimate passes this share of (window - reply)."""
     compact_to: float = Field(default=0.5, gt=0, le=1)
     """...down to this share: the window then grows turn by turn with its prefix unchanged, so
-    the provider's prompt cache keeps paying, until the next compaction."""
+    the provider's prompt cache keeps paying, until the next compaction. Lower when turns are
+    large: a compaction leaves room for `keep_turns` more turns the size of the last."""
     keep_turns: int = Field(default=3, ge=1)
     """The last model replies, with everything after them, stay whole while they fit."""
     tool_output_chars: int = Field(default=1_000, ge=0)
