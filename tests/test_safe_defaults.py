@@ -4,7 +4,6 @@ and every CLI error one line with a non-zero exit, at once."""
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -88,17 +87,14 @@ def test_one_agent_reached_twice_is_one_agent() -> None:
 
 # --- CLI errors: one line, non-zero exit, at once --------------------------------------------
 
-# Generous for a cold interpreter on a shared 2-core machine, far below "polls for ever".
-AT_ONCE_SECONDS = 20
 
-
-def fails(address: str, queue: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
+def fails(address: str, queue: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI's answer to a command that must fail. A command that waits instead (`watch`
+    polled for ever) never answers: `cli`'s bound stops it and the test fails."""
     done = cli(address, queue, *args, check=False)
-    elapsed = time.monotonic() - started
     assert done.returncode != 0, done
     assert "Traceback" not in done.stderr, done.stderr
-    return done, elapsed
+    return done
 
 
 def one_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -118,9 +114,11 @@ async def test_commands_on_an_unknown_workflow_id_fail_at_once(
     # Before: `watch` polled for ever; the others printed the server's wording.
     address = dev_env.client.service_client.config.target_host
     unknown = f"no-such-run-{uuid.uuid4()}"
-    done, elapsed = fails(address, "q", command[0], unknown, *command[1:])
+    # At once: the command ends on the server's NOT_FOUND, said in one line, rather than
+    # waiting for a run to appear (no timing: a busy machine takes seconds just to start the
+    # interpreter).
+    done = fails(address, "q", command[0], unknown, *command[1:])
     assert one_line(done) == f"error: no run with id {unknown}"
-    assert elapsed < AT_ONCE_SECONDS
 
 
 async def test_run_of_an_unknown_agent_says_which_agents_the_worker_serves(
@@ -131,7 +129,7 @@ async def test_run_of_an_unknown_agent_says_which_agents_the_worker_serves(
     queue = f"safe-{uuid.uuid4()}"
     worker = start_worker(address, queue, tmp_path / "log.jsonl")
     try:
-        done, _ = fails(address, queue, "run", "nosuchagent", "hi")
+        done = fails(address, queue, "run", "nosuchagent", "hi")
     finally:
         stop(worker)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -144,9 +142,9 @@ async def test_worker_with_a_bad_agents_path_fails_in_one_line(
     dev_env: WorkflowEnvironment,
 ) -> None:
     address = dev_env.client.service_client.config.target_host
-    done, _ = fails(address, "q", "worker", "--agents", "bad:path")
+    done = fails(address, "q", "worker", "--agents", "bad:path")
     assert one_line(done) == "error: cannot load --agents 'bad:path': No module named 'bad'"
-    done, _ = fails(address, "q", "worker", "--agents", "badpath")
+    done = fails(address, "q", "worker", "--agents", "badpath")
     assert "must look like 'package.module:attribute'" in one_line(done)
 
 
@@ -156,9 +154,9 @@ async def test_start_from_a_malformed_file_fails_in_one_line(
     address = dev_env.client.service_client.config.target_host
     bad = tmp_path / "conv.json"
     bad.write_text("{not json")
-    done, _ = fails(address, "q", "start", "--from", str(bad))
+    done = fails(address, "q", "start", "--from", str(bad))
     assert one_line(done).startswith(f"error: --from {bad} is not an exported snapshot (")
-    done, _ = fails(address, "q", "start", "--from", str(tmp_path / "missing.json"))
+    done = fails(address, "q", "start", "--from", str(tmp_path / "missing.json"))
     assert one_line(done).endswith("No such file or directory")
 
 
