@@ -35,6 +35,7 @@ from durable_agent.workflows.life import RunLife
 from durable_agent.workflows.model_call import Calling, Idle, Interrupted, ModelCall
 from durable_agent.workflows.outbox import Outbox
 from durable_agent.workflows.outcomes import BudgetSpent, Final, RunAgain, Wait
+from durable_agent.workflows.outputs import OutputCheck
 from durable_agent.workflows.tool_calls import ToolCalls
 from durable_agent.workflows.toolsets import MCPToolsets
 from durable_agent.workflows.tree import Tree
@@ -85,7 +86,7 @@ def parts() -> Parts:
     outbox, mcp = Outbox("wf-1", "conv-1"), MCPToolsets()
     tree = Tree(conversation, calls, index)  # type: ignore[arg-type]
     model = ModelCall(conversation, outbox, mcp)
-    life = RunLife(conversation, calls, outbox, index)  # type: ignore[arg-type]
+    life = RunLife(conversation, calls, outbox, index, OutputCheck(conversation))  # type: ignore[arg-type]
     return Parts(
         conversation,
         calls,
@@ -300,6 +301,7 @@ def test_carry_over_keeps_every_setting_and_replaces_what_the_run_said() -> None
         conversation_id="conv-1",
         transcript_length=4,
         stream_offset=12,
+        output_failures=2,
     ).into(started)
     settings = {"agent", "max_turns", "conversation", "budget", "continue_as_new_at_bytes"}
     said = {"prompt", "messages"}
@@ -312,6 +314,7 @@ def test_carry_over_keeps_every_setting_and_replaces_what_the_run_said() -> None
         4,
         12,
     )
+    assert carried.output_failures == 2
 
 
 # ---------------------------------------------------------------------- tool calls

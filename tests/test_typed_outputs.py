@@ -3,6 +3,7 @@ each provider in its own wire format, retried with the error, failed clearly whe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -12,9 +13,10 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from typing_extensions import TypedDict
 
-from durable_agent import Agent, ScriptedModel, ToolMessage, UserMessage
+from durable_agent import Agent, ScriptedModel, ToolMessage, UserMessage, tool
 from durable_agent._output import Invalid, OutputSpec, Valid
 from durable_agent.cli.runs import output_schemas
+from durable_agent.workflows.life import MIN_RUN_AGE
 
 from .conftest import agent_client, calls, new_id
 from .fake_llm_output import output_schema
@@ -169,6 +171,32 @@ async def test_an_answer_that_never_validates_fails_the_run_after_the_retries(
     assert getattr(cause, "type", None) == "OutputValidationFailed"
     assert "after 2 retries" in str(cause)
     assert status.state == "failed" and status.turn == 3
+
+
+@tool
+async def nap() -> str:
+    """Rest long enough that the run is old enough to continue as new at its next turn."""
+    await asyncio.sleep(MIN_RUN_AGE.total_seconds() + 0.5)
+    return "rested"
+
+
+async def test_output_retries_count_across_continue_as_new(dev_env: WorkflowEnvironment) -> None:
+    """The count of answers that did not validate restarted in each new run, so a run that
+    continued as new between them could retry for ever."""
+    replies = ["not json", calls(("n1", "nap", "{}")), '{"name": 1}']
+    replies += [calls(("n2", "nap", "{}")), "still not", "never asked for"]
+    model = ScriptedModel(new_id(), replies)
+    agent = Agent("stubborn-long", model=model, tools=[nap], output_type=City, output_retries=2)
+    async with agent_client(dev_env.client, agent) as (client, _):
+        handle = await client.start("stubborn-long", "A city?", continue_as_new_at_bytes=1)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+        history = await client.history(handle.id, ["agent"])
+    cause = failure.value.cause
+    assert getattr(cause, "type", None) == "OutputValidationFailed", cause
+    assert "after 2 retries" in str(cause)
+    assert [e["attempt"] for e in events(history.items, "output_invalid")] == [1, 2, 3]
+    assert events(history.items, "continued_as_new"), "the run continued as new in between"
 
 
 async def test_a_sub_agents_typed_answer_is_its_tool_result_as_json(

@@ -99,14 +99,14 @@ class AgentWorkflow:
         conversation, calls = Conversation(workflow.now), CallBook()
         outbox, mcp, index = Outbox(workflow.info().workflow_id, ""), MCPToolsets(), SearchIndex()
         self._conversation, self._calls, self._outbox, self._mcp = conversation, calls, outbox, mcp
-        self._life = RunLife(conversation, calls, outbox, index)
+        self._outputs = OutputCheck(conversation)
+        self._life = RunLife(conversation, calls, outbox, index, self._outputs)
         self._tree = Tree(conversation, calls, index)
         self._model = ModelCall(conversation, outbox, mcp)
         self._hooks = Hooks(conversation, outbox)
         self._tool_calls = ToolCalls(conversation, calls, outbox, mcp, self._tree)
         self._intake = Intake(conversation, calls, self._tree, self._model)
         self._index = index
-        self._outputs = OutputCheck(conversation)
         self._guardrails = Guardrails(conversation)
 
     # ------------------------------------------------------------------ the loop

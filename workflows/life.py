@@ -33,6 +33,7 @@ from .conversation import Conversation
 from .index import SearchIndex
 from .outbox import Outbox
 from .outcomes import Final, Outcome, RunAgain, Wait
+from .outputs import OutputCheck
 
 # A run continued as new sooner than the server's history.workflowIdReuseMinimalInterval
 # (1 s by default; the older history.continueAsNewMinInterval key is gone since server 1.25)
@@ -70,12 +71,18 @@ def parse_input(raw: tuple[object, ...]) -> AgentRunInput:
 
 class RunLife:
     def __init__(
-        self, conversation: Conversation, calls: CallBook, outbox: Outbox, index: SearchIndex
+        self,
+        conversation: Conversation,
+        calls: CallBook,
+        outbox: Outbox,
+        index: SearchIndex,
+        outputs: OutputCheck,
     ) -> None:
         self._conversation = conversation
         self._calls = calls
         self._outbox = outbox
         self._index = index
+        self._outputs = outputs
         self.state = RunState.RUNNING
         self.reason: str | None = None
         """Why the run ended as it did (the `status` query's `reason`), once it has."""
@@ -91,6 +98,7 @@ class RunLife:
         conversation = self._conversation
         self._outbox.conversation_id = params.conversation_id or str(workflow.uuid4())
         self._outbox.sent = params.transcript_length if params.conversation_id else 0
+        self._outputs.failures = params.output_failures
         snap = params.snapshot
         if snap is not None:
             conversation.restore(snap)
@@ -174,6 +182,7 @@ class RunLife:
             conversation_id=self._outbox.conversation_id,
             transcript_length=self._outbox.sent,
             stream_offset=params.stream_offset,  # unused since deltas left the run (issue 20)
+            output_failures=self._outputs.failures,  # output_retries bound them across runs
         )
         workflow.continue_as_new(carried.into(params))
 

@@ -189,7 +189,7 @@ class Budget(Data):
 class AgentRunInput(Extensible):
     """Start a run: `{"agent": "support", "prompt": "..."}` or with `messages`."""
 
-    _new_fields = ("stream_offset", "budget")
+    _new_fields = ("stream_offset", "budget", "output_failures")
 
     agent: str
     prompt: str | None = None
@@ -211,6 +211,9 @@ class AgentRunInput(Extensible):
     continue_as_new_at_bytes: int | None = Field(default=None, ge=1)
     """Continue as new once the run's history is this large (and always when the server
     suggests it), carrying the whole state over."""
+    output_failures: int = Field(default=0, ge=0)
+    """Set by continue-as-new only: typed answers in a row that did not validate, so that
+    `output_retries` bounds them across runs (left out while 0: older workers read the input)."""
 
     @model_validator(mode="after")
     def _has_something_to_say(self) -> AgentRunInput:
@@ -229,6 +232,8 @@ class CarryOver(Data):
     conversation_id: str
     transcript_length: int
     stream_offset: int
+    output_failures: int = 0
+    """Typed answers in a row that did not validate (`workflows/outputs.py`)."""
 
     def into(self, started: AgentRunInput) -> AgentRunInput:
         """The next run's input: `started`'s settings, this run's state instead of a prompt."""
@@ -242,6 +247,7 @@ class CarryOver(Data):
             conversation_id=self.conversation_id,
             transcript_length=self.transcript_length,
             stream_offset=self.stream_offset,
+            output_failures=self.output_failures,
         )
 
 
