@@ -8,6 +8,7 @@ picture of the page.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -35,6 +36,8 @@ from durable_agent.wire import ENDED
 
 from .conftest import agent_client, new_id
 from .e2e_agents import asker
+from .fake_llm_content import Seen
+from .fake_llm_server import FakeLLMServer, text
 from .helpers import wait_pending, wait_state
 from .test_serve import http_server
 
@@ -252,3 +255,51 @@ def test_the_page_knows_every_state_a_run_never_leaves() -> None:
     source = (STATIC / "app.js").read_text()
     line = next(text for text in source.splitlines() if "const ended = [" in text)
     assert set(re.findall(r'"(\w+)"', line)) == {state.value for state in ENDED}
+
+
+async def test_an_operator_attaches_files_to_a_message(
+    dev_env: WorkflowEnvironment, browser: Browser, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """The message form's Attach control: the chosen files go with the message (as data URLs),
+    the model sees them, the large one through payload storage, and the page names them."""
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(os.urandom(40_000))
+    notes = tmp_path / "notes.pdf"
+    notes.write_bytes(b"%PDF-1.4\n%%EOF")
+    server.reply(text("Hello."), text("A chart and notes."))
+    viewer = Agent("page-viewer", model="anthropic:fake-model")
+    async with agent_client(dev_env.client, viewer, **PAGE_WORKER) as (client, _):
+        thread = new_id()
+        await client.send("page-viewer", "hi", thread_id=thread)
+        await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=1)
+        async with http_server(create_app(client)) as url:
+            page = await browser.new_page()
+            await page.goto(f"{url}/#{thread}")
+            conversation = page.locator("#conversation")
+            await expect(conversation).to_contain_text("Hello.")
+            await page.get_by_label("Attach").set_input_files([chart, notes])
+            await page.get_by_label("Message").fill("What are these?")
+            await page.get_by_role("button", name="Say").click()
+            final = conversation.locator(".msg.assistant[data-final]").last
+            await expect(final).to_contain_text("A chart and notes.", timeout=20_000)
+            asked = conversation.locator(".msg.user").last
+            await expect(asked).to_contain_text("image: image/png")
+            await expect(asked).to_contain_text("file: notes.pdf")
+            chosen = await page.get_by_label("Attach").evaluate("input => input.files.length")
+        history = await client.history(thread)
+        await client.cancel(thread)
+    assert chosen == 0, "the form forgets the files once they are sent"
+    assert server.requests[1].attachments == [
+        Seen("user", "image", "bytes", base64.b64encode(chart.read_bytes()).decode(), "image/png"),
+        Seen(
+            "user",
+            "file",
+            "bytes",
+            base64.b64encode(notes.read_bytes()).decode(),
+            "application/pdf",
+        ),
+    ]
+    [message] = [i for i in history.items if isinstance(i, UserMessage) and i.attachments]
+    image, pdf = message.attachments
+    assert image.stored is not None, "the large one is a reference in the run"
+    assert pdf.data == notes.read_bytes() and pdf.filename == "notes.pdf"

@@ -180,7 +180,7 @@ function setState(state) {
   badge.hidden = !state;
   const ended = ["completed", "failed", "cancelled", "budget_exceeded", "guardrail_tripped"].includes(state);
   $("cancel-run").disabled = ended;
-  for (const button of $("composer").querySelectorAll("button")) button.disabled = ended;
+  for (const control of $("composer").querySelectorAll("button, input")) control.disabled = ended;
 }
 
 function follow(id, generation) {
@@ -232,6 +232,21 @@ function message(role, who, text) {
   return li;
 }
 
+// A message's images and files, named (the page never shows their bytes: a large one is
+// only a reference in payload storage, read by the model activity alone).
+function withAttachments(li, attachments) {
+  if (!attachments?.length) return li;
+  const list = document.createElement("ul");
+  list.className = "attachments";
+  for (const part of attachments) {
+    const entry = document.createElement("li");
+    entry.textContent = `${part.type}: ${part.filename || part.url || part.file_id || part.media_type}`;
+    list.append(entry);
+  }
+  li.append(list);
+  return li;
+}
+
 function showItem(item) {
   if (item.role === "event") {
     if (item.kind === "interrupted") dropStreaming();
@@ -258,9 +273,9 @@ function showItem(item) {
   } else if (item.role === "tool") {
     const li = message("tool", `result of ${item.name || item.tool_call_id}`, item.content);
     li.classList.toggle("error", Boolean(item.is_error));
-    append(li);
+    append(withAttachments(li, item.attachments));
   } else if (item.role === "user") {
-    append(message("user", item.name || "user", item.content));
+    append(withAttachments(message("user", item.name || "user", item.content), item.attachments));
   } else {
     append(message(item.role, item.role, item.content ?? ""));
   }
@@ -450,13 +465,40 @@ async function send(kind, done) {
     box.focus();
     return;
   }
+  const attach = $("attach");
+  let attachments;
   try {
-    const answer = await api(runPath(view.runId, `/${kind}`), { method: "POST", body: { content } });
+    attachments = await Promise.all([...attach.files].map(readAttachment));
+  } catch (error) {
+    notify(`Could not read the file: ${error.message}`, true);
+    return;
+  }
+  const body = attachments.length ? { content, attachments } : { content };
+  try {
+    const answer = await api(runPath(view.runId, `/${kind}`), { method: "POST", body });
     box.value = "";
+    attach.value = "";
     notify(said(answer, done));
   } catch (error) {
     notify(`Refused: ${error.message}`, true);
   }
+}
+
+// A chosen file as the API takes it: a data URL, an image or a file by its type (the server
+// moves large bytes to payload storage, so the run keeps a reference).
+function readAttachment(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => {
+      const media_type = file.type || "application/octet-stream";
+      const image = media_type.startsWith("image/");
+      const part = { type: image ? "image" : "file", url: reader.result, media_type };
+      if (!image) part.filename = file.name;
+      resolve(part);
+    };
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }
 
 init();
