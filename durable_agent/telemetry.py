@@ -303,12 +303,18 @@ def _set_span_attributes(attributes: dict[str, Any]) -> None:
 # replays: each model call and each wait is counted once, however often its task replays.
 
 
-def record_model_call(meter: MetricMeter, agent: str, model: str, usage: Usage) -> None:
+def record_model_call(
+    meter: MetricMeter, agent: str, model: str, usage: Usage, fallback: str = "none"
+) -> None:
     """`durable_agent_tokens` (by agent, model and direction), `durable_agent_cached_input_tokens`
     (the input tokens read from the provider's prompt cache, counted in `input` as well) and
-    `durable_agent_model_calls`."""
+    `durable_agent_model_calls`. `model`: the model that answered (a fallback, when the one
+    before it failed); `fallback`, on the call count only: why the model before it failed
+    (its failure type), `none` when the first model answered."""
     labels = {"agent": agent, "model": model}
-    meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(1, labels)
+    meter.create_counter("durable_agent_model_calls", "Model calls a run made.").add(
+        1, {**labels, "fallback": fallback}
+    )
     tokens = meter.create_counter("durable_agent_tokens", "Tokens the model calls used.")
     tokens.add(usage.input_tokens, {**labels, "direction": "input"})
     tokens.add(usage.output_tokens, {**labels, "direction": "output"})

@@ -6,15 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from durable_agent import Agent, ScriptedModel
+from durable_agent import Agent, ScriptedModel, telemetry
+from durable_agent.storage import data_converter
 
-from .conftest import agent_client, new_id
+from .conftest import agent_client, eventually, new_id
 from .fake_llm_server import FakeLLMServer, error, text
 from .helpers import events
+from .processes import free_port
+from .test_telemetry import sample, scrape
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -91,6 +94,42 @@ async def test_scripted_fallbacks_are_served_by_the_worker(time_env: WorkflowEnv
     async with agent_client(time_env.client, agent) as (client, _):
         result = await (await client.start("scripted-fallback", "hi")).result()
     assert result.final_text == "from the backup"
+
+
+async def test_the_model_calls_metric_labels_the_model_that_answered(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """It labelled the primary, whose call had failed, with the fallback's call and tokens."""
+    port = free_port()
+    client = await Client.connect(
+        time_env.client.service_client.config.target_host,
+        namespace=time_env.client.namespace,
+        data_converter=data_converter(),
+        runtime=telemetry.metrics_runtime(f"127.0.0.1:{port}"),
+    )
+
+    def broken(request: object) -> str:
+        raise ValueError("the primary is down")
+
+    primary, backup = ScriptedModel(new_id(), broken), ScriptedModel(new_id(), ["backed up"])
+    agent = Agent(
+        "metered-fallback", model=[primary, backup], model_retry=RetryPolicy(maximum_attempts=1)
+    )
+    async with agent_client(client, agent) as (agents, worker):
+        result = await (await agents.start("metered-fallback", "hi")).result()
+        queue = f'task_queue="{worker.task_queue}"'
+
+        async def counted() -> bool:
+            return sample(scrape(port), "durable_agent_model_calls", agent=agent.name) == 1
+
+        await eventually(counted, "the model call on the endpoint", 10)
+        text = "\n".join(line for line in scrape(port).splitlines() if queue in line)
+    assert result.final_text == "backed up"
+    calls = "durable_agent_model_calls"
+    assert sample(text, calls, model=backup.model_string, fallback="ValueError") == 1
+    assert sample(text, calls, model=primary.model_string) == 0
+    tokens = sample(text, "durable_agent_tokens", model=backup.model_string, direction="output")
+    assert tokens == result.usage.output_tokens > 0
 
 
 def test_an_empty_list_of_models_is_refused() -> None:

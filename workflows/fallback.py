@@ -13,12 +13,14 @@ path it always took: no new command, no new event.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models and the agent definitions the worker registered.
+    from durable_agent._causes import cause_type, innermost
     from durable_agent.authoring._agent import Agent
     from durable_agent.wire import (
         CONTEXT_TOO_LONG,
@@ -35,34 +37,58 @@ _THE_LOOPS_OWN = frozenset({TRANSCRIPT_MISS, WINDOW_MISS, CONTEXT_TOO_LONG})
 """Errors the loop answers itself (resend whole, compact): the same model is asked again."""
 
 
-async def with_fallbacks(
-    conversation: Conversation,
-    agent: Agent,
-    request: ModelRequest,
-    execute: Callable[[ModelRequest], Awaitable[ModelResponse]],
-    cut: Callable[[], bool],
-) -> ModelResponse:
-    """`execute(request)`, then with each fallback model while the call fails for good.
-    `cut`: the call was interrupted (its cancellation is not a failure)."""
-    models = agent.model_strings
-    if len(models) == 1:
-        return await execute(request)
-    for position, model in enumerate(models):
-        asked = request if position == 0 else request.model_copy(update={"model": model})
-        try:
-            return await execute(asked)
-        except CALL_FAILED as exc:
-            last = position + 1 == len(models)
-            if last or cut() or is_cancelled_exception(exc) or _loops_own(exc):
-                raise
-            conversation.event(
-                "llm",
-                "model_fallback",
-                model=model,
-                error=cause_text(exc),
-                next=models[position + 1],
-            )
-    raise AssertionError("unreachable: the last model's failure is raised")
+@dataclass(frozen=True)
+class Answered:
+    """Who answered a model call, for its metrics: the model string asked (not the name the
+    provider reported, which varies by snapshot), and `fallback`, why the model before it
+    failed (its failure type, e.g. `ProviderRejected`) or `none` when the first one answered.
+    Both are bounded label values."""
+
+    model: str
+    fallback: str = "none"
+
+
+class Fallbacks:
+    def __init__(self, conversation: Conversation) -> None:
+        self._conversation = conversation
+        self.answered: Answered | None = None
+        """Who answered the last call that succeeded."""
+
+    async def call(
+        self,
+        agent: Agent,
+        request: ModelRequest,
+        execute: Callable[[ModelRequest], Awaitable[ModelResponse]],
+        cut: Callable[[], bool],
+    ) -> ModelResponse:
+        """`execute(request)`, then with each fallback model while the call fails for good.
+        `cut`: the call was interrupted (its cancellation is not a failure)."""
+        models = agent.model_strings
+        if len(models) == 1:
+            response = await execute(request)
+            self.answered = Answered(models[0])
+            return response
+        why = "none"
+        for position, model in enumerate(models):
+            asked = request if position == 0 else request.model_copy(update={"model": model})
+            try:
+                response = await execute(asked)
+            except CALL_FAILED as exc:
+                last = position + 1 == len(models)
+                if last or cut() or is_cancelled_exception(exc) or _loops_own(exc):
+                    raise
+                why = cause_type(exc) or type(innermost(exc)).__name__
+                self._conversation.event(
+                    "llm",
+                    "model_fallback",
+                    model=model,
+                    error=cause_text(exc),
+                    next=models[position + 1],
+                )
+                continue
+            self.answered = Answered(model, why)
+            return response
+        raise AssertionError("unreachable: the last model's failure is raised")
 
 
 def _loops_own(exc: BaseException) -> bool:

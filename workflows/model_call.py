@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
 from .context import ContextKeeper
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
-from .fallback import with_fallbacks
+from .fallback import Answered, Fallbacks
 from .outbox import Outbox, whole_on_miss
 from .outcomes import RunFailure
 from .toolsets import MCPToolsets
@@ -60,6 +60,7 @@ class ModelCall:
         self._mcp = mcp
         self.state: CallState = Idle()
         self._context = ContextKeeper(conversation, outbox)
+        self._fallbacks = Fallbacks(conversation)
         self.streaming = False
         """A model call is in flight (from its request to its message): observers read the
         live bus for its deltas, and the run more often."""
@@ -92,8 +93,9 @@ class ModelCall:
         self.state, self.streaming = Idle(), False
         self._context.measured(response)
         conversation.usage = conversation.usage + response.usage
+        answered = self._fallbacks.answered or Answered(agent.model_string)
         telemetry.record_model_call(
-            workflow.metric_meter(), agent.name, agent.model_string, response.usage
+            workflow.metric_meter(), agent.name, answered.model, response.usage, answered.fallback
         )
         message = response.message
         if agent.local_model:
@@ -119,7 +121,7 @@ class ModelCall:
         whole = partial(self._outbox.whole, request, prompt)
         execute = partial(self._execute, agent)
         cut = lambda: isinstance(self.state, Interrupted)  # noqa: E731 - read when it fails
-        fallbacks = partial(with_fallbacks, self._conversation, agent, execute=execute, cut=cut)
+        fallbacks = partial(self._fallbacks.call, agent, execute=execute, cut=cut)
         return await whole_on_miss(fallbacks, request, whole)
 
     async def _execute(self, agent: Agent, request: ModelRequest) -> ModelResponse:
