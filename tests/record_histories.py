@@ -34,7 +34,16 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from durable_agent import AgentRunInput, LiveEvent, PendingCall, RunState, StatusEvent
+from durable_agent import (
+    AgentRunInput,
+    File,
+    Image,
+    LiveEvent,
+    PendingCall,
+    RunState,
+    StatusEvent,
+    ToolMessage,
+)
 from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
 from durable_agent.worker import create_worker
@@ -457,6 +466,20 @@ async def fallback(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def attachments(client: AgentClient, wf: str) -> Runs:
+    """A waiting call answered with an image (inline bytes) and a file by URL: its result
+    message carries them to the next model call."""
+    handle = await client.start("corpus-asker", "may I refund?", workflow_id=wf)
+    await wait_pending(client, wf, "m1")
+    receipt = Image(data=b"\x89PNG\r\n\x1a\n receipt", media_type="image/png")
+    policy = File(url="https://example.com/refunds.pdf", filename="refunds.pdf")
+    await client.resolve(wf, "m1", "yes, see the receipt", attachments=[receipt, policy])
+    result = await handle.result()
+    [answer] = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert answer.attachments == [receipt, policy], answer
+    return [handle]
+
+
 Scenario = Callable[[AgentClient, str], Awaitable[Runs]]
 
 
@@ -493,6 +516,7 @@ SCENARIOS: dict[str, Recording] = {
     "guardrails": Recording(guardrails),
     "guardrails-local": Recording(guardrails),
     "fallback": Recording(fallback),
+    "attachments": Recording(attachments),
 }
 
 
