@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import (
     Agent,
     AssistantMessage,
+    File,
     ModelRequest,
     RunState,
     ScriptedModel,
@@ -214,11 +215,14 @@ async def test_say_interrupt_and_cancel_from_the_page(
 
 
 async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
-    dev_env: WorkflowEnvironment, browser: Browser
+    dev_env: WorkflowEnvironment, browser: Browser, tmp_path: Path
 ) -> None:
     """The page and its files are open; the API needs the token, which the page asks for
     once, keeps for the tab, and sends as a bearer header (and to the stream in its URL).
-    The run waits for an external call's result, which the operator gives as JSON."""
+    The run waits for an external call's result, which the operator gives as JSON, with a
+    file attached."""
+    release = tmp_path / "release-notes.pdf"
+    release.write_bytes(b"%PDF-1.4\n%%EOF")
     async with agent_client(dev_env.client, asker, **PAGE_WORKER) as (client, _):
         handle = await client.start("asker", "Ship the release?")
         await wait_pending(client, handle.id, ids=["ask_human-0"])
@@ -239,14 +243,19 @@ async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
             await page.get_by_role("button", name="Resolve ask_human").click()
             await expect(page.locator("#notice")).to_contain_text("must be JSON")
             await result_box.fill('{"answer": "yes, ship it"}')
+            attach = page.get_by_label("Attach to the result of ask_human")
+            await attach.set_input_files(release)
             await page.get_by_role("button", name="Resolve ask_human").click()
             final = page.locator("#conversation .msg.assistant[data-final]").last
             await expect(final).to_contain_text("shipped", timeout=20_000)
             await expect(page.locator("#run-state")).to_have_text("completed")
         result = await handle.result()
     assert kept == TOKEN
-    tool_results = [m.content for m in result.messages if isinstance(m, ToolMessage)]
-    assert tool_results == ['{"answer":"yes, ship it"}']
+    [tool_result] = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert tool_result.content == '{"answer":"yes, ship it"}'
+    assert tool_result.attachments == [
+        File(data=release.read_bytes(), media_type="application/pdf", filename="release-notes.pdf")
+    ]
 
 
 def test_the_page_knows_every_state_a_run_never_leaves() -> None:
@@ -277,7 +286,7 @@ async def test_an_operator_attaches_files_to_a_message(
             await page.goto(f"{url}/#{thread}")
             conversation = page.locator("#conversation")
             await expect(conversation).to_contain_text("Hello.")
-            await page.get_by_label("Attach").set_input_files([chart, notes])
+            await page.get_by_label("Attach", exact=True).set_input_files([chart, notes])
             await page.get_by_label("Message").fill("What are these?")
             await page.get_by_role("button", name="Say").click()
             final = conversation.locator(".msg.assistant[data-final]").last
@@ -285,7 +294,9 @@ async def test_an_operator_attaches_files_to_a_message(
             asked = conversation.locator(".msg.user").last
             await expect(asked).to_contain_text("image: image/png")
             await expect(asked).to_contain_text("file: notes.pdf")
-            chosen = await page.get_by_label("Attach").evaluate("input => input.files.length")
+            chosen = await page.get_by_label("Attach", exact=True).evaluate(
+                "input => input.files.length"
+            )
         history = await client.history(thread)
         await client.cancel(thread)
     assert chosen == 0, "the form forgets the files once they are sent"

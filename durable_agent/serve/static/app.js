@@ -377,7 +377,11 @@ function pendingCall(call) {
     const isError = document.createElement("input");
     isError.type = "checkbox";
     isError.id = `error-${call.tool_call_id}`;
-    const resolve = button("Resolve", "primary", () => {
+    const files = document.createElement("input");
+    files.type = "file";
+    files.multiple = true;
+    files.id = `attach-${call.tool_call_id}`;
+    const resolve = button("Resolve", "primary", async () => {
       let content;
       try {
         content = JSON.parse(box.value);
@@ -386,12 +390,22 @@ function pendingCall(call) {
         box.focus();
         return;
       }
-      act(`${base}/resolve`, { content, is_error: isError.checked }, `Answered ${call.name}.`);
+      const attachments = await readAttachments(files);
+      if (attachments === null) return;
+      const body = { content, is_error: isError.checked };
+      if (attachments.length) body.attachments = attachments;
+      act(`${base}/resolve`, body, `Answered ${call.name}.`);
     });
     resolve.setAttribute("aria-label", `Resolve ${call.name}`);
     const row = document.createElement("div");
     row.className = "row";
-    row.append(resolve, isError, labelFor(isError.id, "is an error"));
+    row.append(
+      resolve,
+      isError,
+      labelFor(isError.id, "is an error"),
+      labelFor(files.id, `Attach to the result of ${call.name}`),
+      files,
+    );
     li.append(labelFor(boxId, "Result (JSON)"), box, row);
   }
   return li;
@@ -466,13 +480,8 @@ async function send(kind, done) {
     return;
   }
   const attach = $("attach");
-  let attachments;
-  try {
-    attachments = await Promise.all([...attach.files].map(readAttachment));
-  } catch (error) {
-    notify(`Could not read the file: ${error.message}`, true);
-    return;
-  }
+  const attachments = await readAttachments(attach);
+  if (attachments === null) return;
   const body = attachments.length ? { content, attachments } : { content };
   try {
     const answer = await api(runPath(view.runId, `/${kind}`), { method: "POST", body });
@@ -481,6 +490,17 @@ async function send(kind, done) {
     notify(said(answer, done));
   } catch (error) {
     notify(`Refused: ${error.message}`, true);
+  }
+}
+
+// The files chosen in a file input, as the API takes them; null (and said) when one
+// cannot be read.
+async function readAttachments(input) {
+  try {
+    return await Promise.all([...input.files].map(readAttachment));
+  } catch (error) {
+    notify(`Could not read the file: ${error.message}`, true);
+    return null;
   }
 }
 
