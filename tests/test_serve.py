@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -28,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from durable_agent import LiveEvent
 from durable_agent.client import AgentClient
 from durable_agent.serve import Hub, create_app, listen
-from durable_agent.serve.app import server
+from durable_agent.serve.app import Server, server
 from durable_agent.serve.hub import READER_LINGER
 from durable_agent.serve.sse import KEEPALIVE_SECONDS
 from durable_agent.storage import data_converter
@@ -52,8 +53,9 @@ class Api:
 
 
 @asynccontextmanager
-async def http_server(app: FastAPI) -> AsyncIterator[str]:
-    """`app` on uvicorn (our `Server`) on a free loopback port, in this event loop."""
+async def serving(app: FastAPI) -> AsyncIterator[tuple[str, Server]]:
+    """`app` on uvicorn (our `Server`) on a free loopback port, in this event loop: its URL,
+    and the server (whose state names the connections it holds)."""
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     uvicorn_server = server(app)
@@ -65,10 +67,17 @@ async def http_server(app: FastAPI) -> AsyncIterator[str]:
 
     await eventually(started, "uvicorn to start")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", uvicorn_server
     finally:
         uvicorn_server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def http_server(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served as `serving` does: its URL."""
+    async with serving(app) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -429,11 +438,19 @@ async def test_the_token_guards_every_route_but_health_and_docs(api: Api) -> Non
 async def test_a_kept_alive_connection_answers_without_a_delayed_ack(api: Api) -> None:
     """Regression: `listen`'s socket named no protocol, so asyncio left Nagle on for the
     connections it accepted, and every response after a connection's first waited for the
-    client's delayed ACK: 44 ms each on Linux."""
-    began = time.monotonic()
-    for _ in range(20):
-        assert (await api.http.get("/healthz")).status_code == 200
-    assert time.monotonic() - began < 0.4  # 20 x 40 ms would be 0.8 s
+    client's delayed ACK: 44 ms each on Linux. Asserted as its cause, not by the clock (which a
+    busy machine breaks): the connection is kept alive and has TCP_NODELAY."""
+    async with (
+        serving(create_app(api.client, token=TOKEN)) as (url, uvicorn_server),
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+    ):
+        for _ in range(20):
+            assert (await http.get("/healthz")).status_code == 200
+        state = uvicorn_server.server_state
+        assert (len(state.connections), state.total_requests) == (1, 20)
+        [connection] = state.connections
+        accepted = connection.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 # ------------------------------------------------------------------------ server-sent events
@@ -566,18 +583,22 @@ async def test_a_reader_lingers_after_its_last_subscriber_then_stops(api: Api) -
     await eventually(left, "the client's disconnect noticed")
     assert api.hub.reading(wf)
     # A client back within the linger resumes from the same reader.
+    before_leaving = time.monotonic()
     again = await read_sse(
         api.http, path, headers={"Last-Event-ID": first[-1].id}, until=lambda seen: True
     )
     assert again[0].event == "state" and api.hub.readers_started[wf] == 1
     await eventually(left, "the second disconnect noticed")
-    left_at = time.monotonic()
+    assert api.hub.reading(wf)
 
     async def stopped() -> bool:
         return not api.hub.reading(wf)
 
-    await eventually(stopped, "the reader to stop", READER_LINGER + 10)
-    assert READER_LINGER - 1 < time.monotonic() - left_at < READER_LINGER + 5
+    # The bound is the test's: a busy machine may be late to stop the reader, never early.
+    await eventually(stopped, "the reader to stop", READER_LINGER + 60)
+    # The client left after `before_leaving`, so the reader read on for at least the linger
+    # (a lower bound only: load can only lengthen it).
+    assert time.monotonic() - before_leaving >= READER_LINGER
     await api.http.post(f"/runs/{wf}/cancel")
 
 
@@ -626,19 +647,22 @@ async def test_cli_serve_then_sigterm_with_an_sse_stream_open(
 
             waiting = await http.post("/runs", json={"agent": "clerk", "prompt": "pay"})
             path = f"/runs/{waiting.json()['workflow_id']}/events"
+            asked = time.monotonic()
             async with http.stream("GET", path) as stream:
                 lines = aiter(stream.aiter_lines())
                 # The run waits for an approval: the stream goes quiet but for keep-alives.
-                quiet = time.monotonic()
-                while (line := await asyncio.wait_for(anext(lines), 30)) != ": keep-alive":
-                    if line.startswith("data:"):
-                        quiet = time.monotonic()
-                assert KEEPALIVE_SECONDS - 1 < time.monotonic() - quiet < KEEPALIVE_SECONDS + 5
-                began = time.monotonic()
+                bound = KEEPALIVE_SECONDS + 60  # the test's bound, not the server's
+                while await asyncio.wait_for(anext(lines), bound) != ": keep-alive":
+                    pass
+                # Not sent at once: the server's quiet began after the request was sent (a
+                # lower bound only: load can only lengthen it).
+                assert time.monotonic() - asked >= KEEPALIVE_SECONDS
                 process.send_signal(signal.SIGTERM)
                 rest = [line async for line in lines]  # the server ends the stream
-                assert process.wait(timeout=10) is not None
-                assert time.monotonic() - began < 5, "the open stream held the shutdown"
+                # ...and then exits, though the stream was open (uvicorn alone waits for
+                # every response to end: for ever, with an SSE client). Once shut down, uvicorn
+                # raises the signal it caught again: the exit is the SIGTERM's.
+                assert process.wait(timeout=60) == -signal.SIGTERM, stderr.read_text()
             assert "event: end" not in rest  # cut short: the client reconnects elsewhere
             await api.client.cancel(waiting.json()["workflow_id"])  # the server is gone
     finally:
