@@ -22,8 +22,10 @@ import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
+from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
+from durable_agent import Agent, ScriptedModel
 from durable_agent.client import AgentClient
 from durable_agent.mcp_serve import mcp_server
 
@@ -312,6 +314,62 @@ async def test_a_waiting_call_repeats_its_progress(served: tuple[AgentClient, Pa
 
     assert text(paid) == "paid"
     assert progress.values == sorted(set(progress.values)), "progress only increases"
+
+
+class Stop(BaseModel):
+    name: str
+    minutes: int
+
+
+class Route(BaseModel):
+    stops: list[Stop]
+    total_minutes: int
+
+
+ROUTE = {"stops": [{"name": "Louvre", "minutes": 90}], "total_minutes": 90}
+
+
+async def test_a_typed_agent_answers_with_its_output_in_structured_content(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """`output`, typed by the agent's output schema, in the tool's outputSchema and in each
+    answer (one run per call, and a thread), validated by the SDK's client against it. The
+    first reply of each does not validate: the run sends it back, and its retry answers."""
+    replies = ["not json", json.dumps(ROUTE)]
+    single = Agent("route-planner", model=ScriptedModel(new_id(), replies), output_type=Route)
+    chat = Agent("route-chat", model=ScriptedModel(new_id(), replies), output_type=Route)
+    thread = new_id()
+    async with agent_client(dev_env.client, single, chat) as (client, _):
+        server = mcp_server([single, chat, *mcp_agents], client)
+        async with mcp.Client(server, mode="legacy") as session:  # JSON-RPC, in this process
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            answer = await session.call_tool("route-planner", {"prompt": "plan a day"})
+            replied = await session.call_tool(
+                "route-chat", {"prompt": "plan a day", "thread_id": thread}
+            )
+            assert answer.structured_content is not None
+            unfit = {**answer.structured_content, "output": {"stops": "none"}}
+            with pytest.raises(RuntimeError, match="Invalid structured content"):
+                await session.session.validate_tool_result(
+                    "route-planner", CallToolResult(content=[], structured_content=unfit)
+                )
+        await client.cancel(thread)
+
+    schema = tools["route-planner"].output_schema
+    assert schema is not None and "output" in schema["required"]
+    typed = schema["properties"]["output"]
+    assert typed["required"] == ["stops", "total_minutes"]
+    assert typed["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop"}
+    assert schema["$defs"]["Stop"] == Stop.model_json_schema()
+    plain = tools["echo"].output_schema
+    assert plain is not None and "output" not in plain["properties"]
+    for result in (answer, replied):
+        assert not result.is_error, text(result)
+        assert result.structured_content is not None
+        assert result.structured_content["output"] == ROUTE
+        assert json.loads(text(result)) == ROUTE
+    assert replied.structured_content is not None
+    assert replied.structured_content["outcome"] == "waiting_for_user"
 
 
 def test_an_agent_the_module_lacks_is_one_line_on_stderr() -> None:

@@ -28,6 +28,7 @@ from temporalio.service import RPCError
 
 from .._causes import cause_message
 from .._follow import stream_end
+from .._output import Valid
 from ..authoring._agent import Agent
 from ..client import AgentClient
 from ..wire import WAITING, AssistantMessage, RunState, UserMessage
@@ -36,6 +37,7 @@ from .tools import (
     AgentToolArguments,
     AgentToolResult,
     answered,
+    output_schema,
     refused,
     replied,
     tool_description,
@@ -65,7 +67,7 @@ class AgentTools:
         self.client = client
         self.keepalive = keepalive
         self.input_schema = AgentToolArguments.model_json_schema()
-        self.output_schema = AgentToolResult.model_json_schema()
+        self.output_schemas = {name: output_schema(a) for name, a in self.agents.items()}
 
     def tools(self) -> list[Tool]:
         return [
@@ -74,7 +76,7 @@ class AgentTools:
                 title=agent.name,
                 description=tool_description(agent),
                 input_schema=self.input_schema,
-                output_schema=self.output_schema,
+                output_schema=self.output_schemas[name],
                 annotations=ToolAnnotations(read_only_hint=False, open_world_hint=True),
             )
             for name, agent in self.agents.items()
@@ -132,7 +134,7 @@ class AgentTools:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
-        return answered(workflow_id, result)
+        return answered(workflow_id, result, agent)
 
     async def _attach_or_start(
         self, agent: Agent, prompt: str, workflow_id: str | None
@@ -188,11 +190,12 @@ class AgentTools:
             return refused(f"thread {thread} refused the message: {exc.cause}")
         await progress.say(f"{thread}: message accepted")
         reply: str | None = None
+        typed: Valid | None = None
         mine = False
         async for event in self.client.events(thread, after=since, deltas=False):
             if event.type == "end":
                 try:
-                    return answered(thread, await self.client.result(thread))
+                    return answered(thread, await self.client.result(thread), agent)
                 except WorkflowFailureError as exc:
                     return refused(f"thread {thread} failed: {cause_message(exc)}")
             if event.type == "state":
@@ -203,6 +206,11 @@ class AgentTools:
             if isinstance(item, UserMessage) and item.content == prompt:
                 mine = True
             elif mine and isinstance(item, AssistantMessage) and not item.tool_calls:
+                if agent.output is not None:
+                    checked = agent.output.validate(item.content)
+                    if not isinstance(checked, Valid):
+                        continue  # the run sends it back with the error: its retry answers
+                    typed = checked
                 reply = item.content
                 break
         status = await self.client.status(thread)
@@ -213,7 +221,10 @@ class AgentTools:
             turns=status.turn,
             usage=status.usage.model_dump(),
         )
-        return replied(reply or "", structured)
+        if agent.output is not None and typed is None:  # e.g. handed to a person
+            text = f"thread {thread} is {status.state.value} without an answer of its output type"
+            return replied(text, structured, is_error=True)
+        return replied(reply or "", structured, output=typed)
 
 
 def _request_key(ctx: ServerRequestContext[Any, Any]) -> str | None:

@@ -3,6 +3,7 @@ shapes, and the `CallToolResult`s a call ends with."""
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from .._output import Valid
 from ..authoring._agent import Agent
 from ..wire import AgentRunResult
 
@@ -17,6 +19,7 @@ __all__ = [
     "AgentToolArguments",
     "AgentToolResult",
     "answered",
+    "output_schema",
     "refused",
     "replied",
     "tool_description",
@@ -81,6 +84,26 @@ class AgentToolResult(BaseModel):
     usage: dict[str, int] = Field(description="requests, input_tokens, output_tokens")
 
 
+OUTPUT_DESCRIPTION = "The answer as the agent's output type (validated by the run)."
+
+
+def output_schema(agent: Agent) -> dict[str, Any]:
+    """The tool's outputSchema: `AgentToolResult`'s, and for an agent with an `output_type` a
+    required `output` holding the typed answer, whose schema is the agent's (its `$defs` moved
+    to the root, where the `$ref`s inside resolve: clients validate within the document)."""
+    schema = AgentToolResult.model_json_schema()
+    spec = agent.output
+    if spec is None:
+        return schema
+    typed = copy.deepcopy(spec.adapter.json_schema())
+    defs = typed.pop("$defs", {})
+    if defs:
+        schema["$defs"] = {**schema.get("$defs", {}), **defs}
+    schema["properties"]["output"] = {**typed, "description": OUTPUT_DESCRIPTION}
+    schema["required"] = [*schema["required"], "output"]
+    return schema
+
+
 def tool_name(agent: Agent) -> str:
     return _NOT_IN_TOOL_NAME.sub("_", agent.name)[:128]
 
@@ -97,9 +120,10 @@ def tool_description(agent: Agent) -> str:
     )
 
 
-def answered(workflow_id: str, result: AgentRunResult) -> CallToolResult:
-    """The call's answer once its run has ended: the final text, or a tool error that says
-    how the run ended when that is not an answer."""
+def answered(workflow_id: str, result: AgentRunResult, agent: Agent) -> CallToolResult:
+    """The call's answer once its run has ended: the final text (and for an agent with an
+    `output_type` the typed value, in `output`), or a tool error that says how the run ended
+    when that is not an answer."""
     structured = AgentToolResult(
         workflow_id=workflow_id,
         agent=result.agent,
@@ -112,13 +136,25 @@ def answered(workflow_id: str, result: AgentRunResult) -> CallToolResult:
         return replied(
             f"run {workflow_id} ended {result.outcome}{waiting}", structured, is_error=True
         )
-    return replied(result.final_text or "", structured)
+    if agent.output is None:
+        return replied(result.final_text or "", structured)
+    if result.outcome != "completed":  # a hook's stop: no answer of the agent's type
+        text = f"run {workflow_id} ended {result.outcome} without an answer of its output type"
+        return replied(text, structured, is_error=True)
+    return replied(result.final_text or "", structured, output=Valid(result.output))
 
 
-def replied(text: str, structured: AgentToolResult, *, is_error: bool = False) -> CallToolResult:
+def replied(
+    text: str, structured: AgentToolResult, *, is_error: bool = False, output: Valid | None = None
+) -> CallToolResult:
+    """`output`: the typed answer of an agent with an `output_type` (a typed value may be
+    null, so absent is None, not a null value)."""
+    content = structured.model_dump(mode="json")
+    if output is not None:
+        content["output"] = output.value
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
-        structured_content=structured.model_dump(mode="json"),
+        structured_content=content,
         is_error=is_error,
     )
 
