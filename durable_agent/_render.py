@@ -7,6 +7,8 @@ import textwrap
 
 from .wire import (
     AssistantMessage,
+    Attachment,
+    File,
     Item,
     StatusEvent,
     SystemMessage,
@@ -20,13 +22,26 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _attached(attachments: list[Attachment]) -> str:
+    """One line naming a message's images and files (never their bytes)."""
+    if not attachments:
+        return ""
+    return f"\n{'':<10} + {', '.join(map(_attachment, attachments))}"
+
+
+def _attachment(a: Attachment) -> str:
+    filename = a.filename if isinstance(a, File) else None
+    return f"{a.type} {filename or a.url or a.file_id or a.media_type}"
+
+
 def render(item: Item) -> str:
     match item:
         case SystemMessage(content=content):
             return f"system     {_short(content)}"
-        case UserMessage(content=content, name=name):
+        case UserMessage(content=content, name=name, attachments=attachments):
             who = f"user({name})" if name else "user"
-            return f"{who:<10} {textwrap.fill(content, 100, subsequent_indent=' ' * 11)}"
+            text = textwrap.fill(content, 100, subsequent_indent=" " * 11)
+            return f"{who:<10} {text}{_attached(attachments)}"
         case AssistantMessage(content=content, tool_calls=calls, agent=agent):
             who = f"{agent or 'assistant'}"
             lines = [f"{who:<10} {content}"] if content else []
@@ -34,7 +49,8 @@ def render(item: Item) -> str:
             return "\n".join(lines)
         case ToolMessage(tool_call_id=call_id, name=name, content=content, is_error=is_error):
             mark = "error" if is_error else "result"
-            return f"{'tool':<10} <- {name or '?'} {mark}: {_short(content, 160)}  [{call_id}]"
+            line = f"{'tool':<10} <- {name or '?'} {mark}: {_short(content, 160)}  [{call_id}]"
+            return line + _attached(item.attachments)
         case StatusEvent(source=source, kind=kind, data=data):
             details = json.dumps(data, default=str, separators=(", ", "=")) if data else ""
             return f"  · {source}:{kind} {_short(details.strip('{}'), 160)}"

@@ -130,8 +130,11 @@ async def test_the_cli_resolves_a_call_and_interrupts_with_files(
             "--file", str(report),
         )  # fmt: skip
         await wait_state(client, handle.id, RunState.WAITING_FOR_USER, turn=3)
+        printed = await asyncio.to_thread(cli, address, worker.task_queue, "history", handle.id)
         await client.cancel(handle.id)
     assert '"accepted": true' in resolved.stdout, resolved.stdout
+    assert "+ image image/png" in printed.stdout, "the CLI names what a message carries"
+    assert "+ file vet.pdf" in printed.stdout, printed.stdout
     assert "queued" in interrupted.stdout or "answered next" in interrupted.stdout
     _, second, third = server.requests
     assert second.attachments == [Seen("tool", "image", "bytes", _b64(PHOTO), "image/png")]
