@@ -285,13 +285,17 @@ async def test_interrupt_cuts_the_streaming_reply_off_and_the_message_is_answere
     cut = next(line for line in lines if line.endswith("[interrupted]"))
     assert cut.startswith("rambler    story0 story1 ") and "story399" not in cut
     assert watched.text.count("story0 ") == 1  # the partial reply, printed once
-    assert lines[lines.index(cut) + 1 :] == [
+    after_cut = lines[lines.index(cut) + 1 :]
+    assert after_cut[:3] == [
         '  · agent:interrupt_received "cut"=true',
         "user       Stop, just say bye.",
         '  · agent:turn_started "turn"=2, "agent"="rambler"',
-        *[line for line in lines if line.startswith("  · llm:model_called")][-1:],
-        "rambler    Bye.",
     ]
+    # The reply and its call's event, in either order (the order is not the contract): a
+    # reader that saw "Bye." stream holds the event until the line ends; one that found the
+    # call ended prints the event, then the message whole.
+    called = [line for line in lines if line.startswith("  · llm:model_called")][-1:]
+    assert sorted(after_cut[3:]) == sorted([*called, "rambler    Bye."])
     assert one_line_error(late) == f"error: run {wf} has ended (completed)"
 
 
