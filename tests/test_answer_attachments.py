@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import (
@@ -28,7 +29,7 @@ from durable_agent.serve import create_app
 from .conftest import agent_client, run_error
 from .fake_llm_content import Seen
 from .fake_llm_server import FakeLLMServer, text, tool_calls
-from .helpers import wait_pending, wait_state
+from .helpers import refusal, wait_ignored, wait_pending, wait_state
 from .test_attachments import PDF_TYPE, history_bytes
 from .test_cli import cli
 from .test_serve import http_server
@@ -99,6 +100,37 @@ async def test_chat_completions_refuses_a_resolved_calls_image_with_one_line(
         error = await run_error(handle)
     assert "Chat Completions tool results carry text only" in str(error)
     assert len(server.requests) == 1, "refused before the second request"
+
+
+async def test_a_raw_signal_or_update_with_a_bad_attachment_is_refused_and_the_call_waits(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """As a `temporal workflow signal` user would send it: a malformed attachment is a
+    `signal_ignored` event (a refused update for the update), never a stuck run; a good one,
+    by URL, reaches the model."""
+    server.reply(tool_calls(("c1", "take_photo", '{"subject": "the cat"}')), text("A cat."))
+    bad = {"tool_call_id": "c1", "content": "x", "attachments": [{"type": "image"}]}
+    async with agent_client(time_env.client, _photographer("anthropic:fake-model")) as (
+        client,
+        _,
+    ):
+        handle = await client.start("photographer", "What does the cat look like?")
+        await wait_pending(client, handle.id, ids=["c1"])
+        await handle.signal("tool_result", bad)
+        [ignored] = await wait_ignored(client, handle.id, 1)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("submit_tool_result", bad)
+        await wait_pending(client, handle.id, ids=["c1"])  # still waiting, untouched
+        photo = {"type": "image", "url": "https://example.com/cat.jpg"}
+        good = {"tool_call_id": "c1", "content": "the photo", "attachments": [photo]}
+        await handle.signal("tool_result", good)
+        result = await handle.result()
+    assert "exactly one of url, data, file_id or stored" in ignored["reason"]
+    assert "exactly one of url, data, file_id or stored" in refusal(refused)
+    assert result.final_text == "A cat."
+    assert server.requests[1].attachments == [
+        Seen("tool", "image", "url", "https://example.com/cat.jpg")
+    ]
 
 
 async def test_the_cli_resolves_a_call_and_interrupts_with_files(
