@@ -4,19 +4,33 @@ A function guardrail is called with the text or the tool call. An agent guardrai
 call of that agent (its instructions, the text as the user's message), asked for a
 `GuardrailVerdict` in the provider's structured outputs and validated like any typed output;
 an answer that does not validate fails the attempt, and Temporal retries it.
+
+A function tool guardrail is usually checked in the tool's own activity instead
+(`check_tool_call`, called by `tools.py`), where a passing check costs no command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from durable_agent._causes import cause_message
 from durable_agent._output import Valid
 from durable_agent.authoring._guardrails import Guardrail
-from durable_agent.wire import GuardrailCall, GuardrailVerdict, ModelRequest, UserMessage
+from durable_agent.wire import (
+    GuardrailCall,
+    GuardrailRefusal,
+    GuardrailVerdict,
+    ModelRequest,
+    ToolInvocation,
+    UserMessage,
+)
 
 from .heartbeat import heartbeating
 from .model import ModelActivities
@@ -58,3 +72,64 @@ async def _ask_agent(
             type="GuardrailAnswerInvalid",
         )
     return GuardrailVerdict.model_validate(checked.value)
+
+
+async def check_tool_call(
+    guardrails: Mapping[str, Guardrail], invocation: ToolInvocation
+) -> GuardrailRefusal | None:
+    """The call's tool guardrails, checked inside its tool activity before the tool runs: the
+    first (in the agent's order) that refuses it or could not check it; None when all pass.
+
+    A passing check then costs the run nothing beyond the function call: no command, no
+    marker, no extra workflow activation (bench/guards.py). They run in parallel, as the
+    workflow runs separate guardrail activities, each retried by its own `retry` policy.
+    """
+    checks = [_checked(guardrails.get(name), name, invocation) for name in invocation.guardrails]
+    for refusal in await asyncio.gather(*checks):
+        if refusal is not None:
+            return refusal
+    return None
+
+
+async def _checked(
+    guardrail: Guardrail | None, name: str, invocation: ToolInvocation
+) -> GuardrailRefusal | None:
+    if guardrail is None:  # a worker serving the tool but not the agent: no pass without a check
+        return GuardrailRefusal(guardrail=name, error=f"guardrail {name} is not on this worker")
+    call = GuardrailCall(
+        guardrail=guardrail.name,
+        kind="tool",
+        agent=invocation.agent,
+        tool=invocation.name,
+        arguments=invocation.arguments,
+    )
+    failures = 0
+    while True:
+        try:
+            async with asyncio.timeout(guardrail.timeout.total_seconds()):
+                verdict = await guardrail.check(call)
+        except Exception as exc:
+            failures += 1
+            retry = guardrail.retry
+            if _final(retry, exc, failures):
+                return GuardrailRefusal(guardrail=guardrail.name, error=cause_message(exc))
+            await asyncio.sleep(_delay(retry, failures).total_seconds())
+            continue
+        if not verdict.tripped:
+            return None
+        return GuardrailRefusal(guardrail=guardrail.name, reason=verdict.reason or "refused")
+
+
+def _final(retry: RetryPolicy, exc: Exception, failures: int) -> bool:
+    """As Temporal would decide for a guardrail activity scheduled with `retry`."""
+    error_type = exc.type if isinstance(exc, ApplicationError) and exc.type else None
+    return (
+        (isinstance(exc, ApplicationError) and exc.non_retryable)
+        or (error_type or type(exc).__name__) in (retry.non_retryable_error_types or ())
+        or 0 < retry.maximum_attempts <= failures
+    )
+
+
+def _delay(retry: RetryPolicy, failures: int) -> timedelta:
+    delay = retry.initial_interval * retry.backoff_coefficient ** (failures - 1)
+    return min(delay, retry.maximum_interval or retry.initial_interval * 100)

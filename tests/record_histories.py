@@ -515,6 +515,7 @@ SCENARIOS: dict[str, Recording] = {
     "typed-output": Recording(typed_output),
     "guardrails": Recording(guardrails),
     "guardrails-local": Recording(guardrails),
+    "guardrails-in-tool": Recording(guardrails),
     "fallback": Recording(fallback),
     "attachments": Recording(attachments),
 }

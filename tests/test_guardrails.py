@@ -4,6 +4,7 @@ guardrails refuse a call with an error result the model sees. Each runs as an ac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -33,7 +34,7 @@ from durable_agent import (
 from durable_agent.serve.app import create_app
 from durable_agent.wire import AGENT_STATUS
 
-from .conftest import agent_client, calls, new_id
+from .conftest import agent_client, calls, new_id, run_error
 from .helpers import events
 from .processes import BIN, ROOT, start_worker, stop
 from .test_agui import post_run, run_input
@@ -89,6 +90,18 @@ async def guardrail_activities(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return names
 
 
+async def tool_invocations(handle: WorkflowHandle[Any, Any]) -> dict[str, list[str]]:
+    """Each tool activity the run scheduled: its call id and the guardrails it was to check."""
+    found = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name.startswith("tool."):
+                invocation = json.loads(scheduled.input.payloads[0].data)
+                found[invocation["tool_call_id"]] = invocation.get("guardrails", [])
+    return found
+
+
 def guarded(name: str, replies: list[Any], **options: Any) -> Agent:
     return Agent(
         name,
@@ -142,10 +155,81 @@ async def test_a_tool_guardrail_refuses_a_call_and_the_model_sees_why(
     assert answers["r1"].content == "contents of /etc/hosts" and not answers["r1"].is_error
     [refused] = events(history.items, "guardrail_refused")
     assert refused["tool_call_id"] == "d1"
-    # Input once (the one user message), a tool check per call, output once.
-    assert sorted(await guardrail_activities(handle)) == sorted(
-        ["guardrail.no_secrets", "guardrail.polite"] + ["guardrail.no_deletes"] * 3
+    # Input once (the one user message), output once; the tool guardrail checks each call
+    # inside its tool activity, with no activity of its own.
+    assert sorted(await guardrail_activities(handle)) == [
+        "guardrail.no_secrets",
+        "guardrail.polite",
+    ]
+    assert await tool_invocations(handle) == {
+        "d1": ["no_deletes"],
+        "r1": ["no_deletes"],
+        "r2": ["no_deletes"],
+    }
+
+
+async def test_a_tool_guardrail_that_cannot_check_fails_the_run_and_the_tool_never_runs(
+    time_env: WorkflowEnvironment,
+) -> None:
+    ran: list[str] = []
+
+    def broken(name: str, arguments: dict[str, Any]) -> None:
+        raise ConnectionError("policy service unreachable")
+
+    @tool
+    def touch(path: str) -> str:
+        """Touch a file.
+
+        Args:
+            path: The file.
+        """
+        ran.append(path)
+        return "touched"
+
+    agent = Agent(
+        "guarded-broken",
+        model=ScriptedModel(new_id(), [calls(("t1", "touch", {"path": "/tmp/x"})), "never"]),
+        tools=[touch],
+        guardrails=[tool_guardrail(broken)],
     )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("guarded-broken", "touch it")
+        cause = await run_error(handle)
+    # A check that could not run is not a pass: its 3 attempts spent, the run fails.
+    assert cause.type == "GuardrailFailed"
+    assert "guardrail broken could not run: policy service unreachable" in str(cause)
+    assert ran == []
+
+
+async def test_a_call_needing_approval_is_checked_before_anyone_is_asked(
+    time_env: WorkflowEnvironment,
+) -> None:
+    @tool(requires_approval=True)
+    def wipe(path: str) -> str:
+        """Wipe a disk.
+
+        Args:
+            path: The disk.
+        """
+        raise AssertionError("a refused call never runs")
+
+    def no_wipes(name: str, arguments: dict[str, Any]) -> str:
+        return f"{name} is never allowed"
+
+    replies = [calls(("w1", "wipe", {"path": "/dev/sda"})), "I may not wipe it."]
+    agent = Agent(
+        "guarded-approval",
+        model=ScriptedModel(new_id(), replies),
+        tools=[wipe],
+        guardrails=[tool_guardrail(no_wipes)],
+    )
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("guarded-approval", "wipe it")
+        result = await asyncio.wait_for(handle.result(), 60)  # nobody approves: refused first
+    answers = [m for m in result.messages if isinstance(m, ToolMessage)]
+    assert [a.content for a in answers] == ["refused by guardrail no_wipes: wipe is never allowed"]
+    assert await guardrail_activities(handle) == ["guardrail.no_wipes"]
+    assert await tool_invocations(handle) == {}
 
 
 async def test_an_output_guardrail_ends_the_run_after_the_answer(

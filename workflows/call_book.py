@@ -91,6 +91,8 @@ class OpenCall:
     decision: ApprovalSignal | None = None
     answer: ToolMessage | None = None
     """Set once resolved (or when a snapshot carried the call's answer over)."""
+    guardrails: list[str] = field(default_factory=list)
+    """The tool guardrails its tool activity checks it with (set by `Guardrails.around`)."""
 
     def wait(self, pending: PendingCall) -> None:
         self.phase = (

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
 from .call_book import CallBook, OpenCall, Route, Target
 from .conversation import Conversation
 from .failures import CALL_FAILED, cause_text, is_cancelled_exception, reraise_cancellation
+from .guardrails import refused
 from .outbox import Outbox
 from .outcomes import RunFailure
 from .toolsets import MCPToolsets
@@ -217,6 +218,7 @@ class ToolCalls:
                     name=tool_call.name,
                     arguments=tool_call.arguments,
                     agent=self._conversation.agent,
+                    guardrails=call.guardrails,
                 ),
                 result_type=ToolOutcome,
                 start_to_close_timeout=tool.timeout,
@@ -229,6 +231,8 @@ class ToolCalls:
             outcome = ToolOutcome(
                 content=f"tool {tool.name} failed: {cause_text(exc)}", is_error=True
             )
+        if outcome.refused is not None:  # a tool guardrail stopped it in the activity
+            return refused(self._conversation, tool_call, outcome.refused)
         if tool.local:
             self._outbox.held_locally(len(outcome.content))
         if outcome.ref is not None:

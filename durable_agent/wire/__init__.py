@@ -42,7 +42,7 @@ from ._conversation import (
     prompt_messages,
     render_content,
 )
-from ._guardrails import GuardrailCall, GuardrailKind, GuardrailVerdict
+from ._guardrails import GuardrailCall, GuardrailKind, GuardrailRefusal, GuardrailVerdict
 from ._live import (
     DELTAS_TOPIC,
     LiveEvent,
@@ -141,6 +141,7 @@ __all__ = [
     "File",
     "GuardrailCall",
     "GuardrailKind",
+    "GuardrailRefusal",
     "GuardrailVerdict",
     "HistoryPage",
     "HistoryQuery",

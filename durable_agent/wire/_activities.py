@@ -9,6 +9,7 @@ from pydantic import Field
 from . import limits
 from ._attachments import Attachment
 from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
+from ._guardrails import GuardrailRefusal
 from ._output import OutputFormat
 from ._window import ContextWindow
 
@@ -114,19 +115,24 @@ class ModelResponse(Data):
     """The model name the provider reported, which may differ from the one asked for."""
 
 
-class ToolInvocation(Data):
+class ToolInvocation(Extensible):
     """Input of a tool activity."""
+
+    _new_fields = ("guardrails",)
 
     tool_call_id: str
     name: str
     arguments: str
     agent: str
+    guardrails: list[str] = Field(default_factory=list)
+    """The agent's tool guardrails the activity checks the call with before the tool runs
+    (the `tool-guardrails-in-activity` patch); a refusal comes back as `ToolOutcome.refused`."""
 
 
 class ToolOutcome(Extensible):
     """Output of a tool activity: the text for the model and any progress events."""
 
-    _new_fields = ("ref", "attachments")
+    _new_fields = ("ref", "attachments", "refused")
 
     content: str
     is_error: bool = False
@@ -136,6 +142,8 @@ class ToolOutcome(Extensible):
     carries the name instead of the content, which history already holds once, here."""
     attachments: list[Attachment] = Field(default_factory=list)
     """Images and files the tool returned; large bytes already moved to payload storage."""
+    refused: GuardrailRefusal | None = None
+    """A guardrail of `ToolInvocation.guardrails` stopped the call: the tool did not run."""
 
 
 class HookContext(Data):

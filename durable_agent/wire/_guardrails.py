@@ -27,3 +27,13 @@ class GuardrailVerdict(Data):
 
     tripped: bool
     reason: str = ""
+
+
+class GuardrailRefusal(Data):
+    """A tool guardrail that stopped a call inside the tool's own activity (a passing check
+    answers nothing): it refused the call, or it could not check it (`error`: the run fails,
+    as when a guardrail activity fails, since a check that could not run is not a pass)."""
+
+    guardrail: str
+    reason: str = ""
+    error: str | None = None
