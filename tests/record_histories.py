@@ -513,6 +513,7 @@ SCENARIOS: dict[str, Recording] = {
     "mcp": Recording(mcp),
     "compact": Recording(compact),
     "typed-output": Recording(typed_output),
+    "typed-output-event": Recording(typed_output),
     "guardrails": Recording(guardrails),
     "guardrails-local": Recording(guardrails),
     "guardrails-in-tool": Recording(guardrails),

@@ -24,7 +24,7 @@ from ag_ui.core import (
     ToolCallStartEvent,
     UserMessage,
 )
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import (
@@ -202,8 +202,41 @@ async def test_a_thread_is_one_durable_conversation_streamed_turn_by_turn(
         assert finished.outcome is None  # success: the run waits for the user again
         assert finished.usage and finished.usage[0].output_tokens, finished.usage
         assert finished.thread_id == thread
+        assert finished.result is None  # a plain text agent's answer is its message
     users = [i.content for i in history.items if getattr(i, "role", None) == "user"]
     assert users == ["hi", "and?"]  # each message once, in the one durable run
+
+
+class Forecast(BaseModel):
+    city: str
+    celsius: float
+
+
+async def test_a_typed_agents_turn_finishes_with_its_typed_answer_as_result(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """RUN_FINISHED's `result` is the turn's answer as the agent's output type; the first turn's
+    first reply does not validate, so the run sends it back and the retry is the result."""
+    replies = [
+        "sunny, I think",
+        '{"city": "Oslo", "celsius": 4}',
+        '{"city": "Rome", "celsius": 18}',
+    ]
+    agent = Agent("agui-typed", model=ScriptedModel(new_id(), replies), output_type=Forecast)
+    async with agent_client(dev_env.client, agent, max_cached_workflows=100) as (client, _):  # noqa: SIM117
+        async with http_server(create_app(client)) as url:
+            thread = new_id()
+            first = await post_run(url, "agui-typed", run_input(thread, [("user", "Oslo?")]))
+            asked = [("user", "Oslo?"), ("assistant", replies[1]), ("user", "Rome?")]
+            second = await post_run(url, "agui-typed", run_input(thread, asked))
+            await client.cancel(thread)
+    results = []
+    for events in (first, second):
+        finished = events[-1]
+        assert isinstance(finished, RunFinishedEvent), events
+        assert finished.outcome is None
+        results.append(finished.result)
+    assert results == [{"city": "Oslo", "celsius": 4.0}, {"city": "Rome", "celsius": 18.0}]
 
 
 async def test_a_turn_ends_even_when_it_passes_between_two_reads_of_an_idle_stream(

@@ -1,6 +1,7 @@
 """Typed outputs: the final answer checked against the agent's `output_type`.
 
-An answer that validates ends the turn as `Final` with its value. One that does not goes back
+An answer that validates ends the turn as `Final` with its value (and an `output_valid` event
+that carries it, for readers of a conversation's turns). One that does not goes back
 to the model as a user message with the validation error (`output_invalid` event), up to the
 agent's `output_retries` times in a row; then the run fails (`OutputValidationFailed`), never
 a crash. The check is pure Python over recorded text, so a replay takes the same path. The
@@ -20,6 +21,11 @@ with workflow.unsafe.imports_passed_through():
 
 from .conversation import Conversation
 from .outcomes import Final, RunAgain, RunFailure
+
+OUTPUT_VALID_EVENT = "output-valid-event"
+"""Patch id: an answer that validates is recorded (an `output_valid` event with the value), so
+readers of a conversation's turns (AG-UI's `RUN_FINISHED.result`) get each typed answer. Runs
+from before it replay without the event: the items' indexes stay those observers read."""
 
 RETRY_NAME = "output_check"
 """The name on the loop's own retry prompts (input guardrails skip them)."""
@@ -44,6 +50,10 @@ class OutputCheck:
         match spec.validate(message.content):
             case Valid(value=value):
                 self.failures = 0
+                if workflow.patched(OUTPUT_VALID_EVENT):
+                    self._conversation.event(
+                        "agent", "output_valid", agent=agent.name, output=value
+                    )
                 return Final(output=value)
             case Invalid(error=error):
                 self.failures += 1

@@ -10,7 +10,8 @@ the message) is translated into AG-UI events until the turn ends:
   deltas were seen, and the rest of it when the last deltas were not);
 - its tool calls become `TOOL_CALL_START/ARGS/END` when its message lands, and tool messages
   `TOOL_CALL_RESULT`;
-- waiting for the user again ends with `RUN_FINISHED` (success, with the turn's token `usage`),
+- waiting for the user again ends with `RUN_FINISHED` (success, with the turn's token `usage`,
+  and for an agent with an `output_type` its typed answer in `result`),
   the run ending on purpose with the cancelled outcome, a failure with `RUN_ERROR` (`code` is
   the failure's type, e.g. `UnknownAgent`), a run its budget stopped with `RUN_ERROR` (`code`
   `BudgetExceeded`, the budget's reason in `message`), as soon as the run's state says so;

@@ -86,6 +86,9 @@ class Translation:
     tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
     stop_reason: str | None = None
     """Why the run's budget stopped it (its `budget_exceeded` event)."""
+    output: Any = None
+    """The turn's typed answer, for an agent with an `output_type` (its `output_valid` event):
+    `RUN_FINISHED`'s `result`."""
 
     def __post_init__(self) -> None:
         self.started = self.awaited is None
@@ -149,6 +152,8 @@ class Translation:
                 before[0] + int(item.data.get("input_tokens", 0)),
                 before[1] + int(item.data.get("output_tokens", 0)),
             )
+        elif kind == "output_valid":
+            self.output = item.data.get("output")
         elif kind in ("budget_exceeded", "guardrail_tripped"):
             self.stop_reason = str(item.data.get("reason") or "") or None
         elif kind == "interrupted":  # the call was cut off: what it said stays as it was
@@ -219,6 +224,11 @@ class Translation:
         thread: str,
         outcome: RunFinishedInterruptOutcome | RunFinishedCancelledOutcome | None,
     ) -> RunFinishedEvent:
+        """`result`: the typed answer of a turn that ended with one."""
         return RunFinishedEvent(
-            thread_id=thread, run_id=self.run_id, outcome=outcome, usage=self.usage()
+            thread_id=thread,
+            run_id=self.run_id,
+            outcome=outcome,
+            usage=self.usage(),
+            result=self.output if outcome is None else None,
         )

@@ -137,6 +137,7 @@ EventKind: TypeAlias = Literal[
     "guardrail_tripped",
     # the model call (source "llm")
     "model_called",
+    "output_valid",
     "model_fallback",
     "interrupted",
     "context_compacted",
