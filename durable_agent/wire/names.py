@@ -134,10 +134,10 @@ EventKind: TypeAlias = Literal[
     "approval_received",
     "interrupt_received",
     "output_invalid",
+    "output_valid",
     "guardrail_tripped",
     # the model call (source "llm")
     "model_called",
-    "output_valid",
     "model_fallback",
     "interrupted",
     "context_compacted",
