@@ -273,10 +273,13 @@ class AgentClient:
         name: str | None = None,
         max_turns: int | None = None,
         update_id: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> SendResult:
         """Start the conversation run `thread_id` with this message, or add the message to it
         if it is open: one call (update-with-start), answered once the run has accepted it."""
         params = AgentRunInput(agent=agent, conversation=True, max_turns=max_turns)
+        stored = await offload(self.client.data_converter, attachments)
+        message = UserMessageSignal(content=content, name=name, attachments=stored)
         update_id = update_id or str(uuid.uuid4())
         for attempt in range(UPDATE_ATTEMPTS):  # an operation is used once: one each
             start: WithStartWorkflowOperation[Any, AgentRunResult] = WithStartWorkflowOperation(
@@ -291,7 +294,7 @@ class AgentClient:
             try:
                 update = await self.client.start_update_with_start_workflow(
                     Update.SUBMIT_USER_MESSAGE,
-                    UserMessageSignal(content=content, name=name),
+                    message,
                     id=update_id,
                     start_workflow_operation=start,
                     wait_for_stage=WorkflowUpdateStage.ACCEPTED,

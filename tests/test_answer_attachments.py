@@ -221,3 +221,37 @@ async def test_serve_resolves_a_call_and_interrupts_with_data_urls(
     assert tool_result.attachments[0].stored is not None, "a data URL's bytes go to storage"
     [asked] = [i for i in history.items if isinstance(i, UserMessage) and i.attachments]
     assert asked.attachments == [File(url="https://example.com/vet.pdf", filename="vet.pdf")]
+
+
+async def test_a_threads_message_carries_files_from_the_cli_and_serve(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """`run --thread ID --file PATH` and `POST /runs` with `thread_id` and `attachments`
+    (update-with-start, `AgentClient.send`): the first starts the conversation with the file,
+    the second adds a message with an image to it."""
+    report = tmp_path / "vet.pdf"
+    report.write_bytes(b"%PDF-1.4\n%%EOF")
+    server.reply(text("A report."), text("A cat."))
+    agent = Agent("threader", model="anthropic:fake-model")
+    address = dev_env.client.service_client.config.target_host
+    thread = f"thread-{os.urandom(4).hex()}"
+    async with agent_client(dev_env.client, agent) as (client, worker):
+        ran = await asyncio.to_thread(
+            cli, address, worker.task_queue, "run", "threader", "Read this.",
+            "--thread", thread, "--file", str(report), "--no-stream",
+        )  # fmt: skip
+        async with (
+            http_server(create_app(client)) as url,
+            httpx.AsyncClient(base_url=url, timeout=60) as http,
+        ):
+            photo = {"type": "image", "url": f"data:image/png;base64,{_b64(PHOTO)}"}
+            body = {"agent": "threader", "prompt": "And this?", "thread_id": thread}
+            sent = await http.post("/runs", json=body | {"attachments": [photo]})
+            await wait_state(client, thread, RunState.WAITING_FOR_USER, turn=2)
+        await client.cancel(thread)
+    assert "A report." in ran.stdout, ran.stdout + ran.stderr
+    assert sent.status_code == 200 and sent.json()["workflow_id"] == thread, sent.text
+    pdf = Seen("user", "file", "bytes", _b64(report.read_bytes()), PDF_TYPE)
+    assert server.requests[0].attachments == [pdf]
+    image = Seen("user", "image", "bytes", _b64(PHOTO), "image/png")
+    assert server.requests[1].attachments == [pdf, image]

@@ -65,13 +65,15 @@ async def _run_in_thread(args: argparse.Namespace) -> None:
     its stream stood before the message, until it waits for the next message or ends."""
     if args.workflow_id is not None:
         raise CliError("--thread is the run's workflow id: give --thread or --workflow-id")
-    if args.file:
-        raise CliError("--file starts a run with its files: to add them to a thread, use say")
     client = await connect(args)
     await warn_without_worker(client, client.task_queue)
     start = await stream_end(client, args.thread)
     sent = await client.send(
-        args.agent, args.prompt, thread_id=args.thread, max_turns=args.max_turns
+        args.agent,
+        args.prompt,
+        thread_id=args.thread,
+        max_turns=args.max_turns,
+        attachments=args.file,
     )
     if args.detach:
         print(sent.workflow_id)

@@ -155,8 +155,6 @@ async def start_run(
     it if none is open (200). With `Idempotency-Key`, a retry starts nothing new while the
     first run is open (its workflow id comes from the key)."""
     if body.thread_id is not None:
-        if body.attachments:
-            raise HTTPException(422, "attachments start a run: to a thread, POST its /messages")
         response.status_code = 200
         sent = await client.send(
             body.agent,
@@ -164,6 +162,7 @@ async def start_run(
             thread_id=body.thread_id,
             max_turns=body.max_turns,
             update_id=idempotency_key,
+            attachments=body.attachments,
         )
         return Sent(workflow_id=sent.workflow_id, run_id=sent.run_id, detail=sent.detail)
     workflow_id = None
