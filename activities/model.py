@@ -14,16 +14,18 @@ from temporalio.exceptions import ApplicationError
 
 from durable_agent.authoring._agent import ScriptedModel
 from durable_agent.wire import (
+    COUNT_ACTIVITY,
     SUMMARY_ACTIVITY,
     ModelRequest,
     ModelResponse,
     SummaryRequest,
     SummaryResponse,
+    TokenCount,
 )
 
 from .attachments import StoredBytes
 from .heartbeat import heartbeating
-from .providers import ModelProvider, split_model
+from .providers import ModelProvider, TokenCounter, split_model
 from .providers.convert import UnsupportedContent
 from .providers.scripted import ScriptedProvider
 from .streaming import DeltaPublisher
@@ -151,6 +153,18 @@ class ModelActivities:
                 return await provider.complete(await self._for_provider(call), name)
 
             return await summarize(request, messages, complete)
+
+    @activity.defn(name=COUNT_ACTIVITY)
+    async def count_tokens(self, request: ModelRequest) -> TokenCount:
+        """The prompt `model.complete` would send for `request`, counted by the provider's
+        endpoint (the workflow asks only near its window's limit)."""
+        async with heartbeating():
+            provider, name = await self._provider_for(request.model)
+            if not isinstance(provider, TokenCounter):
+                return TokenCount()
+            full = await self.transcripts.full_request(request)
+            sent = await self._for_provider(self.transcripts.windowed(request, full))
+            return TokenCount(input_tokens=await provider.count_tokens(sent, name))
 
     async def _provider_for(self, model: str) -> tuple[ModelProvider, str]:
         """The provider of `provider:name`, and the name it knows the model by."""

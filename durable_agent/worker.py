@@ -183,6 +183,7 @@ def create_worker(
         activities=[
             model_activities.complete,
             model_activities.summarize,
+            model_activities.count_tokens,
             *tool_activities(tools, model_activities.transcripts, guardrails),
             *(hook_activity(h, model_activities.transcripts) for h in hooks.values()),
             *(guardrail_activity(g, model_activities) for g in guardrails.values()),

@@ -8,7 +8,9 @@
         client = openai.AsyncOpenAI(base_url=server.openai_url, api_key="test", max_retries=0)
 
 Each request takes the next scripted reply and renders it in the format of the endpoint hit;
-every request body is recorded in `server.requests`. A request with `"stream": true` gets the
+every request body is recorded in `server.requests`. A retry of a request (the same path and
+body) gets the reply its earlier attempt got, unless that one failed or its client left (see
+`FakeLLMServer.scripted`). A request with `"stream": true` gets the
 reply as Server-Sent Events in that endpoint's streaming format, text and arguments split over
 several chunks (see `stream_frames`).
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 from .fake_llm_content import BadRequest, PromptCache, Seen, Tokens, attachments, prompt_tokens
 from .fake_llm_output import check_output_format
+from .fake_llm_window import count, trim
 
 
 @dataclass
@@ -79,6 +82,16 @@ class Request:
     """Set when the client closed a streamed reply before its last chunk."""
     attachments: list[Seen] = field(default_factory=list)
     """The images and files the request carried, read as its API defines them."""
+
+    @property
+    def key(self) -> str:
+        """What a retry of this request has in common with it: its path and body."""
+        return self.path + json.dumps(self.body, sort_keys=True)
+
+
+def _whole(reply: Reply) -> bool:
+    """A reply that answers its request in full: a retry of the request deserves it again."""
+    return reply.status == 200 and reply.cut_after is None and reply.fail_after is None
 
 
 USAGE = (11, 7)
@@ -472,19 +485,34 @@ def too_long(
 
 
 class FakeLLMServer:
-    def __init__(self, prompt_cache: bool = False, context_window: int | None = None) -> None:
+    def __init__(
+        self,
+        prompt_cache: bool = False,
+        context_window: int | None = None,
+        token_scale: float = 1.0,
+    ) -> None:
         """`prompt_cache`: usage counts the prompt's tokens and reports cache hits as each
         provider does (`fake_llm_content.PromptCache`); otherwise every call uses `USAGE`.
         `context_window`: a prompt (with its `max_tokens`) over this many tokens is refused
-        with the API's own 400, and usage counts the prompt's tokens."""
+        with the API's own 400, and usage counts the prompt's tokens; a prompt the request asks
+        the provider to trim is trimmed first (`fake_llm_window.trim`). `token_scale`: this
+        server's tokens per four characters (a tokenizer denser or sparser than the estimate).
+        The token-counting endpoints answer with the same count (`fake_llm_window.count`)."""
         self.cache = PromptCache() if prompt_cache else None
         self.context_window = context_window
+        self.token_scale = token_scale
+        self.counts: list[tuple[str, int]] = []
+        """Each token-counting request's path and the count it was given."""
+        self.trimmed = 0
+        """Requests the server trimmed as their provider would (`fake_llm_window.trim`)."""
         self.prompt_tokens: list[int] = []
         """With `context_window`: each request's prompt tokens, refused ones included."""
         self.refused = 0
         self.responder: Callable[[Request], Reply] | None = None
         """Answers a request when no reply is scripted: a model that follows the conversation."""
         self.replies: deque[Reply] = deque()
+        self._given: dict[str, tuple[Reply, Request]] = {}
+        """The scripted reply each request key got, with the request that took it."""
         self.requests: list[Request] = []
         self.connections = 0
         """TCP connections accepted so far: a client that reuses its connection opens one."""
@@ -504,6 +532,12 @@ class FakeLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                counted = count(self.path, body, server.tokens)
+                if counted is not None:
+                    with server._lock:
+                        server.counts.append((self.path, counted["input_tokens"]))
+                    self._send(200, counted, {})
+                    return
                 request = Request(self.path, body, dict(self.headers.items()))
                 try:
                     request.attachments = attachments(self.path, body)
@@ -514,16 +548,22 @@ class FakeLLMServer:
                     problem = None
                 with server._lock:
                     server.requests.append(request)
-                    reply = server.replies.popleft() if server.replies else None
+                    reply = server.scripted(request)
                     if reply is None and server.responder is not None:
                         reply = server.responder(request)
                     if server.context_window is not None and reply is not None:
-                        tokens = prompt_tokens(self.path, body)
-                        server.prompt_tokens.append(tokens)
                         limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
                         limit = limit or body.get("max_output_tokens") or 0
                         streamed = body.get("stream") is True
                         window = server.context_window
+                        try:
+                            heard = dict(self.headers.items())
+                            trimmed = trim(self.path, body, heard, window, limit, server.tokens)
+                        except BadRequest as exc:
+                            problem, trimmed = str(exc), None
+                        server.trimmed += trimmed is not None
+                        tokens = server.tokens(self.path, trimmed or body)
+                        server.prompt_tokens.append(tokens)
                         refusal = too_long(self.path, tokens, limit, window, streamed)
                         server.refused += refusal is not None
                         if refusal is None and server.cache is None:
@@ -534,8 +574,10 @@ class FakeLLMServer:
                     if reply is not None and server.cache is not None and reply.status == 200:
                         tokens = server.cache.usage(self.path, body, USAGE[1])
                         reply = dataclasses.replace(reply, tokens=tokens)
-                if reply is not None and reply.delay:
-                    time.sleep(reply.delay)  # a thread of its own per request
+                if reply is not None and reply.delay and self._left_during(reply.delay):
+                    request.disconnected.set()  # a retry takes the next reply
+                    self.close_connection = True
+                    return
                 render = RENDERERS.get(self.path)
                 if render is None:
                     self._send(404, {"error": {"message": f"no route {self.path}"}}, {})
@@ -615,6 +657,15 @@ class FakeLLMServer:
                 except ConnectionResetError:
                     return True
 
+            def _left_during(self, seconds: float) -> bool:
+                """Thinks for `seconds` (a thread of its own per request), watching the socket:
+                whether the client closed it meanwhile (its worker killed mid-call)."""
+                deadline = time.monotonic() + seconds
+                if self._client_gone(seconds):
+                    return True
+                time.sleep(max(0.0, deadline - time.monotonic()))  # woken by bytes, not a close
+                return False
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
@@ -622,6 +673,10 @@ class FakeLLMServer:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
+
+    def tokens(self, path: str, body: dict[str, Any]) -> int:
+        """The prompt's tokens as this server counts them."""
+        return int(prompt_tokens(path, body) * self.token_scale)
 
     @property
     def url(self) -> str:
@@ -639,6 +694,21 @@ class FakeLLMServer:
     def reply(self, *replies: Reply) -> None:
         with self._lock:
             self.replies.extend(replies)
+
+    def scripted(self, request: Request) -> Reply | None:
+        """The scripted reply for `request` (with the lock held). A retry of a request gets the
+        reply its earlier attempt got while that one was whole and its client stayed: under
+        load Temporal tries a model call again after its reply was sent (the activity timed
+        out), and taking the next reply then shifted every later one. After an error, a cut
+        stream or a client that left (a worker killed mid-call), a retry takes the next reply,
+        as scripts of failures expect."""
+        earlier = self._given.get(request.key)
+        if earlier is not None and not earlier[1].disconnected.is_set():
+            return earlier[0]
+        reply = self.replies.popleft() if self.replies else None
+        if reply is not None and _whole(reply):
+            self._given[request.key] = (reply, request)
+        return reply
 
     def __enter__(self) -> FakeLLMServer:
         self._thread.start()

@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import partial
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -19,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.authoring._agent import Agent
     from durable_agent.wire import (
         CONTEXT_TOO_LONG,
+        COUNT_ACTIVITY,
         SUMMARY_ACTIVITY,
         SUMMARY_INSTRUCTIONS,
         WINDOW_MISS,
@@ -28,13 +30,15 @@ with workflow.unsafe.imports_passed_through():
         ModelRequest,
         ModelResponse,
         ModelSettings,
+        ServerContext,
         SummaryRequest,
         SummaryResponse,
+        TokenCount,
         estimate_tokens,
     )
 
 from .conversation import Conversation
-from .failures import CALL_FAILED
+from .failures import CALL_FAILED, reraise_cancellation
 from .outbox import Outbox
 from .window import COMPACTED, Compaction, Limits, Window, limits
 
@@ -46,10 +50,28 @@ CONTEXT_ROOM = "context-room"
 """Patch id: a compaction leaves room for `keep_turns` more turns the size of the last one
 (`Window._target`); runs compacted before it replay with the plan they ran."""
 
+TOKEN_COUNT = "token-count"
+"""Patch id: near the limit the provider counts the prompt (`model.count_tokens`) before the
+window is planned; runs from before it replay without those calls."""
+COUNTING = frozenset({"anthropic", "openai"})
+"""Model prefixes whose APIs count tokens (Messages, Responses); Chat Completions has none."""
+TRIMMING = frozenset({"anthropic", "openai"})
+"""...and those that trim a prompt themselves (`ContextPolicy.server_side`)."""
+COUNT_FROM = 0.9
+"""Counted once the estimate passes this share of `compact_at`: the estimate, scaled by the
+last call's usage, is off by what the newest messages hold; a normal turn makes no count."""
+COUNT_TIMEOUT = timedelta(seconds=30)
+COUNT_RETRY = RetryPolicy(maximum_attempts=3)
+"""A count that fails three times leaves the estimate to decide, never fails the run."""
+
 SUMMARY_TIMEOUT = timedelta(minutes=5)
 """A long span is summarised in several bounded provider calls within one activity."""
 
 Send = Callable[[ModelRequest], Awaitable[ModelResponse]]
+
+
+def _prefix(agent: Agent) -> str:
+    return agent.model_string.partition(":")[0]
 
 
 def error_type(exc: BaseException) -> str | None:
@@ -68,26 +90,45 @@ class ContextKeeper:
         self._overheads: dict[str, int] = {}
         self._sent: tuple[int, int] | None = None
         """The last request's estimate and prompt length, to compare with its usage."""
+        self._count_due = False
+        """`window` left the plan to `send`, which counts the request first."""
+        self._uncounted: set[str] = set()
+        """Models whose provider gave no count (a compatible server): not asked again."""
+        self._trim_refused = False
+        """A prompt the provider was to trim was refused as too long: the window trims now."""
 
     async def window(
-        self, agent: Agent, prompt: list[Message], force: bool = False
+        self, agent: Agent, prompt: list[Message], force: bool = False, counted: bool = False
     ) -> ContextWindow | None:
-        """The window the next call carries, compacted first when due; None without a policy."""
+        """The window the next call carries, compacted first when due; None without a policy
+        or when the provider trims. Near the limit, a provider that counts tokens is asked
+        first (`send` does, `counted` when it has): the window is planned after its count."""
         policy = agent.context
         if policy is None:
             return None
         if not self._restored:
             self._window.restore(self._conversation.items)
             self._restored = True
+        if not force and self._server_side(agent, policy):
+            self._sent = None  # its usage counts the prompt after the provider trimmed it
+            return None
         limit = self._limits(agent, policy)
         overhead = self._overhead(agent)
+        estimate = self._window.estimate_now(policy, prompt, overhead)
+        if not (force or counted) and self._count_first(agent, policy, limit, estimate):
+            self._count_due = True
+            self._sent = (estimate, len(prompt))
+            return self._carried()
         if (force or self._window.due(policy, limit, prompt, overhead)) and self._room is None:
             self._room = workflow.patched(CONTEXT_ROOM)
         step = self._window.plan(policy, limit, prompt, overhead, force, self._room is True)
         if step is not None and workflow.patched(CONTEXT_WINDOW):
             await self._compact(agent, policy, limit, prompt, step)
+        self._sent = (self._window.estimate(prompt, overhead, self._window.current), len(prompt))
+        return self._carried()
+
+    def _carried(self) -> ContextWindow | None:
         window = self._window.current
-        self._sent = (self._window.estimate(prompt, overhead, window), len(prompt))
         if window.start == 0 and window.clipped_before == 0:
             return None  # the whole conversation: nothing for the activity to apply
         return window.model_copy(update={"summary": self._window.summary})
@@ -95,24 +136,95 @@ class ContextKeeper:
     async def send(
         self, agent: Agent, prompt: list[Message], request: ModelRequest, send: Send
     ) -> ModelResponse:
-        """`send(request)`; on a "too long" refusal, compact and try once more. A worker that
-        lacks the window's summary gets the call again with it."""
+        """`send(request)`, its prompt counted first when `window` said so; on a "too long"
+        refusal, compact and try once more. A worker that lacks the window's summary gets the
+        call again with it."""
+        policy = agent.context
+        if self._count_due:
+            self._count_due = False
+            request = await self._counted(agent, prompt, request)
+        elif policy is not None and self._server_side(agent, policy):
+            limit = self._limits(agent, policy)
+            trim = ServerContext(
+                trigger_tokens=limit.at,
+                keep_tool_uses=policy.keep_turns,
+                clear_at_least=limit.at - limit.to,
+            )
+            request = request.model_copy(update={"server_context": trim})
         try:
             return await self._with_summary(send, request)
         except CALL_FAILED as exc:
-            if agent.context is None or error_type(exc) != CONTEXT_TOO_LONG:
+            if policy is None or error_type(exc) != CONTEXT_TOO_LONG:
                 raise
             if not workflow.patched(CONTEXT_WINDOW):
                 raise
+        # The provider's own trimming did not keep the prompt under its window: from here on
+        # this run keeps the window itself.
+        self._trim_refused = request.server_context is not None
         self._window.too_long()
         window = await self.window(agent, prompt, force=True)
-        return await self._with_summary(send, request.model_copy(update={"window": window}))
+        update = {"window": window, "server_context": None}
+        return await self._with_summary(send, request.model_copy(update=update))
 
     def measured(self, response: ModelResponse) -> None:
         """The provider's count of the prompt just sent calibrates the estimate."""
         if self._sent is not None:
             self._window.measured(response.usage.input_tokens, self._sent[0])
             self._sent = None
+
+    def _server_side(self, agent: Agent, policy: ContextPolicy) -> bool:
+        return policy.server_side and _prefix(agent) in TRIMMING and not self._trim_refused
+
+    def _count_first(
+        self, agent: Agent, policy: ContextPolicy, limit: Limits, estimate: int
+    ) -> bool:
+        """Near `compact_at` (or past it), a provider that counts is asked before the window
+        compacts on an estimate or a call goes out that it would refuse."""
+        if not policy.count_tokens or _prefix(agent) not in COUNTING:
+            return False
+        if agent.model_string in self._uncounted or estimate < COUNT_FROM * limit.at:
+            return False
+        return workflow.patched(TOKEN_COUNT)
+
+    async def _counted(
+        self, agent: Agent, prompt: list[Message], request: ModelRequest
+    ) -> ModelRequest:
+        """The request with the window planned on the provider's count of it (the estimate
+        when it has no count)."""
+        estimate = self._sent[0] if self._sent is not None else 0
+        count = await self._count(agent, request)
+        if count is None:
+            self._uncounted.add(agent.model_string)
+        else:
+            self._window.measured(count, estimate)
+        window = await self.window(agent, prompt, counted=True)
+        if window == request.window:
+            return request
+        return request.model_copy(update={"window": window})
+
+    async def _count(self, agent: Agent, request: ModelRequest) -> int | None:
+        """`model.count_tokens` of the request as it stands; None when the provider gave no
+        count or the call failed (the estimate then decides: a count is never worth a run)."""
+        if request.window is not None:  # the worker that counts may lack the summary
+            window = request.window.model_copy(update={"summary": self._window.summary})
+            request = request.model_copy(update={"window": window})
+        start_call = (
+            workflow.execute_local_activity
+            if agent.local_model
+            else partial(workflow.execute_activity, heartbeat_timeout=agent.heartbeat_timeout)
+        )
+        try:
+            counted: TokenCount = await start_call(
+                COUNT_ACTIVITY,
+                request,
+                result_type=TokenCount,
+                start_to_close_timeout=COUNT_TIMEOUT,
+                retry_policy=COUNT_RETRY,
+            )
+        except CALL_FAILED as exc:
+            reraise_cancellation(exc)
+            return None
+        return counted.input_tokens
 
     async def _with_summary(self, send: Send, request: ModelRequest) -> ModelResponse:
         try:
@@ -186,7 +298,11 @@ class ContextKeeper:
         """Instructions and tool specs, estimated once per agent."""
         known = self._overheads.get(agent.name)
         if known is None:
-            specs = "".join(s.model_dump_json() for s in agent.tool_specs())
-            known = estimate_tokens(agent.instructions) + estimate_tokens(specs)
-            self._overheads[agent.name] = known
+            known = self._overheads[agent.name] = overhead(agent)
         return known
+
+
+def overhead(agent: Agent) -> int:
+    """The estimate of what every call of `agent` carries besides the conversation."""
+    specs = "".join(s.model_dump_json() for s in agent.tool_specs())
+    return estimate_tokens(agent.instructions) + estimate_tokens(specs)

@@ -188,11 +188,15 @@ class Window:
         self, policy: ContextPolicy, limit: Limits, prompt: list[Message], overhead: int
     ) -> bool:
         """The window's estimate has passed `compact_at` of the budget."""
+        return self.estimate_now(policy, prompt, overhead) > limit.at
+
+    def estimate_now(self, policy: ContextPolicy, prompt: list[Message], overhead: int) -> int:
+        """The estimate of a call carrying `prompt` under the current window and `policy`."""
         current = self.current
         if self._sizes and current.clip_chars != policy.tool_output_chars:
             self._sizes, self._clipped = [], []  # estimates of clipped outputs changed
         self.current = current = current.model_copy(update={"clip_chars": policy.tool_output_chars})
-        return self.estimate(prompt, overhead, current) > limit.at
+        return self.estimate(prompt, overhead, current)
 
     def plan(
         self,

@@ -7,7 +7,7 @@ A model string is `prefix:name`. The prefix picks the provider:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from durable_agent.wire import ModelRequest, ModelResponse
 
@@ -30,6 +30,15 @@ class ModelProvider(Protocol):
     async def complete(
         self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
     ) -> ModelResponse: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider with a token-counting endpoint (Anthropic, OpenAI Responses)."""
+
+    async def count_tokens(self, request: ModelRequest, model_name: str) -> int | None:
+        """The prompt's tokens as the model counts them; None where the server has no such
+        endpoint."""
 
 
 def split_model(model: str) -> tuple[str, str]:

@@ -10,7 +10,14 @@ import anthropic
 import httpx2
 from temporalio.exceptions import ApplicationError
 
-from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
+from durable_agent.wire import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    ServerContext,
+    ToolCall,
+    Usage,
+)
 
 from . import DeltaSink
 from ._errors import connection_error, status_error, stream_cut
@@ -36,6 +43,35 @@ class AnthropicProvider:
     async def complete(
         self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
     ) -> ModelResponse:
+        kwargs = self._kwargs(request, model_name)
+        if sink is not None:
+            reply = await self._stream(kwargs, sink)
+        else:
+            try:
+                response = await self.client.messages.create(**kwargs)
+            except anthropic.APIError as exc:
+                raise _provider_error(exc) from exc
+            reply = _model_response(response)
+        if request.output is None:
+            return reply
+        return reply.model_copy(update={"message": forced_answer(reply.message)})
+
+    async def count_tokens(self, request: ModelRequest, model_name: str) -> int | None:
+        """The prompt's tokens as the model counts them (`POST /v1/messages/count_tokens`);
+        None where the server has no such endpoint (a compatible server)."""
+        kwargs = self._kwargs(request, model_name)
+        counted = {k: v for k, v in kwargs.items() if k in COUNTED}
+        try:
+            response = await self.client.messages.count_tokens(**counted)
+        except anthropic.APIStatusError as exc:
+            if exc.status_code in NO_COUNTING:
+                return None
+            raise _provider_error(exc) from exc
+        except anthropic.APIError as exc:
+            raise _provider_error(exc) from exc
+        return response.input_tokens
+
+    def _kwargs(self, request: ModelRequest, model_name: str) -> dict[str, Any]:
         system, messages = to_anthropic(request.messages)
         system = "\n\n".join(s for s in (request.instructions, system) if s) or None
         s = request.settings
@@ -60,21 +96,14 @@ class AnthropicProvider:
         # This SDK no longer has sampling parameters in its signature; servers that accept them
         # still get them in the body.
         sampling = {"temperature": s.temperature, "top_p": s.top_p}
-        extra_body = {k: v for k, v in sampling.items() if v is not None}
+        extra_body: dict[str, Any] = {k: v for k, v in sampling.items() if v is not None}
+        if request.server_context is not None:
+            extra_body["context_management"] = context_management(request.server_context)
+            kwargs["extra_headers"] = {"anthropic-beta": CONTEXT_MANAGEMENT_BETA}
         if extra_body:
             kwargs["extra_body"] = extra_body
         kwargs.update(s.extra)
-        if sink is not None:
-            reply = await self._stream(kwargs, sink)
-        else:
-            try:
-                response = await self.client.messages.create(**kwargs)
-            except anthropic.APIError as exc:
-                raise _provider_error(exc) from exc
-            reply = _model_response(response)
-        if request.output is None:
-            return reply
-        return reply.model_copy(update={"message": forced_answer(reply.message)})
+        return kwargs
 
     async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
         """Reports text deltas and tool call starts; the response is built from the SDK's
@@ -104,6 +133,26 @@ class AnthropicProvider:
         if not stopped:
             raise stream_cut(PROVIDER, "the stream ended without message_stop")
         return _model_response(message)
+
+
+COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "output_config"})
+"""What `messages.count_tokens` takes of a call's arguments: the prompt, not the sampling."""
+NO_COUNTING = frozenset({400, 404, 405, 501})
+"""A compatible server without the endpoint answers one of these: the estimate stands."""
+CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
+"""The beta header Anthropic requires for `context_management`."""
+
+
+def context_management(server: ServerContext) -> dict[str, Any]:
+    """Anthropic's context editing: past `trigger_tokens` of prompt, the oldest tool results
+    are cleared (the calls stay, each paired with a placeholder result), the last ones kept."""
+    edit = {
+        "type": "clear_tool_uses_20250919",
+        "trigger": {"type": "input_tokens", "value": server.trigger_tokens},
+        "keep": {"type": "tool_uses", "value": server.keep_tool_uses},
+        "clear_at_least": {"type": "input_tokens", "value": server.clear_at_least},
+    }
+    return {"edits": [edit]}
 
 
 CACHE = {"type": "ephemeral"}

@@ -30,23 +30,17 @@ from .convert import openai_responses_tools, to_openai_responses
 
 PROVIDER = "OpenAI Responses"
 
+COUNTED = frozenset({"model", "input", "instructions", "tools", "text", "truncation"})
+"""What `responses.input_tokens.count` takes of a call's arguments: the prompt, not the sampling."""
+NO_COUNTING = frozenset({400, 404, 405, 501})
+"""A compatible server without the endpoint answers one of these: the estimate stands."""
+
 
 class OpenAIResponsesProvider(OpenAIClientHolder):
     async def complete(
         self, request: ModelRequest, model_name: str, sink: DeltaSink | None = None
     ) -> ModelResponse:
-        kwargs: dict[str, Any] = {
-            "model": model_name,
-            "input": to_openai_responses(request.messages),
-            "store": False,
-        }
-        if request.instructions:
-            kwargs["instructions"] = request.instructions
-        if request.tools:
-            kwargs["tools"] = openai_responses_tools(request.tools)
-        if request.output is not None:
-            kwargs["text"] = responses_text_format(request.output)
-        kwargs.update(settings_kwargs(request, max_tokens_key="max_output_tokens"))
+        kwargs = _kwargs(request, model_name)
         if sink is not None:
             return await self._stream(kwargs, sink)
         try:
@@ -54,6 +48,21 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
         except openai.APIError as exc:
             raise_provider_error(PROVIDER, exc)
         return _model_response(response)
+
+    async def count_tokens(self, request: ModelRequest, model_name: str) -> int | None:
+        """The prompt's tokens as the model counts them (`POST /v1/responses/input_tokens`);
+        None where the server has no such endpoint (a compatible server)."""
+        kwargs = _kwargs(request, model_name)
+        counted = {k: v for k, v in kwargs.items() if k in COUNTED}
+        try:
+            response = await self.client.responses.input_tokens.count(**counted)
+        except openai.APIStatusError as exc:
+            if exc.status_code in NO_COUNTING:
+                return None
+            raise_provider_error(PROVIDER, exc)
+        except openai.APIError as exc:
+            raise_provider_error(PROVIDER, exc)
+        return response.input_tokens
 
     async def _stream(self, kwargs: dict[str, Any], sink: DeltaSink) -> ModelResponse:
         """Reports text deltas and tool call starts; the response itself is built from the
@@ -79,6 +88,26 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
         if final is None:
             raise stream_cut(PROVIDER, "the stream ended without response.completed")
         return _model_response(final)
+
+
+def _kwargs(request: ModelRequest, model_name: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "model": model_name,
+        "input": to_openai_responses(request.messages),
+        "store": False,
+    }
+    if request.instructions:
+        kwargs["instructions"] = request.instructions
+    if request.tools:
+        kwargs["tools"] = openai_responses_tools(request.tools)
+    if request.output is not None:
+        kwargs["text"] = responses_text_format(request.output)
+    if request.server_context is not None:
+        # OpenAI drops the oldest items of a prompt over the model's window. Its server-side
+        # `context_management` compaction is not used: its compacted item would have to be
+        # sent back on every later call, and this provider keeps no state between calls.
+        kwargs["truncation"] = "auto"
+    return kwargs | settings_kwargs(request, max_tokens_key="max_output_tokens")
 
 
 def _event(event: ResponseStreamEvent, sink: DeltaSink) -> Response | None:

@@ -11,7 +11,7 @@ from ._attachments import Attachment
 from ._conversation import AssistantMessage, Data, Extensible, Message, StatusEvent, Usage
 from ._guardrails import GuardrailRefusal
 from ._output import OutputFormat
-from ._window import ContextWindow
+from ._window import ContextWindow, ServerContext
 
 
 class ToolSpec(Data):
@@ -76,7 +76,15 @@ class TranscriptPage(Data):
 class ModelRequest(Extensible):
     """One model call. `model` is `provider:name`, for example `openai:gpt-4.1`."""
 
-    _new_fields = ("content_refs", "agent", "stream_turn", "cache_key", "window", "output")
+    _new_fields = (
+        "content_refs",
+        "agent",
+        "stream_turn",
+        "cache_key",
+        "window",
+        "output",
+        "server_context",
+    )
 
     model: str
     agent: str | None = None
@@ -106,6 +114,9 @@ class ModelRequest(Extensible):
     output: OutputFormat | None = None
     """The agent's `output_type`: the provider is asked for a final answer of this shape (its
     structured outputs, or a forced tool where the model lacks them). None: plain text."""
+    server_context: ServerContext | None = None
+    """The provider trims the prompt itself (Anthropic's context editing, OpenAI Responses'
+    truncation); None: the window above is all the trimming."""
 
 
 class ModelResponse(Data):

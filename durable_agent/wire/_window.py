@@ -59,6 +59,16 @@ class ContextPolicy(Data):
     """The summary's length limit (its `max_tokens`)."""
     summary_model: str | None = None
     """The model that summarises; None: the agent's own."""
+    count_tokens: bool = True
+    """Near the limit, count the prompt with the provider's token-counting endpoint (Anthropic
+    `messages.count_tokens`, OpenAI Responses `input_tokens.count`; `model.count_tokens`,
+    recorded) before compacting or sending; other providers, or False: the estimate."""
+    server_side: bool = False
+    """Leave trimming to the provider where it offers it: Anthropic's context editing (old tool
+    results cleared past `compact_at` of the window, the last `keep_turns` tool uses kept) and
+    OpenAI Responses' `truncation="auto"`. Those calls carry the whole conversation and no
+    summary is made; Chat Completions has no such option and keeps this window. A "too long"
+    refusal still compacts the window here and tries once more."""
 
     @model_validator(mode="after")
     def _at_above_to(self) -> ContextPolicy:
@@ -84,6 +94,25 @@ class ContextWindow(Extensible):
     replies_before: int = 0
     """The model's replies left out before `start`: a scripted model counts its turns with
     them (the request a provider gets keeps its window, which providers otherwise ignore)."""
+
+
+class ServerContext(Data):
+    """A model call whose provider trims the prompt itself (`ContextPolicy.server_side`)."""
+
+    trigger_tokens: int = Field(gt=0)
+    """The provider starts trimming once the prompt passes this many tokens."""
+    keep_tool_uses: int = Field(ge=0)
+    """The last tool uses it keeps whole (Anthropic's `keep`)."""
+    clear_at_least: int = Field(ge=0)
+    """Trim only when it frees this many tokens: a trim changes the prompt's prefix and the
+    provider's prompt cache pays again only from there (Anthropic's `clear_at_least`)."""
+
+
+class TokenCount(Data):
+    """Output of `model.count_tokens`."""
+
+    input_tokens: int | None = None
+    """The provider's count of the prompt; None: it has no counting endpoint."""
 
 
 def estimate_tokens(text: str) -> int:

@@ -54,6 +54,9 @@ class Query(StrEnum):
 MODEL_ACTIVITY: Final = "model.complete"
 SUMMARY_ACTIVITY: Final = "model.summarize"
 """Folds what falls out of the model's context window into a summary (`ContextPolicy`)."""
+COUNT_ACTIVITY: Final = "model.count_tokens"
+"""Counts a model call's prompt with the provider's token-counting endpoint, when the estimate
+is near the window's limit (`ContextPolicy.count_tokens`)."""
 
 
 def tool_activity(tool: str) -> str:

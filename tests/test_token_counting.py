@@ -1,0 +1,281 @@
+"""Token counts from the providers' counting endpoints, and trimming left to the provider
+(issue 19 part 5), through the real SDKs against the local server that refuses over its window.
+
+Near the limit the workflow asks the provider to count the prompt (`model.count_tokens`, an
+activity) and plans the window on that count rather than on its estimate. With
+`ContextPolicy(server_side=True)` Anthropic and OpenAI Responses calls carry the provider's own
+trimming (context editing, `truncation="auto"`) and no summary is made."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import anthropic
+import openai
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent import (
+    Agent,
+    AssistantMessage,
+    ContextPolicy,
+    Message,
+    ModelRequest,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+)
+from durable_agent.activities.providers import TokenCounter
+from durable_agent.activities.providers.anthropic_messages import AnthropicProvider
+from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
+from durable_agent.activities.providers.openai_responses import OpenAIResponsesProvider
+from durable_agent.wire import COUNT_ACTIVITY, SUMMARY_ACTIVITY, ServerContext
+from durable_agent.workflows.context import COUNT_FROM, overhead
+from durable_agent.workflows.window import Window, limits
+
+from .conftest import agent_client
+from .fake_llm_server import FakeLLMServer, Request
+from .test_context_window import REPLY, WINDOW, Reader, is_summary, paired, reader
+
+PATHS = {"openai": "/v1/responses", "anthropic": "/v1/messages"}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(context_window=WINDOW) as s:
+        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        yield s
+
+
+def pages(first: int, count: int, chars: int = 400) -> list[Message]:
+    """Tool turns already read: a conversation a run starts from."""
+    out: list[Message] = []
+    for n in range(first, first + count):
+        call = ToolCall(id=f"call_{n}", name="fetch_page", arguments=json.dumps({"page": n}))
+        out += [
+            AssistantMessage(tool_calls=[call]),
+            ToolMessage(tool_call_id=f"call_{n}", name="fetch_page", content="dull " * chars),
+        ]
+    return out
+
+
+def near_the_limit(agent: Agent, low: float, high: float) -> list[Message]:
+    """A conversation whose estimate (before any usage) lies between `low` and `high` of the
+    agent's `compact_at`."""
+    assert agent.context is not None
+    limit = limits(agent.context, agent.model_string, agent.settings.max_tokens)
+    messages: list[Message] = [UserMessage(content="Read the whole report.")]
+    while True:
+        estimate = Window().estimate_now(agent.context, messages, overhead(agent))
+        if estimate >= low * limit.at:
+            assert estimate <= high * limit.at, estimate
+            return messages
+        messages += pages(len(messages) // 2, 1)
+
+
+def activities(history: object, name: str) -> int:
+    return sum(
+        e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == name
+        for e in history.events  # type: ignore[attr-defined]
+    )
+
+
+async def finished(handle: WorkflowHandle[object, object]) -> object:
+    await handle.result()
+    return await handle.fetch_history()
+
+
+# ---------------------------------------------------------------------- the endpoints
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_each_counting_endpoint_counts_what_the_call_would_send(
+    server: FakeLLMServer, prefix: str
+) -> None:
+    request = ModelRequest(
+        model=f"{prefix}:fake-model",
+        instructions="Read the whole report.",
+        messages=[UserMessage(content="hello"), *pages(0, 3)],
+    )
+    provider: TokenCounter = (
+        OpenAIResponsesProvider(openai.AsyncOpenAI(base_url=server.openai_url, max_retries=0))
+        if prefix == "openai"
+        else AnthropicProvider(
+            anthropic.AsyncAnthropic(base_url=server.anthropic_url, max_retries=0)
+        )
+    )
+    counted = await provider.count_tokens(request, "fake-model")
+    assert server.counts and server.counts[-1][1] == counted
+    assert server.requests == []  # a count is not a model call
+    # The server counts the same prompt sent as a call the same way.
+    server.responder = Reader(99)
+    await provider.complete(request, "fake-model")  # type: ignore[attr-defined]
+    assert server.prompt_tokens == [counted]
+
+
+async def test_a_server_without_a_counting_endpoint_leaves_the_estimate(
+    server: FakeLLMServer,
+) -> None:
+    """A compatible server answers 404: no count, no failure. Chat Completions has none."""
+    client = openai.AsyncOpenAI(base_url=f"{server.url}/elsewhere/v1", max_retries=0)
+    request = ModelRequest(model="openai:m", messages=[UserMessage(content="hello")])
+    assert await OpenAIResponsesProvider(client).count_tokens(request, "m") is None
+    assert not isinstance(OpenAIChatProvider(), TokenCounter)
+
+
+# ---------------------------------------------------------------------- counted near the limit
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_the_window_compacts_on_the_providers_count_not_the_estimate(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """The model's tokenizer is sparser than the estimate (0.6 tokens where it sees one): a
+    conversation it estimates past `compact_at` fits. Counted, the first call carries it
+    whole; on the estimate alone (count_tokens=False) it is summarised first."""
+    summaries = {}
+    for count in (True, False):
+        with FakeLLMServer(context_window=WINDOW, token_scale=0.6) as server:
+            monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+            monkeypatch.setenv("OPENAI_API_KEY", "test")
+            monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+            agent = reader(prefix, ContextPolicy(window_tokens=WINDOW, count_tokens=count))
+            messages = near_the_limit(agent, 1.05, 1.4)
+            server.responder = Reader(len(messages) // 2 + 1)
+            async with agent_client(time_env.client, agent) as (client, _):
+                handle = await client.start("reader", messages=messages)
+                history = await finished(handle)
+            summaries[count] = activities(history, SUMMARY_ACTIVITY)
+            assert server.refused == 0
+            if count:
+                assert activities(history, COUNT_ACTIVITY) >= 1
+                assert server.counts[0][0].startswith(PATHS[prefix])
+                first = server.requests[0]
+                assert not is_summary(first)
+                assert f"call_{len(messages) // 2 - 1}" in json.dumps(first.body)
+                assert "call_0" in json.dumps(first.body)  # whole
+            else:
+                assert server.counts == []
+    assert summaries == {True: 0, False: 1}
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_a_count_over_the_window_compacts_before_the_provider_would_refuse(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """The model's tokenizer is denser (1.6 tokens where the estimate sees one) and no call
+    has measured it yet: a conversation estimated just under `compact_at` is over the window.
+    The count finds it out and the window compacts first: the provider refuses nothing."""
+    with FakeLLMServer(context_window=WINDOW, token_scale=1.6) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        agent = reader(prefix, ContextPolicy(window_tokens=WINDOW))
+        messages = near_the_limit(agent, COUNT_FROM, 1.0)
+        server.responder = Reader(len(messages) // 2 + 3)
+        async with agent_client(time_env.client, agent) as (client, _):
+            handle = await client.start("reader", messages=messages)
+            history = await finished(handle)
+    assert server.refused == 0
+    assert activities(history, COUNT_ACTIVITY) >= 1
+    assert activities(history, SUMMARY_ACTIVITY) >= 1
+    assert is_summary(server.requests[0])  # compacted before the first call went out
+    assert max(server.prompt_tokens) <= WINDOW - REPLY
+
+
+async def test_far_from_the_limit_nothing_is_counted(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.responder = Reader(3)
+    agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW))
+    async with agent_client(time_env.client, agent) as (client, _):
+        history = await finished(await client.start("reader", "Read the whole report."))
+    assert activities(history, COUNT_ACTIVITY) == 0 and server.counts == []
+
+
+# ---------------------------------------------------------------------- the provider trims
+
+
+def untrimmed(server: FakeLLMServer, request: Request) -> int:
+    return server.tokens(request.path, request.body)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unstreamed", "streamed"])
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_server_side_trimming_carries_the_run_past_the_window_without_summaries(
+    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str, stream: bool
+) -> None:
+    """Each call carries the whole conversation and asks the provider to trim it: the run
+    completes though its later prompts are longer than the window (the provider trimmed them,
+    and would have refused them otherwise)."""
+    turns = 30
+    server.responder = Reader(turns)
+    agent = reader(prefix, ContextPolicy(window_tokens=WINDOW, server_side=True))
+    agent.stream = stream
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("reader", "Read the whole report.")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.final_text == "I read every page."
+    assert len([m for m in result.messages if isinstance(m, ToolMessage)]) == turns
+    assert activities(history, SUMMARY_ACTIVITY) == 0
+    assert server.refused == 0 and server.trimmed > 0
+    assert max(untrimmed(server, r) for r in server.requests) > WINDOW
+    assert all(paired(r.path, r.body) for r in server.requests)
+    last = server.requests[-1]
+    assert f"call_{turns - 1}" in json.dumps(last.body) and "call_0" in json.dumps(last.body)
+    if prefix == "openai":
+        assert all(r.body["truncation"] == "auto" for r in server.requests)
+    else:
+        assert all(
+            r.headers["anthropic-beta"] == "context-management-2025-06-27"
+            and r.body["context_management"]["edits"][0]["type"] == "clear_tool_uses_20250919"
+            for r in server.requests
+        )
+
+
+async def test_chat_completions_has_no_server_side_trimming_and_keeps_the_window(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    server.responder = Reader(30)
+    agent = reader("openai-chat", ContextPolicy(window_tokens=WINDOW, server_side=True))
+    async with agent_client(time_env.client, agent) as (client, _):
+        history = await finished(await client.start("reader", "Read the whole report."))
+    assert activities(history, SUMMARY_ACTIVITY) >= 1
+    assert server.refused == 0 and server.trimmed == 0
+    assert max(server.prompt_tokens) <= WINDOW - REPLY
+
+
+async def test_when_the_providers_trimming_is_not_enough_the_window_takes_over(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """Anthropic clears old tool results but keeps the calls: over enough turns the calls
+    alone pass the window. Its refusal compacts the window, which then trims for the run."""
+    server.responder = Reader(80)
+    agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW, server_side=True))
+    agent.max_turns = 85
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("reader", "Read the whole report.")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.final_text == "I read every page."
+    assert server.refused == 1 and server.trimmed > 0
+    assert activities(history, SUMMARY_ACTIVITY) >= 1
+    calls = [r for r in server.requests if not is_summary(r)]
+    assert "context_management" not in calls[-1].body  # the window trims from the refusal on
+
+
+def test_server_context_is_part_of_the_wire() -> None:
+    trim = ServerContext(trigger_tokens=5_000, keep_tool_uses=3, clear_at_least=2_000)
+    request = ModelRequest(model="anthropic:m", messages=[], server_context=trim)
+    assert ModelRequest.model_validate_json(request.model_dump_json()) == request
+    assert "server_context" not in ModelRequest(model="m", messages=[]).model_dump()
