@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -46,10 +49,12 @@ from durable_agent import (
 )
 from durable_agent.client import AgentClient
 from durable_agent.devserver import start_embedded
+from durable_agent.wire import SUMMARY_INSTRUCTIONS
 from durable_agent.worker import create_worker
 
+from .fake_llm_server import FakeLLMServer, Reply, Request, text, tool_calls
 from .processes import eventually
-from .replay_agents import CHAIN_TURNS, GATES, STEER, STREAMED, TASK_QUEUE, agents
+from .replay_agents import CHAIN_TURNS, COMPACT_PAGES, GATES, STEER, STREAMED, TASK_QUEUE, agents
 
 HISTORIES = Path(__file__).parent / "histories"
 PREFIX = "corpus-v4"
@@ -438,6 +443,68 @@ async def compact(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def count(client: AgentClient, wf: str) -> Runs:
+    """An Anthropic model (the local server): near its window's limit each call's prompt is
+    counted by the provider (`model.count_tokens`, the `token-count` patch) before the window
+    compacts on that count."""
+    return await _read_on_local_server(client, "corpus-count", wf, "model.count_tokens")
+
+
+async def server_side(client: AgentClient, wf: str) -> Runs:
+    """An OpenAI Responses model that trims its prompt itself (`ContextPolicy.server_side`):
+    every call carries the whole conversation and `truncation="auto"`; no summary."""
+    return await _read_on_local_server(client, "corpus-trim", wf, None)
+
+
+async def _read_on_local_server(
+    client: AgentClient, agent: str, wf: str, activity: str | None
+) -> Runs:
+    with FakeLLMServer(context_window=4_000) as server:
+        server.responder = _page_reader
+        with _environ(
+            OPENAI_BASE_URL=server.openai_url,
+            OPENAI_API_KEY="test",
+            ANTHROPIC_BASE_URL=server.anthropic_url,
+            ANTHROPIC_API_KEY="test",
+        ):
+            handle = await client.start(agent, "read the report", workflow_id=wf)
+            result = await handle.result()
+    assert result.final_text == "I read the whole report.", result.final_text
+    assert server.refused == 0
+    history = await handle.fetch_history()
+    types = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events]
+    assert (activity in types) if activity else server.trimmed > 0, types
+    return [handle]
+
+
+def _page_reader(request: Request) -> Reply:
+    """The local server's model: reads page after page (the next after the last call its
+    request carries), then answers; asked to summarise, summarises."""
+    body = json.dumps(request.body)
+    if SUMMARY_INSTRUCTIONS[:60] in body:
+        return text("Summary: dull pages.")
+    read = [int(n) for n in re.findall(r'"p(\d+)"', body)]
+    page = max(read) + 1 if read else 0
+    if page >= COMPACT_PAGES:
+        return text("I read the whole report.")
+    return tool_calls((f"p{page}", "read_page", json.dumps({"page": page})))
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """The providers read their base URLs from the environment when first used."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 async def typed_output(client: AgentClient, wf: str) -> Runs:
     """An agent with an `output_type` whose first answer does not validate: the error goes
     back to the model (a user message, an `output_invalid` event) and its second answer is the
@@ -519,6 +586,8 @@ SCENARIOS: dict[str, Recording] = {
     "guardrails-in-tool": Recording(guardrails),
     "fallback": Recording(fallback),
     "attachments": Recording(attachments),
+    "count": Recording(count),
+    "server-side": Recording(server_side),
 }
 
 

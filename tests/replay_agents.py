@@ -21,6 +21,7 @@ from durable_agent import (
     HookResult,
     MCPServer,
     ModelRequest,
+    ModelSettings,
     ScriptedModel,
     ToolCall,
     ToolContext,
@@ -548,6 +549,28 @@ compacting = Agent(
 )
 
 
+counted = Agent(
+    "corpus-count",
+    # A provider with a token-counting endpoint (the recorder's local server): near the limit
+    # each call's prompt is counted (`model.count_tokens`) before the window is planned.
+    model="anthropic:fake-model",
+    tools=[read_page],
+    max_turns=COMPACT_PAGES + 2,
+    settings=ModelSettings(max_tokens=500),
+    context=ContextPolicy(window_tokens=4_000, summary_tokens=200, keep_turns=2),
+)
+
+trimmed = Agent(
+    "corpus-trim",
+    # The provider trims (OpenAI Responses' truncation): whole conversations, no summaries.
+    model="openai:fake-model",
+    tools=[read_page],
+    max_turns=COMPACT_PAGES + 2,
+    settings=ModelSettings(max_tokens=500),
+    context=ContextPolicy(window_tokens=4_000, server_side=True),
+)
+
+
 class CityAnswer(BaseModel):
     """The typed answer of `typed` (issue 19 part 1)."""
 
@@ -621,6 +644,8 @@ falling_back = Agent(
 )
 
 agents = [
+    counted,
+    trimmed,
     falling_back,
     guarded,
     typed,
