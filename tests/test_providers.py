@@ -191,6 +191,6 @@ async def test_clients_from_the_environment(
     for provider in (OpenAIResponsesProvider(), OpenAIChatProvider(), AnthropicProvider()):
         await provider.complete(request(), "fake-model")
     assert [r.path for r in server.requests] == list(ENDPOINT.values())
-    with pytest.raises(ApplicationError):
-        await OpenAIChatProvider().complete(request(), "fake-model")
+    with pytest.raises(ApplicationError):  # another request: a retry would get "b" again
+        await OpenAIChatProvider().complete(request(tools=False), "fake-model")
     assert len(server.requests) == 4, "environment-built clients do not retry on their own"
