@@ -515,6 +515,20 @@ async def typed_output(client: AgentClient, wf: str) -> Runs:
     return [handle]
 
 
+async def typed_across_runs(client: AgentClient, wf: str) -> Runs:
+    """A typed agent continued as new between answers that do not validate: each run's input
+    carries the count so far (`output_failures`), and the third answer is the output."""
+    handle = await client.start(
+        "corpus-typed-can", "the largest city of France", workflow_id=wf, continue_as_new_at_bytes=1
+    )
+    result = await handle.result()
+    assert result.output == {"name": "Paris", "population": 2100000}, result.output
+    runs = await chain(client.client, handle)
+    carried = [(await run_input(client.client, run)).output_failures for run in runs]
+    assert carried == [0, 1, 2], carried
+    return runs
+
+
 async def guardrails(client: AgentClient, wf: str) -> Runs:
     """Guardrails as activities: the input passes, a tool guardrail refuses the model's call
     (an error result it sees), an output guardrail trips on the answer and the run ends
@@ -581,6 +595,7 @@ SCENARIOS: dict[str, Recording] = {
     "compact": Recording(compact),
     "typed-output": Recording(typed_output),
     "typed-output-event": Recording(typed_output),
+    "typed-can": Recording(typed_across_runs, several_runs=True),
     "guardrails": Recording(guardrails),
     "guardrails-local": Recording(guardrails),
     "guardrails-in-tool": Recording(guardrails),

@@ -589,6 +589,34 @@ typed = Agent(
 )
 
 
+@tool
+async def rest() -> str:
+    """Rest a while."""
+    # Past the 2 s a run lives before it may continue as new (workflows/life.py MIN_RUN_AGE).
+    await asyncio.sleep(2.5)
+    return "rested"
+
+
+typed_across_runs = Agent(
+    "corpus-typed-can",
+    # Two answers that do not validate, each followed by a rest that lets the run continue as
+    # new: the count of them crosses to the next run (`output_failures`); the third validates.
+    model=ScriptedModel(
+        "corpus-typed-can",
+        [
+            "Paris, I think",
+            AssistantMessage(tool_calls=[_call("r1", "rest")]),
+            '{"name": "Paris", "population": "many"}',
+            AssistantMessage(tool_calls=[_call("r2", "rest")]),
+            '{"name": "Paris", "population": 2100000}',
+        ],
+    ),
+    tools=[rest],
+    output_type=CityAnswer,
+    output_retries=2,
+)
+
+
 def _no_secrets(text: str) -> str | None:
     return "it asks for a password" if "password" in text else None
 
@@ -649,6 +677,7 @@ agents = [
     falling_back,
     guarded,
     typed,
+    typed_across_runs,
     compacting,
     lead,
     budgeted,
