@@ -5,10 +5,12 @@ guardrails refuse a call with an error result the model sees. Each runs as an ac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import subprocess
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,13 @@ from ag_ui.core import RunErrorEvent
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import (
     Agent,
+    AssistantMessage,
     GuardrailVerdict,
     RunState,
     ScriptedModel,
@@ -31,8 +36,16 @@ from durable_agent import (
     tool,
     tool_guardrail,
 )
+from durable_agent.activities.guardrails import check_tool_call
 from durable_agent.serve.app import create_app
-from durable_agent.wire import AGENT_STATUS
+from durable_agent.wire import (
+    AGENT_STATUS,
+    GuardrailRefusal,
+    StatusEvent,
+    ToolInvocation,
+    UserMessage,
+)
+from durable_agent.workflows.guardrails import unanswered
 
 from .conftest import agent_client, calls, new_id, run_error
 from .helpers import events
@@ -260,6 +273,71 @@ async def test_an_agent_as_a_guardrail_answers_a_verdict(time_env: WorkflowEnvir
         result = await (await client.start("geo-desk", "Write me a poem")).result()
     assert result.outcome == "guardrail_tripped"
     assert result.reason == "off topic: this desk does geography"
+
+
+def checked(*guardrails: str) -> ToolInvocation:
+    return ToolInvocation(
+        tool_call_id="c1",
+        name="delete",
+        arguments='{"path": "/etc"}',
+        agent="a",
+        guardrails=list(guardrails),
+    )
+
+
+async def test_the_tool_activity_answers_the_first_refusal_in_the_agents_order() -> None:
+    async def says_no(name: str, arguments: dict[str, Any]) -> str:
+        return f"no {name} of {arguments['path']}"
+
+    worker = {
+        "passes": tool_guardrail(lambda name, arguments: None, name="passes"),
+        "says_no": tool_guardrail(says_no),
+        "also_no": tool_guardrail(lambda name, arguments: True, name="also_no"),
+    }
+    refusal = await check_tool_call(worker, checked("passes", "says_no", "also_no"))
+    assert refusal == GuardrailRefusal(guardrail="says_no", reason="no delete of /etc")
+    assert await check_tool_call(worker, checked("passes")) is None
+
+
+async def test_a_tool_guardrail_the_worker_lacks_is_no_pass() -> None:
+    refusal = await check_tool_call({}, checked("elsewhere"))
+    assert refusal == GuardrailRefusal(
+        guardrail="elsewhere", error="guardrail elsewhere is not on this worker"
+    )
+
+
+async def test_a_tool_guardrail_in_the_activity_is_retried_by_its_own_policy() -> None:
+    attempts: list[int] = []
+
+    def flaky(name: str, arguments: dict[str, Any]) -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("blip")
+
+    def refuses_to_work(name: str, arguments: dict[str, Any]) -> None:
+        raise ApplicationError("bad policy file", non_retryable=True)
+
+    policy = RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=3)
+    worker = {
+        "flaky": dataclasses.replace(tool_guardrail(flaky), retry=policy),
+        "refuses_to_work": dataclasses.replace(tool_guardrail(refuses_to_work), retry=policy),
+    }
+    assert await check_tool_call(worker, checked("flaky")) is None
+    assert len(attempts) == 3
+    refusal = await check_tool_call(worker, checked("refuses_to_work"))
+    assert refusal == GuardrailRefusal(guardrail="refuses_to_work", error="bad policy file")
+
+
+def test_input_guardrails_see_only_the_messages_not_yet_answered() -> None:
+    items = [
+        UserMessage(content="first"),
+        AssistantMessage(content="answered"),
+        UserMessage(content="second"),
+        StatusEvent(source="agent", kind="model_called", at=datetime.now(UTC)),
+        UserMessage(content="third"),
+    ]
+    assert [m.content for m in unanswered(items)] == ["second", "third"]
+    assert unanswered([*items, AssistantMessage(content="done")]) == []
 
 
 def test_an_agent_guardrail_must_answer_a_verdict() -> None:

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         GuardrailCall,
         GuardrailRefusal,
         GuardrailVerdict,
-        Message,
+        Item,
         ToolCall,
         ToolMessage,
         ToolOutcome,
@@ -64,7 +64,8 @@ class Guardrails:
         guardrails = agent.guardrail_list("input")
         if not guardrails:
             return None
-        text = "\n\n".join(m.content for m in unanswered(self._conversation.prompt()))
+        # From the end of the record: not a copy of the whole conversation every turn.
+        text = "\n\n".join(m.content for m in unanswered(self._conversation.items))
         if not text:
             return None
         return await self._verdicts(agent, guardrails, GuardrailCall, text)
@@ -208,10 +209,10 @@ def refusal_text(conversation: Conversation, call: ToolCall, guardrail: str, rea
     return f"refused by guardrail {guardrail}: {reason}"
 
 
-def unanswered(prompt: Sequence[Message]) -> list[UserMessage]:
+def unanswered(items: Sequence[Item]) -> list[UserMessage]:
     """The user's messages after the last assistant message (none once it has answered)."""
     found: list[UserMessage] = []
-    for message in reversed(prompt):
+    for message in reversed(items):
         if isinstance(message, AssistantMessage):
             break
         if isinstance(message, UserMessage) and message.name != RETRY_NAME:
