@@ -84,6 +84,8 @@ async def check_tool_call(
     marker, no extra workflow activation (bench/guards.py). They run in parallel, as the
     workflow runs separate guardrail activities, each retried by its own `retry` policy.
     """
+    if not invocation.guardrails:
+        return None
     checks = [_checked(guardrails.get(name), name, invocation) for name in invocation.guardrails]
     for refusal in await asyncio.gather(*checks):
         if refusal is not None:

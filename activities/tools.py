@@ -46,13 +46,11 @@ def tool_activity(
         failures = prior_failures(info)
         if (ended := out_of_time(tool, invocation.tool_call_id, info, context.events)) is not None:
             return ended
-        if invocation.guardrails:
-            async with heartbeating(OwnFailures(failures=failures)):
-                refused = await check_tool_call(guardrails or {}, invocation)
-            if refused is not None:  # the workflow words the refusal the model sees
-                return ToolOutcome(content="", is_error=True, refused=refused)
         try:
             async with heartbeating(OwnFailures(failures=failures)):
+                refused = await check_tool_call(guardrails or {}, invocation)  # never raises
+                if refused is not None:  # the workflow words the refusal the model sees
+                    return ToolOutcome(content="", is_error=True, refused=refused)
                 content, attachments = await tool.invoke_with_attachments(
                     invocation.arguments, context
                 )
