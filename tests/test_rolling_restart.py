@@ -21,24 +21,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import AgentRunResult
-from durable_agent._drain import POLL_DRAIN
 from durable_agent.client import AgentClient
-from durable_agent.worker import DEFAULT_GRACEFUL_TIMEOUT
 from faults.cluster import polls
 
 from .e2e_agents import SHIFTER_TURNS
 from .processes import eventually, log_lines, start_worker, stop
 from .test_e2e import address_of, assert_paired
 
-GRACE = DEFAULT_GRACEFUL_TIMEOUT.total_seconds()
 RUNS = 20
 WORKERS = 3
-A_FEW_SECONDS = 5.0
-"""What a restart may add to a run beyond the grace period: the next task's pickup and a
-retry's initial interval (1 s)."""
-DRAIN = 2 * POLL_DRAIN.total_seconds()
-"""The longest a stopping worker waits for its polls in flight (the task queue's, then the
-sticky ones) before it shuts down."""
+BOUND = 120.0
+"""The test's own bound on a stopping worker's exit: a worker that never exits fails."""
 
 
 async def start_polling(
@@ -54,11 +47,13 @@ async def start_polling(
     return worker
 
 
-async def stopped(worker: subprocess.Popen[bytes], seconds: float) -> float:
-    """SIGTERM `worker` and wait (bounded) until it exits; how long it took."""
+async def stopped(worker: subprocess.Popen[bytes]) -> float:
+    """SIGTERM `worker` and wait (bounded) until it exits by itself, cleanly; how long it
+    took."""
     began = time.monotonic()
     worker.send_signal(signal.SIGTERM)
-    await asyncio.to_thread(worker.wait, seconds)
+    code = await asyncio.to_thread(worker.wait, BOUND)
+    assert code == 0, f"worker {worker.pid} exited with {code}"
     return time.monotonic() - began
 
 
@@ -141,7 +136,7 @@ async def test_three_workers_restarted_one_at_a_time_under_twenty_runs(
         await asyncio.sleep(1)  # into the middle of the first calls
         for i in range(WORKERS):
             sent = time.time()
-            stops.append((workers[i].pid, sent, await stopped(workers[i], GRACE + A_FEW_SECONDS)))
+            stops.append((workers[i].pid, sent, await stopped(workers[i])))
             workers[i] = await start_polling(client, address, queue, log)
         restarted = await runs
     finally:
@@ -165,9 +160,10 @@ async def test_three_workers_restarted_one_at_a_time_under_twenty_runs(
     assert set(timed_out) <= {"workflow:TIMEOUT_TYPE_SCHEDULE_TO_START:sticky"}
     # The first worker stopped 1 s into the runs' first calls, and finished its calls there
     # (the later ones may find the runs over on a loaded machine, where a worker takes 10 s to
-    # start); each stopped well inside the grace period.
+    # start); each exited by itself, cleanly (`stopped`), with none of its calls cancelled
+    # (below): it left once its calls were done, not when the grace period ran out. How long
+    # that took is printed above, not asserted.
     assert drained[0]
-    assert all(took < DRAIN + 2 + A_FEW_SECONDS for *_, took in stops)
     # Calls that were running when their worker stopped finished there; none ran twice.
     per_call = tool_results_per_call(log)
     assert len(per_call) == 2 * RUNS * SHIFTER_TURNS * 2
@@ -195,9 +191,10 @@ async def test_a_call_that_outlasts_the_grace_period_is_cancelled_and_retried_el
         await eventually(started, "the first attempt to start")
         second = await start_polling(client, address, queue, log)
         began = time.monotonic()
-        took_to_stop = await stopped(first, grace + A_FEW_SECONDS)
-        result = await asyncio.wait_for(handle.result(), timeout=60)
+        took_to_stop = await stopped(first)
+        result = await asyncio.wait_for(handle.result(), timeout=BOUND)
         took = time.monotonic() - began
+        timed_out = await timeouts(handle)
     finally:
         for worker in (first, second):
             if worker is not None and worker.poll() is None:
@@ -208,5 +205,8 @@ async def test_a_call_that_outlasts_the_grace_period_is_cancelled_and_retried_el
     assert kinds == ["overtime_started", "overtime_cancelled", "overtime_started", "overtime_done"]
     assert result.final_text == "overtime is over"
     assert_paired(result)
-    assert grace <= took_to_stop < grace + A_FEW_SECONDS
-    assert took < grace + A_FEW_SECONDS
+    # The worker gave the call its grace period (a lower bound: load only lengthens it), then
+    # cancelled it; the retry came from that failure at once, not from a timeout the server
+    # had to wait out (the first attempt would have run a minute).
+    assert took_to_stop >= grace
+    assert not [t for t in timed_out if t.startswith("activity:")], timed_out
