@@ -8,7 +8,6 @@ the provider adapters' own streaming is tested against real SDK clients elsewher
 from __future__ import annotations
 
 import asyncio
-import time
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -173,14 +172,11 @@ async def test_interrupt_cuts_the_model_off_and_answers_the_new_message(
             return True
 
         await asyncio.wait_for(streaming(), 30)
-        asked = time.monotonic()
         outcome = await client.interrupt(handle.id, "Actually, Bergen.")
-        await eventually(lambda: _interrupted(client, handle.id), "the interrupted event", 10)
-        cut_after = time.monotonic() - asked
+        await eventually(lambda: _interrupted(client, handle.id), "the interrupted event", 60)
         result = await handle.result()
         history = await client.history(handle.id, ("llm",))
     assert "interrupted" in outcome.detail
-    assert cut_after < 2, f"the model call was cut off {cut_after:.1f} s after the interrupt"
     assert result.final_text == "Fine, Bergen then."
     assert RUNS["lookup"] == ["Oslo"]  # the finished tool did not run again
     # The third call sees the tool result and the new message, and no half reply as its own.
@@ -191,7 +187,10 @@ async def test_interrupt_cuts_the_model_off_and_answers_the_new_message(
     interrupted = next(
         i for i in history.items if isinstance(i, StatusEvent) and i.kind == "interrupted"
     )
+    # Cut off mid-reply by the interrupt (not left to end by itself): what it had said is
+    # short of the whole reply.
     assert long_reply.startswith(interrupted.data["partial"])
+    assert len(interrupted.data["partial"]) < len(long_reply)
     assert len(interrupted.data["partial"]) >= len(streamed_text(partial, 2)) > 0
 
 
