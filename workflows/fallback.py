@@ -49,6 +49,8 @@ class Answered:
 
 
 class Fallbacks:
+    """A model call made with each model of the agent's list in turn, and who answered."""
+
     def __init__(self, conversation: Conversation) -> None:
         self._conversation = conversation
         self.answered: Answered | None = None
@@ -63,7 +65,7 @@ class Fallbacks:
     ) -> ModelResponse:
         """`execute(request)`, then with each fallback model while the call fails for good.
         `cut`: the call was interrupted (its cancellation is not a failure)."""
-        models = agent.model_strings
+        models, self.answered = agent.model_strings, None
         if len(models) == 1:
             response = await execute(request)
             self.answered = Answered(models[0])
