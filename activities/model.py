@@ -16,6 +16,7 @@ from durable_agent.authoring._agent import ScriptedModel
 from durable_agent.wire import (
     COUNT_ACTIVITY,
     SUMMARY_ACTIVITY,
+    CountRequest,
     ModelRequest,
     ModelResponse,
     SummaryRequest,
@@ -155,9 +156,10 @@ class ModelActivities:
             return await summarize(request, messages, complete)
 
     @activity.defn(name=COUNT_ACTIVITY)
-    async def count_tokens(self, request: ModelRequest) -> TokenCount:
-        """The prompt `model.complete` would send for `request`, counted by the provider's
+    async def count_tokens(self, counting: CountRequest) -> TokenCount:
+        """The prompt `model.complete` would send for the request, counted by the provider's
         endpoint (the workflow asks only near its window's limit)."""
+        request = counting.request
         async with heartbeating():
             provider, name = await self._provider_for(request.model)
             if not isinstance(provider, TokenCounter):

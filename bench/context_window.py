@@ -7,7 +7,9 @@ prompt stays under the window however long the run; without it the prompt grows 
 output, and the run fails with the provider's refusal once it passes the window (measured here
 on a server without a limit, for as many turns as the table shows, to see the growth).
 Payloads over 256 KiB (the continue-as-new snapshot of a long run) go to local file storage, as
-`tests/test_long_conversation.py` does.
+`tests/test_long_conversation.py` does. A third run, of a fifth of the turns, goes through the
+Responses API, whose token-counting endpoint the window asks near its limit: it reports how many
+calls were counted and how far the workflow's estimate was from each count.
 
     python -m bench --only context-window
 """
@@ -27,10 +29,12 @@ from temporalio.client import Client
 from temporalio.converter import ExternalStorage
 
 from durable_agent import Agent, ContextPolicy, ModelSettings, tool
+from durable_agent.activities.providers import ModelProvider
 from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
+from durable_agent.activities.providers.openai_responses import OpenAIResponsesProvider
 from durable_agent.client import AgentClient
 from durable_agent.storage import LocalFileDriver, data_converter
-from durable_agent.wire import SUMMARY_INSTRUCTIONS
+from durable_agent.wire import COUNT_ACTIVITY, SUMMARY_INSTRUCTIONS, CountRequest, TokenCount
 from durable_agent.worker import create_worker
 from tests.fake_llm_server import FakeLLMServer, Reply, Request, text, tool_calls
 from tests.test_context_window import paired
@@ -53,6 +57,8 @@ class WindowRun:
     unpaired: int = 0
     """Calls carrying a tool call without its result, or a result without its call."""
     outcome: str = "completed"
+    counts: list[tuple[int, int]] = field(default_factory=list)
+    """Each `model.count_tokens` call: the workflow's estimate and the provider's count."""
 
     def at(self, turn: int) -> int | None:
         return self.sent[turn - 1] if turn <= len(self.sent) else None
@@ -87,7 +93,15 @@ class Reader:
         return tool_calls((f"call_{page}", "fetch_page", json.dumps({"page": page})))
 
 
-async def run(client: Client, turns: int, policy: ContextPolicy | None, label: str) -> WindowRun:
+async def run(
+    client: Client,
+    turns: int,
+    policy: ContextPolicy | None,
+    label: str,
+    prefix: str = "openai-chat",
+) -> WindowRun:
+    """`prefix` `openai-chat` (Chat Completions, estimates only) or `openai` (Responses, whose
+    token-counting endpoint the window asks near its limit)."""
     limit = WINDOW if policy is not None else UNLIMITED
     with FakeLLMServer(context_window=limit) as server, tempfile.TemporaryDirectory() as tmp:
         reader = Reader(turns)
@@ -99,7 +113,7 @@ async def run(client: Client, turns: int, policy: ContextPolicy | None, label: s
         oai = openai.AsyncOpenAI(base_url=server.openai_url, api_key="bench", max_retries=0)
         agent = Agent(
             f"bench-window-{uuid.uuid4().hex[:6]}",
-            model="openai-chat:fake-model",
+            model=f"{prefix}:fake-model",
             instructions="Read the report page by page.",
             tools=[fetch_page],
             max_turns=turns + 5,
@@ -107,7 +121,10 @@ async def run(client: Client, turns: int, policy: ContextPolicy | None, label: s
             context=policy,
         )
         queue = f"bench-window-{uuid.uuid4().hex[:8]}"
-        providers = {"openai-chat": OpenAIChatProvider(oai)}
+        provider = (
+            OpenAIChatProvider(oai) if prefix == "openai-chat" else OpenAIResponsesProvider(oai)
+        )
+        providers: dict[str, ModelProvider] = {prefix: provider}
         started = time.perf_counter()
         outcome = "completed"
         async with create_worker(stored, [agent], task_queue=queue, providers=providers):
@@ -116,7 +133,8 @@ async def run(client: Client, turns: int, policy: ContextPolicy | None, label: s
                 await handle.result()
             except Exception as exc:  # a run that fails is a result
                 outcome = f"failed: {str(exc)[:80]}"
-        seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            counts = await counted(stored, handle.id)
         await oai.close()
         requests = list(zip(server.requests, server.prompt_tokens, strict=False))
         calls = [(r, n) for r, n in requests if SUMMARY_INSTRUCTIONS[:60] not in json.dumps(r.body)]
@@ -130,7 +148,34 @@ async def run(client: Client, turns: int, policy: ContextPolicy | None, label: s
             server.refused,
             unpaired,
             outcome,
+            counts,
         )
+
+
+async def counted(client: Client, workflow_id: str) -> list[tuple[int, int]]:
+    """The estimate and the count of each `model.count_tokens` call, in every run of the
+    chain, from their activities' recorded input and result."""
+    pairs: list[tuple[int, int]] = []
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        history = await client.get_workflow_handle(
+            workflow_id, run_id=execution.run_id
+        ).fetch_history()
+        asked: dict[int, int] = {}
+        for event in history.events:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                if scheduled.activity_type.name == COUNT_ACTIVITY:
+                    [request] = await client.data_converter.decode(
+                        scheduled.input.payloads, [CountRequest]
+                    )
+                    asked[event.event_id] = request.estimate
+            elif event.HasField("activity_task_completed_event_attributes"):
+                done = event.activity_task_completed_event_attributes
+                if done.scheduled_event_id in asked:
+                    [count] = await client.data_converter.decode(done.result.payloads, [TokenCount])
+                    if count.input_tokens is not None:
+                        pairs.append((asked[done.scheduled_event_id], count.input_tokens))
+    return pairs
 
 
 async def measure(client: Client, turns: int, unbounded_turns: int) -> list[WindowRun]:
@@ -138,6 +183,10 @@ async def measure(client: Client, turns: int, unbounded_turns: int) -> list[Wind
     return [
         await run(client, turns, policy, "default context policy, 32k window"),
         await run(client, unbounded_turns, None, "context=None (no window)"),
+        # A fifth of the turns: the counts repeat with each compaction.
+        await run(
+            client, max(1, turns // 5), policy, "Responses, counted near the limit", "openai"
+        ),
     ]
 
 
@@ -164,4 +213,15 @@ def table(results: list[WindowRun]) -> list[str]:
             + f" | {max(r.sent, default=0):,} | {r.summaries} | {r.refused} | {r.unpaired} "
             f"| {r.seconds:.0f} s | {r.outcome} |"
         )
+    for r in results:
+        if r.counts:
+            errors = sorted(abs(e - c) / c for e, c in r.counts)
+            rows += [
+                "",
+                f"{r.label}: {len(r.counts)} token counts over {len(r.sent)} calls "
+                f"({len(r.counts) / max(1, len(r.sent)):.0%}); the workflow's estimate against "
+                f"the provider's count: median error {errors[len(errors) // 2]:.1%}, "
+                f"largest {errors[-1]:.1%} (estimated {r.counts[0][0]:,} / counted "
+                f"{r.counts[0][1]:,} at the first count).",
+            ]
     return [*rows, ""]

@@ -76,7 +76,7 @@ def near_the_limit(agent: Agent, low: float, high: float) -> list[Message]:
         if estimate >= low * limit.at:
             assert estimate <= high * limit.at, estimate
             return messages
-        messages += pages(len(messages) // 2, 1)
+        messages += pages(len(messages) // 2, 1, chars=100)  # ~130 tokens: inside any band
 
 
 def activities(history: object, name: str) -> int:

@@ -79,7 +79,7 @@ from ._run import (
     arguments_digest,
     dump_json_schemas,
 )
-from ._summary import SummaryRequest, SummaryResponse
+from ._summary import CountRequest, SummaryRequest, SummaryResponse
 from ._window import (
     CONTEXT_TOO_LONG,
     SUMMARY_INSTRUCTIONS,
@@ -138,6 +138,7 @@ __all__ = [
     "ChildReport",
     "ContextPolicy",
     "ContextWindow",
+    "CountRequest",
     "Data",
     "EventKind",
     "EventSource",

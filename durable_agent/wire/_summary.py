@@ -1,11 +1,12 @@
 """The summary call's payloads: what falls out of a model's window, folded into a summary by a
-model call of its own (`model.summarize`), recorded in history like any activity."""
+model call of its own (`model.summarize`), recorded in history like any activity; and the
+count call's (`model.count_tokens`)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from ._activities import ModelSettings, TranscriptRef
+from ._activities import ModelRequest, ModelSettings, TranscriptRef
 from ._conversation import Data, Message, Usage
 
 
@@ -32,3 +33,11 @@ class SummaryResponse(Data):
     usage: Usage = Field(default_factory=Usage)
     calls: int = 1
     """Provider calls it took (a long span is summarised in parts, each bounded)."""
+
+
+class CountRequest(Data):
+    """Input of `model.count_tokens`: the call whose prompt the provider counts, and the
+    workflow's estimate of it, recorded beside the count that replaces it."""
+
+    request: ModelRequest
+    estimate: int
