@@ -103,7 +103,7 @@ async def _print_result(client: AgentClient, workflow_id: str) -> None:
     except WorkflowFailureError as exc:
         raise CliError(f"run {workflow_id} failed: {cause_message(exc)}") from exc
     ending = "" if result.outcome == "completed" else f"; {result.outcome}"
-    if result.reason:  # why a guardrail stopped it
+    if result.reason:  # why it stopped: a guardrail, a budget, a hook
         ending += f": {result.reason}"
     if result.output is not None:  # the typed answer, as JSON, on stdout
         print_json(result.output)
