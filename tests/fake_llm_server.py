@@ -53,11 +53,20 @@ class Reply:
     cut_cleanly: bool = False
     """With `cut_after`: the HTTP body ends properly instead, but the event stream still lacks
     its end (a proxy that gave up on the model)."""
+    hold: threading.Event | None = None
+    """Streaming only: after `hold_after` chunks the stream waits until the test sets this (for
+    at most `HOLD_SECONDS`), so a test sees the reply part-way however slow the machine is."""
+    hold_after: int = 0
     tokens: Tokens | None = None
     """Set by a server with a prompt cache: the usage it reports for this request."""
     error_code: str | None = None
     """OpenAI's `code` and `param` in an error body (`context_length_exceeded`, `messages`)."""
     error_param: str | None = None
+
+
+HOLD_SECONDS = 120.0
+"""The longest a held stream waits for its test: a test that failed first does not leave the
+server's thread waiting for ever."""
 
 
 def text(content: str, delay: float = 0.0) -> Reply:
@@ -635,6 +644,8 @@ class FakeLLMServer:
                                 self.wfile.write(b"0\r\n\r\n")
                             self.close_connection = True
                             return
+                        if reply.hold is not None and n == reply.hold_after:
+                            reply.hold.wait(HOLD_SECONDS)
                         if n and reply.chunk_delay and self._client_gone(reply.chunk_delay):
                             request.disconnected.set()
                             self.close_connection = True

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import io
 import json
 import subprocess
-import time
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from durable_agent.cli.printer import LivePrinter
 from durable_agent.wire import EventSource
 
 from .e2e_agents import STREAMED_REPLY
+from .fake_llm_server import FakeLLMServer, Reply
 from .processes import BIN, ROOT, eventually, start_worker, stop
 
 
@@ -178,11 +180,13 @@ def test_run_follows_the_conversation_to_the_end(
 
 
 class Streamed:
-    """A CLI process whose stdout is read as it arrives, each chunk with the time it came."""
+    """A CLI process whose stdout is read as it arrives."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.chunks: list[tuple[float, str]] = []
+        self.chunks: list[str] = []
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        """A read may end inside a character (the event lines' `·`)."""
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -198,20 +202,11 @@ class Streamed:
     async def _read(self) -> None:
         assert self.process.stdout is not None
         while chunk := await self.process.stdout.read(4096):
-            self.chunks.append((time.monotonic(), chunk.decode()))
+            self.chunks.append(self._utf8.decode(chunk))
 
     @property
     def text(self) -> str:
-        return "".join(chunk for _, chunk in self.chunks)
-
-    def arrived(self, text: str) -> float:
-        """When `text` was whole in the output."""
-        seen = ""
-        for at, chunk in self.chunks:
-            seen += chunk
-            if text in seen:
-                return at
-        raise AssertionError(f"{text!r} never came")
+        return "".join(self.chunks)
 
     async def shows(self, text: str) -> None:
         async def check() -> bool:
@@ -236,26 +231,33 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.mark.slow  # 12-20 s: a worker process, a run streaming for 3 s, three CLI processes
 async def test_run_and_watch_print_the_reply_as_it_streams_and_once(
-    dev_env: WorkflowEnvironment, tmp_path: Path
+    dev_env: WorkflowEnvironment, tmp_path: Path, server: FakeLLMServer
 ) -> None:
+    """The model (the local server, through the real OpenAI provider in the worker) holds
+    the rest of its reply until the test has seen both CLIs print the start of it."""
     address = dev_env.client.service_client.config.target_host
     queue = f"cli-{uuid.uuid4()}"
+    held = threading.Event()
+    server.reply(Reply(text=STREAMED_REPLY, chunk_delay=0.05, hold=held, hold_after=20))
     worker = start_worker(address, queue, tmp_path / "log.jsonl")
     try:
-        wf = f"streamer-{uuid.uuid4()}"
-        ran = await Streamed.start(address, queue, "run", "streamer", "go", "--workflow-id", wf)
-        await ran.shows("streamer   Streaming")
+        wf = f"thinker-{uuid.uuid4()}"
+        ran = await Streamed.start(address, queue, "run", "thinker", "go", "--workflow-id", wf)
+        await ran.shows("thinker    Streaming w0")
         watched = await Streamed.start(address, queue, "watch", wf, "--events", "agent,tool")
+        await watched.shows("thinker    Streaming w0")  # it joined mid-reply
+        # `run` printed the words as they came: the start of the reply, before the rest existed.
+        assert "done." not in ran.text
+        held.set()
         code, stderr = await ran.finished()
         assert code == 0, stderr
         assert (await watched.finished())[0] == 0
         after = cli(address, queue, "watch", wf, "--no-stream", "--events", "agent,tool")
     finally:
+        held.set()
         stop(worker)
-    # `run` printed the words as they came: 3 s of streaming, not one write at the end.
-    assert ran.arrived("w59 done.") - ran.arrived("Streaming w0") > 1.5
     assert ran.text.count(STREAMED_REPLY) == 1
-    assert f"streamer   {STREAMED_REPLY}\n" in ran.text.splitlines(keepends=True)
+    assert f"thinker    {STREAMED_REPLY}\n" in ran.text.splitlines(keepends=True)
     assert "1 turns" in stderr
     # A watcher that joined mid-reply printed exactly what `watch --no-stream` prints once the
     # run has ended: every line once, the reply's text once, nothing left over.
