@@ -19,6 +19,7 @@ import itertools
 import uuid
 from datetime import timedelta
 
+import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.api.history.v1 import HistoryEvent
@@ -120,16 +121,17 @@ async def test_a_run_continued_sooner_than_the_interval_waits_out_the_rest_of_it
             id=f"can-{uuid.uuid4()}",
             task_queue=worker.task_queue,
         )
-        assert await asyncio.wait_for(handle.result(), 10) == "done"  # never stalls
+        assert await asyncio.wait_for(handle.result(), 60) == "done"  # never stalls
         runs = await _runs(client, handle.id, handle.result_run_id or "")
     assert len(runs) == 3
     assert _backoff(runs[0]) == 0
     for previous, run in itertools.pairwise(runs):
         age = _age_at_continue(previous)
-        assert age < 0.5 * INTERVAL
-        # backoff = interval - age of the previous run (measured from its execution time)
-        assert 0.5 * INTERVAL <= _backoff(run) <= INTERVAL
-        assert _backoff(run) <= _first_task_delay(run) <= _backoff(run) + 0.5
+        # backoff = interval - age of the previous run (measured from its execution time), none
+        # for a run already that old (a slow machine). Both times are the server's, taken in
+        # one request: measured 4 ms apart at most; `abs` leaves room for a loaded server.
+        assert _backoff(run) == pytest.approx(max(0.0, INTERVAL - age), abs=0.2)
+        assert _first_task_delay(run) >= _backoff(run)  # the first task waits it out
 
 
 async def test_a_run_continued_after_the_interval_gets_no_backoff(
@@ -143,12 +145,11 @@ async def test_a_run_continued_after_the_interval_gets_no_backoff(
             id=f"can-{uuid.uuid4()}",
             task_queue=worker.task_queue,
         )
-        assert await asyncio.wait_for(handle.result(), 10) == "done"
+        assert await asyncio.wait_for(handle.result(), 60) == "done"
         runs = await _runs(client, handle.id, handle.result_run_id or "")
     assert len(runs) == 2
     assert _age_at_continue(runs[0]) >= INTERVAL
-    assert _backoff(runs[1]) == 0
-    assert _first_task_delay(runs[1]) < 0.5
+    assert _backoff(runs[1]) == 0  # so its first task is scheduled with the run
 
 
 async def test_an_update_rejected_during_the_backoff_strands_the_first_task_on_the_sticky_queue(
@@ -174,12 +175,12 @@ async def test_an_update_rejected_during_the_backoff_strands_the_first_task_on_t
         assert second.run_id != handle.result_run_id
         # The second run is inside its ~1 s backoff: no workflow task yet.
         try:
-            await asyncio.wait_for(latest.execute_update(ContinueChain.poke, False), 5)
+            await asyncio.wait_for(latest.execute_update(ContinueChain.poke, False), 30)
             raise AssertionError("the validator should have rejected the update")
         except WorkflowUpdateFailedError:
             pass
         events: list[HistoryEvent] = []
-        for _ in range(100):  # bounded: the backoff plus the sticky timeout, about 2 s
+        for _ in range(600):  # bounded (the backoff plus the sticky timeout, about 2 s)
             history = await client.get_workflow_handle(
                 handle.id, run_id=second.run_id
             ).fetch_history()
@@ -188,7 +189,7 @@ async def test_an_update_rejected_during_the_backoff_strands_the_first_task_on_t
                 break
             await asyncio.sleep(0.05)
         await latest.signal(ContinueChain.release)
-        assert await asyncio.wait_for(latest.result(), 10) == "done"
+        assert await asyncio.wait_for(latest.result(), 60) == "done"
     kinds = [e.event_type for e in events]
     assert kinds[:3] == [
         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
