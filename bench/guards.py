@@ -15,6 +15,7 @@ seconds per turn, the ratio of medians to plain and the median of per-round rati
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import uuid
@@ -36,6 +37,8 @@ from durable_agent import (
 from durable_agent._output import OutputSpec
 from durable_agent.client import AgentClient
 from durable_agent.worker import create_worker
+
+from .live import CpuMeter
 
 
 class Answer(BaseModel):
@@ -101,6 +104,11 @@ class GuardCost:
     paired: float
     """The median over rounds of this run's time over plain's in the same round: a slow
     minute slows both, so it cancels out of the ratio."""
+    cpu_per_turn: float
+    """CPU seconds a turn of the dev server and this process (worker and client): what the
+    run costs the machine, which other people's load disturbs less than the time taken."""
+    cpu_paired: float
+    """As `paired`, for the CPU."""
     validation_us: float = 0.0
     """One answer's validation alone, in process (what the workflow adds at the end)."""
 
@@ -119,6 +127,8 @@ async def measure(client: Client, turns: int, repeats: int) -> list[GuardCost]:
     chosen = agents(turns)
     queue = f"bench-guards-{uuid.uuid4().hex[:8]}"
     samples: dict[str, list[float]] = {label: [] for label in chosen}
+    cpu: dict[str, list[float]] = {label: [] for label in chosen}
+    meter = CpuMeter(os.getpid())
     async with create_worker(client, list(chosen.values()), task_queue=queue):
         runner = AgentClient(client, queue)
         for agent in chosen.values():  # one warm-up run each
@@ -129,22 +139,29 @@ async def measure(client: Client, turns: int, repeats: int) -> list[GuardCost]:
             shift = repeat % len(labels)
             for label in labels[shift:] + labels[:shift]:
                 agent = chosen[label]
-                started = time.perf_counter()
+                before, started = meter.read(), time.perf_counter()
                 await (await runner.start(agent.name, "go")).result()
                 samples[label].append((time.perf_counter() - started) / turns)
-    plain = samples["plain"]
+                used = CpuMeter.since(before, meter.read())
+                cpu[label].append((used["worker"] + used.get("server", 0.0)) / turns)
     micro = validation_cost()
     return [
         GuardCost(
             label,
             turns,
-            statistics.median(s),
-            statistics.median(s) / statistics.median(plain),
-            statistics.median(t / p for t, p in zip(s, plain, strict=True)),
+            statistics.median(samples[label]),
+            statistics.median(samples[label]) / statistics.median(samples["plain"]),
+            _paired(samples[label], samples["plain"]),
+            statistics.median(cpu[label]),
+            _paired(cpu[label], cpu["plain"]),
             micro,
         )
-        for label, s in samples.items()
+        for label in chosen
     ]
+
+
+def _paired(samples: list[float], plain: list[float]) -> float:
+    return statistics.median(s / p for s, p in zip(samples, plain, strict=True) if p)
 
 
 def table(results: list[GuardCost]) -> list[str]:
@@ -156,11 +173,14 @@ def table(results: list[GuardCost]) -> list[str]:
         "runs alternating (bench/guards.py). Goal: output validation and input/output "
         "guardrails within 5% of a plain turn.",
         "",
-        "| run | s / turn | vs plain (medians) | vs plain (paired by round) |",
-        "|---|---|---|---|",
+        "| run | s / turn | vs plain (medians) | vs plain (paired by round) "
+        "| CPU ms / turn (server + worker) | CPU vs plain (paired) |",
+        "|---|---|---|---|---|---|",
     ]
     rows += [
-        f"| {r.label} | {r.per_turn:.4f} | {r.ratio:.3f}x | {r.paired:.3f}x |" for r in results
+        f"| {r.label} | {r.per_turn:.4f} | {r.ratio:.3f}x | {r.paired:.3f}x "
+        f"| {r.cpu_per_turn * 1000:.1f} | {r.cpu_paired:.3f}x |"
+        for r in results
     ]
     if results:
         rows += [
