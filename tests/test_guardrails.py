@@ -30,7 +30,9 @@ from durable_agent import (
     GuardrailVerdict,
     RunState,
     ScriptedModel,
+    ToolCall,
     ToolMessage,
+    external_tool,
     input_guardrail,
     output_guardrail,
     tool,
@@ -45,7 +47,8 @@ from durable_agent.wire import (
     ToolInvocation,
     UserMessage,
 )
-from durable_agent.workflows.guardrails import unanswered
+from durable_agent.workflows.call_book import OpenCall, find_target, route_of
+from durable_agent.workflows.guardrails import in_tool_activity, unanswered
 
 from .conftest import agent_client, calls, new_id, run_error
 from .helpers import events
@@ -326,6 +329,42 @@ async def test_a_tool_guardrail_in_the_activity_is_retried_by_its_own_policy() -
     assert len(attempts) == 3
     refusal = await check_tool_call(worker, checked("refuses_to_work"))
     assert refusal == GuardrailRefusal(guardrail="refuses_to_work", error="bad policy file")
+
+
+def test_only_calls_that_run_a_tool_activity_at_once_are_checked_inside_it() -> None:
+    @tool(requires_approval=True)
+    def erase(path: str) -> str:
+        """Erase a file.
+
+        Args:
+            path: The file.
+        """
+        return "erased"
+
+    @external_tool
+    def ask(question: str) -> str:
+        """Ask a person.
+
+        Args:
+            question: What.
+        """
+        raise AssertionError("answered by signal")
+
+    agent = Agent("routes", model="openai:x", tools=[read, erase, ask])
+
+    def opened(name: str) -> OpenCall:
+        call = ToolCall(id=name, name=name, arguments='{"path": "/x"}')
+        route, needs_approval = route_of(agent, call)
+        return OpenCall(call, route, needs_approval, find_target(agent, call))
+
+    function = [tool_guardrail(no_deletes)]
+    assert in_tool_activity(opened("read"), function)
+    assert not in_tool_activity(opened("erase"), function)  # refused before anyone is asked
+    assert not in_tool_activity(opened("ask"), function)  # no activity runs
+    assert not in_tool_activity(opened("nowhere"), function)
+    assert not in_tool_activity(opened("read"), [tool_guardrail(no_deletes, local=True)])
+    judge = Agent("judge", model="openai:x", output_type=GuardrailVerdict)
+    assert not in_tool_activity(opened("read"), [*function, tool_guardrail(judge)])
 
 
 def test_input_guardrails_see_only_the_messages_not_yet_answered() -> None:
