@@ -33,7 +33,7 @@ from durable_agent.activities.providers.anthropic_messages import AnthropicProvi
 from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
 from durable_agent.activities.providers.openai_responses import OpenAIResponsesProvider
 from durable_agent.wire import COUNT_ACTIVITY, SUMMARY_ACTIVITY, ServerContext
-from durable_agent.workflows.context import COUNT_FROM, overhead
+from durable_agent.workflows.context import overhead
 from durable_agent.workflows.window import Window, limits
 
 from .conftest import agent_client
@@ -180,7 +180,7 @@ async def test_a_count_over_the_window_compacts_before_the_provider_would_refuse
         monkeypatch.setenv("OPENAI_API_KEY", "test")
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
         agent = reader(prefix, ContextPolicy(window_tokens=WINDOW))
-        messages = near_the_limit(agent, COUNT_FROM, 1.0)
+        messages = near_the_limit(agent, 0.95, 1.0)
         server.responder = Reader(len(messages) // 2 + 3)
         async with agent_client(time_env.client, agent) as (client, _):
             handle = await client.start("reader", messages=messages)

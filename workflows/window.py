@@ -190,6 +190,10 @@ class Window:
         """The window's estimate has passed `compact_at` of the budget."""
         return self.estimate_now(policy, prompt, overhead) > limit.at
 
+    def newest(self, since: int) -> int:
+        """The estimate of the messages from `since` on (measured already), scaled."""
+        return int(sum(self._sizes[max(since, self.current.start) :]) * self.ratio)
+
     def estimate_now(self, policy: ContextPolicy, prompt: list[Message], overhead: int) -> int:
         """The estimate of a call carrying `prompt` under the current window and `policy`."""
         current = self.current
