@@ -192,6 +192,30 @@ async def test_a_count_over_the_window_compacts_before_the_provider_would_refuse
     assert max(server.prompt_tokens) <= WINDOW - REPLY
 
 
+async def test_a_local_model_call_is_counted_by_a_local_activity(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast mode: the count is a local activity too (its request carries the messages)."""
+    with FakeLLMServer(context_window=WINDOW, token_scale=0.6) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW))
+        agent.local_model = True
+        messages = near_the_limit(agent, 1.05, 1.4)
+        server.responder = Reader(len(messages) // 2 + 1)
+        async with agent_client(time_env.client, agent) as (client, _):
+            history = await finished(await client.start("reader", messages=messages))
+    assert server.counts and server.refused == 0
+    assert activities(history, SUMMARY_ACTIVITY) == 0  # the count said it fits
+    assert activities(history, COUNT_ACTIVITY) == 0  # no regular activity: a local one
+    markers = [
+        e.marker_recorded_event_attributes.marker_name
+        for e in history.events  # type: ignore[attr-defined]
+        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+    ]
+    assert "core_local_activity" in markers
+
+
 async def test_far_from_the_limit_nothing_is_counted(
     time_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:
