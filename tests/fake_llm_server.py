@@ -512,6 +512,8 @@ class FakeLLMServer:
         self.token_scale = token_scale
         self.counts: list[tuple[str, int]] = []
         """Each token-counting request's path and the count it was given."""
+        self.counts_fail = False
+        """The counting endpoints answer 500 (an outage of the endpoint alone)."""
         self.trimmed = 0
         """Requests the server trimmed as their provider would (`fake_llm_window.trim`)."""
         self.prompt_tokens: list[int] = []
@@ -545,7 +547,10 @@ class FakeLLMServer:
                 if counted is not None:
                     with server._lock:
                         server.counts.append((self.path, counted["input_tokens"]))
-                    self._send(200, counted, {})
+                    if server.counts_fail:
+                        self._send(500, {"error": {"message": "counting is down"}}, {})
+                    else:
+                        self._send(200, counted, {})
                     return
                 request = Request(self.path, body, dict(self.headers.items()))
                 try:

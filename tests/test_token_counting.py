@@ -216,6 +216,24 @@ async def test_a_local_model_call_is_counted_by_a_local_activity(
     assert "core_local_activity" in markers
 
 
+async def test_a_count_that_fails_leaves_the_estimate_to_decide(
+    time_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """The counting endpoint is down: the count activity gives up after its attempts, the
+    window is planned on the estimate and the run goes on; the next compaction asks again."""
+    server.counts_fail = True
+    server.responder = Reader(30)
+    agent = reader("openai", ContextPolicy(window_tokens=WINDOW))
+    async with agent_client(time_env.client, agent) as (client, _):
+        handle = await client.start("reader", "Read the whole report.")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.final_text == "I read every page."
+    assert server.refused == 0 and activities(history, SUMMARY_ACTIVITY) >= 1
+    assert activities(history, COUNT_ACTIVITY) >= 2  # asked again after a failure
+    assert len(server.counts) >= 2 * 3  # each count tried three times
+
+
 async def test_far_from_the_limit_nothing_is_counted(
     time_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:

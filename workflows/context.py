@@ -202,20 +202,20 @@ class ContextKeeper:
         """The request with the window planned on the provider's count of it (the estimate
         when it has no count)."""
         estimate = self._sent[0] if self._sent is not None else 0
-        count = await self._count(agent, request, estimate)
-        if count is None:
-            self._uncounted.add(agent.model_string)
-        else:
-            self._window.measured(count, estimate)
+        counted = await self._count(agent, request, estimate)
+        if counted is not None and counted.input_tokens is None:
+            self._uncounted.add(agent.model_string)  # no endpoint: not asked again
+        elif counted is not None and counted.input_tokens is not None:
+            self._window.measured(counted.input_tokens, estimate)
             self._measured_at = len(prompt)
         window = await self.window(agent, prompt, counted=True)
         if window == request.window:
             return request
         return request.model_copy(update={"window": window})
 
-    async def _count(self, agent: Agent, request: ModelRequest, estimate: int) -> int | None:
-        """`model.count_tokens` of the request as it stands; None when the provider gave no
-        count or the call failed (the estimate then decides: a count is never worth a run)."""
+    async def _count(self, agent: Agent, request: ModelRequest, estimate: int) -> TokenCount | None:
+        """`model.count_tokens` of the request as it stands; None when the call failed (the
+        estimate then decides: a count is never worth a run)."""
         if request.window is not None:  # the worker that counts may lack the summary
             window = request.window.model_copy(update={"summary": self._window.summary})
             request = request.model_copy(update={"window": window})
@@ -235,7 +235,7 @@ class ContextKeeper:
         except CALL_FAILED as exc:
             reraise_cancellation(exc)
             return None
-        return counted.input_tokens
+        return counted
 
     async def _with_summary(self, send: Send, request: ModelRequest) -> ModelResponse:
         try:
