@@ -28,6 +28,8 @@ from . import context_window, delegation, guards, live, parked, prompt_cache, ro
 from .measure import (
     Timing,
     WorkerProcess,
+    cpu_seconds,
+    dev_server_pid,
     kill_recovery,
     long_run,
     per_turn_floor,
@@ -170,11 +172,16 @@ async def measure_throughput(
             queue = f"tp-{uuid.uuid4().hex[:8]}"
             workers[v.name] = (WorkerProcess(v.served_as or "", target, queue), queue)
             await throughput(v, queue, 2, 3)  # warm: first runs import and build caches
+        server = dev_server_pid()
         for n in plan.concurrency:
             rates: dict[str, list[float]] = {v.name: [] for v in served}
+            # CPU seconds of the dev server and of the variant's worker, and turns, summed
+            # over the rounds: the other variants' workers are idle meanwhile.
+            cpu: dict[str, list[float]] = {v.name: [0.0, 0.0, 0.0] for v in served}
             for r in range(plan.throughput_repeats):
                 for v in served[r % len(served) :] + served[: r % len(served)]:
-                    _, queue = workers[v.name]
+                    worker, queue = workers[v.name]
+                    before = cpu_seconds(server), cpu_seconds(worker.process.pid)
                     try:
                         rate = await throughput(v, queue, n, plan.throughput_turns)
                     except TimeoutError:
@@ -182,9 +189,15 @@ async def measure_throughput(
                         report.note(f"{v.name}: {n} concurrent runs did not finish in time")
                         continue
                     rates[v.name].append(rate)
+                    used = cpu[v.name]
+                    used[0] += cpu_seconds(server) - before[0]
+                    used[1] += cpu_seconds(worker.process.pid) - before[1]
+                    used[2] += n * plan.throughput_turns
             for name, samples in rates.items():
                 if samples:
                     report.throughput(name, n, statistics.median(samples))
+                    server_s, worker_s, turns = cpu[name]
+                    report.cpu(name, n, 1000 * server_s / turns, 1000 * worker_s / turns)
         if plan.rss:
             for name, (worker, _) in workers.items():
                 report.rss(name, worker.peak_rss_mb())

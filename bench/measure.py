@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import statistics
 import subprocess
@@ -207,6 +208,31 @@ async def _last_task_failure(client: Client, workflow_id: str) -> str:
         if event.HasField("workflow_task_failed_event_attributes"):
             return event.workflow_task_failed_event_attributes.failure.message
     return "workflow task keeps failing"
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def dev_server_pid() -> int:
+    """The dev server this process started (`start_embedded`): the child running `start-dev`."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if parent == me and b"start-dev" in argv:
+            return int(entry.name)
+    raise RuntimeError("no dev server started by this process")
 
 
 async def throughput(variant: Variant, queue: str, concurrency: int, turns: int) -> float:

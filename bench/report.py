@@ -43,6 +43,8 @@ class Report:
         self.costs: dict[str, dict[tuple[int, int], Cost | str]] = defaultdict(dict)
         self.rates: dict[str, dict[int, float]] = defaultdict(dict)
         self.rss_mb: dict[str, float] = {}
+        self.cpu_ms: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
+        """Milliseconds of CPU a turn under the throughput runs: (dev server, worker)."""
         self.resumes: dict[str, float] = {}
         self.crashes: dict[str, float] = {}
         self.long_runs: dict[str, LongRun] = {}
@@ -66,6 +68,9 @@ class Report:
 
     def throughput(self, name: str, concurrency: int, rate: float) -> None:
         self.rates[name][concurrency] = rate
+
+    def cpu(self, name: str, concurrency: int, server_ms: float, worker_ms: float) -> None:
+        self.cpu_ms[name][concurrency] = (server_ms, worker_ms)
 
     def rss(self, name: str, mb: float) -> None:
         self.rss_mb[name] = mb
@@ -173,6 +178,22 @@ class Report:
                 + " | ".join(f"{by_n[n]:.1f}" if n in by_n else "-" for n in ns)
                 + f" | {f'{rss:.0f} MB' if rss else '-'} |"
             )
+        return [*rows, "", *self._cpu_table(ns)]
+
+    def _cpu_table(self, ns: list[int]) -> list[str]:
+        if not self.cpu_ms:
+            return []
+        rows = [
+            "CPU a turn in the same runs, in ms, the dev server's / the worker process's "
+            "(each summed over the rounds and divided by their turns; a timer the server set "
+            "in one variant's round may fire in the next):",
+            "",
+            "| variant | " + " | ".join(f"{n} concurrent: server / worker" for n in ns) + " |",
+            "|---|" + "---|" * len(ns),
+        ]
+        for name, by_n in self.cpu_ms.items():
+            cells = [f"{by_n[n][0]:.1f} / {by_n[n][1]:.1f}" if n in by_n else "-" for n in ns]
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
         return [*rows, ""]
 
     def _long_run_table(self) -> list[str]:
