@@ -74,6 +74,18 @@ async def _ask_agent(
     return GuardrailVerdict.model_validate(checked.value)
 
 
+def require_guardrails(guardrails: Mapping[str, Guardrail], invocation: ToolInvocation) -> None:
+    """Raise a retryable error when this worker lacks a guardrail the call names (a worker
+    serving the tool but not the agent, or one from before a guardrail was added in a rolling
+    deploy): Temporal runs the call again, on a worker that has it, within the call's deadline.
+    A call is never let through without its check, and a worker's gap never fails the run."""
+    missing = [name for name in invocation.guardrails if name not in guardrails]
+    if missing:
+        raise ApplicationError(
+            f"guardrail {', '.join(missing)} is not on this worker", type="GuardrailMissing"
+        )
+
+
 async def check_tool_call(
     guardrails: Mapping[str, Guardrail], invocation: ToolInvocation
 ) -> GuardrailRefusal | None:
@@ -86,18 +98,14 @@ async def check_tool_call(
     """
     if not invocation.guardrails:
         return None
-    checks = [_checked(guardrails.get(name), name, invocation) for name in invocation.guardrails]
+    checks = [_checked(guardrails[name], invocation) for name in invocation.guardrails]
     for refusal in await asyncio.gather(*checks):
         if refusal is not None:
             return refusal
     return None
 
 
-async def _checked(
-    guardrail: Guardrail | None, name: str, invocation: ToolInvocation
-) -> GuardrailRefusal | None:
-    if guardrail is None:  # a worker serving the tool but not the agent: no pass without a check
-        return GuardrailRefusal(guardrail=name, error=f"guardrail {name} is not on this worker")
+async def _checked(guardrail: Guardrail, invocation: ToolInvocation) -> GuardrailRefusal | None:
     call = GuardrailCall(
         guardrail=guardrail.name,
         kind="tool",

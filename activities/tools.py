@@ -13,7 +13,7 @@ from durable_agent.authoring._tool import Tool, ToolArgumentsError, ToolKind
 from durable_agent.wire import ToolInvocation, ToolOutcome
 
 from .attachments import offload
-from .guardrails import check_tool_call
+from .guardrails import check_tool_call, require_guardrails
 from .heartbeat import heartbeating
 from .tool_failures import OwnFailures, out_of_time, prior_failures, tool_failed
 from .transcripts import TranscriptCache
@@ -46,6 +46,7 @@ def tool_activity(
         failures = prior_failures(info)
         if (ended := out_of_time(tool, invocation.tool_call_id, info, context.events)) is not None:
             return ended
+        require_guardrails(guardrails or {}, invocation)  # else Temporal retries elsewhere
         try:
             async with heartbeating(OwnFailures(failures=failures)):
                 refused = await check_tool_call(guardrails or {}, invocation)  # never raises

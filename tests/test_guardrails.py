@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from durable_agent import (
     Agent,
@@ -39,6 +39,8 @@ from durable_agent import (
     tool_guardrail,
 )
 from durable_agent.activities.guardrails import check_tool_call
+from durable_agent.activities.tools import tool_activity
+from durable_agent.activities.transcripts import TranscriptCache
 from durable_agent.serve.app import create_app
 from durable_agent.wire import (
     AGENT_STATUS,
@@ -302,11 +304,28 @@ async def test_the_tool_activity_answers_the_first_refusal_in_the_agents_order()
     assert await check_tool_call(worker, checked("passes")) is None
 
 
-async def test_a_tool_guardrail_the_worker_lacks_is_no_pass() -> None:
-    refusal = await check_tool_call({}, checked("elsewhere"))
-    assert refusal == GuardrailRefusal(
-        guardrail="elsewhere", error="guardrail elsewhere is not on this worker"
-    )
+async def test_a_tool_guardrail_the_worker_lacks_is_no_pass_and_no_failure() -> None:
+    """A worker serving the tool but lacking the guardrail (a rolling deploy that added it)
+    neither runs the tool unchecked nor fails the run: the attempt fails retryably, and
+    Temporal runs the call again, on a worker that has the guardrail."""
+    ran: list[str] = []
+
+    @tool
+    def delete(path: str) -> str:
+        """Delete a file.
+
+        Args:
+            path: Which.
+        """
+        ran.append(path)
+        return "deleted"
+
+    run_tool = tool_activity(delete, TranscriptCache(), guardrails={})
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(run_tool, checked("elsewhere"))
+    assert raised.value.type == "GuardrailMissing" and not raised.value.non_retryable
+    assert "elsewhere" in str(raised.value)
+    assert not ran, "the tool never runs without its check"
 
 
 async def test_a_tool_guardrail_in_the_activity_is_retried_by_its_own_policy() -> None:

@@ -208,12 +208,16 @@ async def test_a_local_model_call_is_counted_by_a_local_activity(
     assert server.counts and server.refused == 0
     assert activities(history, SUMMARY_ACTIVITY) == 0  # the count said it fits
     assert activities(history, COUNT_ACTIVITY) == 0  # no regular activity: a local one
-    markers = [
-        e.marker_recorded_event_attributes.marker_name
+    # The local model call records a local-activity marker too: count the count's own.
+    counted_locally = [
+        e
         for e in history.events  # type: ignore[attr-defined]
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+        and e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        and COUNT_ACTIVITY.encode()
+        in e.marker_recorded_event_attributes.details["data"].SerializeToString()
     ]
-    assert "core_local_activity" in markers
+    assert counted_locally
 
 
 async def test_a_count_that_fails_leaves_the_estimate_to_decide(

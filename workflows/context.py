@@ -152,7 +152,7 @@ class ContextKeeper:
         elif policy is not None and self._server_side(agent, policy):
             limit = self._limits(agent, policy)
             trim = ServerContext(
-                trigger_tokens=limit.at,
+                trigger_tokens=max(limit.at, 1),
                 keep_tool_uses=policy.keep_turns,
                 clear_at_least=limit.at - limit.to,
             )
@@ -166,7 +166,7 @@ class ContextKeeper:
                 raise
         # The provider's own trimming did not keep the prompt under its window: from here on
         # this run keeps the window itself.
-        self._trim_refused = request.server_context is not None
+        self._trim_refused |= request.server_context is not None  # a later refusal keeps it
         self._window.too_long()
         window = await self.window(agent, prompt, force=True)
         update = {"window": window, "server_context": None}

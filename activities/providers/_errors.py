@@ -22,6 +22,11 @@ TOO_LONG_SIGNS = (
 """How each provider says, in its 400, that a prompt is longer than the model's context (the
 SDKs put the body's message, or the whole body, in the error's message)."""
 
+NO_COUNT_ENDPOINT = frozenset({404, 405, 501})
+"""How a compatible server without a token-counting endpoint answers a count: the estimate
+stands for the rest of the run. A 400 is a real refusal of that request (an image, a schema),
+which fails that one count and leaves counting on."""
+
 _TYPES = {
     400: "ProviderBadRequest",
     401: "ProviderAuth",

@@ -20,7 +20,7 @@ from durable_agent.wire import (
 )
 
 from . import DeltaSink
-from ._errors import connection_error, status_error, stream_cut
+from ._errors import NO_COUNT_ENDPOINT, connection_error, status_error, stream_cut
 from ._output import anthropic_output, forced_answer
 from .convert import anthropic_tools, to_anthropic
 
@@ -64,7 +64,7 @@ class AnthropicProvider:
         try:
             response = await self.client.messages.count_tokens(**counted)
         except anthropic.APIStatusError as exc:
-            if exc.status_code in NO_COUNTING:
+            if exc.status_code in NO_COUNT_ENDPOINT:
                 return None
             raise _provider_error(exc) from exc
         except anthropic.APIError as exc:
@@ -137,8 +137,6 @@ class AnthropicProvider:
 
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "output_config"})
 """What `messages.count_tokens` takes of a call's arguments: the prompt, not the sampling."""
-NO_COUNTING = frozenset({400, 404, 405, 501})
-"""A compatible server without the endpoint answers one of these: the estimate stands."""
 CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
 """The beta header Anthropic requires for `context_management`."""
 

@@ -23,7 +23,7 @@ from openai.types.responses import (
 from durable_agent.wire import AssistantMessage, ModelRequest, ModelResponse, ToolCall, Usage
 
 from . import DeltaSink
-from ._errors import stream_cut
+from ._errors import NO_COUNT_ENDPOINT, stream_cut
 from ._openai import OpenAIClientHolder, raise_provider_error, settings_kwargs, stream_events
 from ._output import responses_text_format
 from .convert import openai_responses_tools, to_openai_responses
@@ -32,8 +32,6 @@ PROVIDER = "OpenAI Responses"
 
 COUNTED = frozenset({"model", "input", "instructions", "tools", "text", "truncation"})
 """What `responses.input_tokens.count` takes of a call's arguments: the prompt, not the sampling."""
-NO_COUNTING = frozenset({400, 404, 405, 501})
-"""A compatible server without the endpoint answers one of these: the estimate stands."""
 
 
 class OpenAIResponsesProvider(OpenAIClientHolder):
@@ -57,7 +55,7 @@ class OpenAIResponsesProvider(OpenAIClientHolder):
         try:
             response = await self.client.responses.input_tokens.count(**counted)
         except openai.APIStatusError as exc:
-            if exc.status_code in NO_COUNTING:
+            if exc.status_code in NO_COUNT_ENDPOINT:
                 return None
             raise_provider_error(PROVIDER, exc)
         except openai.APIError as exc:

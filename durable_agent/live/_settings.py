@@ -118,7 +118,7 @@ def reader_for(where: str, environ: Mapping[str, str] | None = None) -> Reader |
 
 
 def _redis_bus(url: str) -> RedisBus:
-    """Imported only once a Redis URL is set: `redis.asyncio` took 80-200 ms of every worker's,
+    """Imported only once a Redis URL is set: `redis.asyncio` took 71-95 ms of every worker's,
     CLI command's and client's start (`python -X importtime`, 2026-12-06), for a bus most
     users never configure."""
     from ._redis import RedisBus
