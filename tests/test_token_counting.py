@@ -32,7 +32,7 @@ from durable_agent.activities.providers import TokenCounter
 from durable_agent.activities.providers.anthropic_messages import AnthropicProvider
 from durable_agent.activities.providers.openai_chat import OpenAIChatProvider
 from durable_agent.activities.providers.openai_responses import OpenAIResponsesProvider
-from durable_agent.wire import COUNT_ACTIVITY, SUMMARY_ACTIVITY, ServerContext
+from durable_agent.wire import COUNT_ACTIVITY, MODEL_ACTIVITY, SUMMARY_ACTIVITY, ServerContext
 from durable_agent.workflows.context import overhead
 from durable_agent.workflows.window import Window, limits
 
@@ -85,6 +85,20 @@ def activities(history: object, name: str) -> int:
         and e.activity_task_scheduled_event_attributes.activity_type.name == name
         for e in history.events  # type: ignore[attr-defined]
     )
+
+
+def summaries_carried(history: object) -> list[int]:
+    """The id of the summary whose text each model call's input carried (calls that named
+    it by id alone, for a worker that had it, are left out)."""
+    carried = []
+    for e in history.events:  # type: ignore[attr-defined]
+        attributes = e.activity_task_scheduled_event_attributes
+        if attributes.activity_type.name != MODEL_ACTIVITY:
+            continue
+        window = json.loads(attributes.input.payloads[0].data).get("window") or {}
+        if window.get("summary"):
+            carried.append(window["summary_id"])
+    return carried
 
 
 async def finished(handle: WorkflowHandle[object, object]) -> object:
@@ -190,6 +204,9 @@ async def test_a_count_over_the_window_compacts_before_the_provider_would_refuse
     assert activities(history, SUMMARY_ACTIVITY) >= 1
     assert is_summary(server.requests[0])  # compacted before the first call went out
     assert max(server.prompt_tokens) <= WINDOW - REPLY
+    # Counted calls go by the outbox's rule too: a summary's text enters history once.
+    carried = summaries_carried(history)
+    assert carried and len(carried) == len(set(carried)), carried
 
 
 async def test_a_local_model_call_is_counted_by_a_local_activity(

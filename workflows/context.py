@@ -72,6 +72,9 @@ SUMMARY_TIMEOUT = timedelta(minutes=5)
 """A long span is summarised in several bounded provider calls within one activity."""
 
 Send = Callable[[ModelRequest], Awaitable[ModelResponse]]
+Rewindow = Callable[[ModelRequest, ContextWindow | None], ModelRequest]
+"""The outbox's `with_window`: a request with a window planned anew, its summary carried only
+where the activity side lacks it."""
 
 
 def _prefix(agent: Agent) -> str:
@@ -140,7 +143,12 @@ class ContextKeeper:
         return window.model_copy(update={"summary": self._window.summary})
 
     async def send(
-        self, agent: Agent, prompt: list[Message], request: ModelRequest, send: Send
+        self,
+        agent: Agent,
+        prompt: list[Message],
+        request: ModelRequest,
+        send: Send,
+        rewindow: Rewindow,
     ) -> ModelResponse:
         """`send(request)`, its prompt counted first when `window` said so; on a "too long"
         refusal, compact and try once more. A worker that lacks the window's summary gets the
@@ -148,7 +156,7 @@ class ContextKeeper:
         policy = agent.context
         if self._count_due:
             self._count_due = False
-            request = await self._counted(agent, prompt, request)
+            request = rewindow(request, await self._counted(agent, prompt, request))
         elif policy is not None and self._server_side(agent, policy):
             limit = self._limits(agent, policy)
             trim = ServerContext(
@@ -169,8 +177,8 @@ class ContextKeeper:
         self._trim_refused |= request.server_context is not None  # a later refusal keeps it
         self._window.too_long()
         window = await self.window(agent, prompt, force=True)
-        update = {"window": window, "server_context": None}
-        return await self._with_summary(send, request.model_copy(update=update))
+        retry = rewindow(request, window).model_copy(update={"server_context": None})
+        return await self._with_summary(send, retry)
 
     def measured(self, response: ModelResponse) -> None:
         """The provider's count of the prompt just sent calibrates the estimate."""
@@ -198,9 +206,9 @@ class ContextKeeper:
 
     async def _counted(
         self, agent: Agent, prompt: list[Message], request: ModelRequest
-    ) -> ModelRequest:
-        """The request with the window planned on the provider's count of it (the estimate
-        when it has no count)."""
+    ) -> ContextWindow | None:
+        """The window planned on the provider's count of `request` (on the estimate when it
+        has no count)."""
         estimate = self._sent[0] if self._sent is not None else 0
         counted = await self._count(agent, request, estimate)
         if counted is not None and counted.input_tokens is None:
@@ -208,10 +216,7 @@ class ContextKeeper:
         elif counted is not None and counted.input_tokens is not None:
             self._window.measured(counted.input_tokens, estimate)
             self._measured_at = len(prompt)
-        window = await self.window(agent, prompt, counted=True)
-        if window == request.window:
-            return request
-        return request.model_copy(update={"window": window})
+        return await self.window(agent, prompt, counted=True)
 
     async def _count(self, agent: Agent, request: ModelRequest, estimate: int) -> TokenCount | None:
         """`model.count_tokens` of the request as it stands; None when the call failed (the

@@ -79,7 +79,7 @@ class ModelCall:
         self.state, self.streaming = Idle(), True
         try:
             send = partial(self._send, agent, prompt)
-            response = await self._context.send(agent, prompt, request, send)
+            response = await self._context.send(agent, prompt, request, send, outbox.with_window)
         except CALL_FAILED as exc:
             cut, self.state, self.streaming = self.state, Idle(), False
             if isinstance(cut, Interrupted) and is_cancelled_exception(exc):

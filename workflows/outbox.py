@@ -77,10 +77,7 @@ class Outbox:
         sees (its summary only when the activity side lacks it). A local model gets no refs:
         its input never reaches history, and its worker may not hold the tool's result."""
         refs, self._refs = self._refs, {}
-        if window is not None:
-            self._summary_pending = window.summary_id
-            if window.summary_id == self.summary_sent:
-                window = window.model_copy(update={"summary": None})
+        window = self._carried(window)
         messages = prompt[self.sent :]
         content_refs: dict[int, str] = {}
         if not agent.local_model and refs:
@@ -103,6 +100,19 @@ class Outbox:
             stream_turn=turn if agent.stream and not agent.local_model else None,
             window=window,
         )
+
+    def with_window(self, request: ModelRequest, window: ContextWindow | None) -> ModelRequest:
+        """`request` with the `window` a count or a compaction planned anew, by the same rule
+        as `model_request`: its summary only when the activity side lacks it."""
+        return request.model_copy(update={"window": self._carried(window)})
+
+    def _carried(self, window: ContextWindow | None) -> ContextWindow | None:
+        if window is None:
+            return None
+        self._summary_pending = window.summary_id
+        if window.summary_id == self.summary_sent:
+            return window.model_copy(update={"summary": None})
+        return window
 
     def whole(self, request: ModelRequest, prompt: list[Message]) -> ModelRequest:
         """The same call with the whole conversation, for a worker that lacks it."""
