@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from durable_agent._causes import cause_message
@@ -35,6 +33,7 @@ from durable_agent.wire import (
 from .heartbeat import heartbeating
 from .model import ModelActivities
 from .providers import split_model
+from .tool_failures import is_final, retry_delay
 
 
 def guardrail_activity(
@@ -121,25 +120,10 @@ async def _checked(guardrail: Guardrail, invocation: ToolInvocation) -> Guardrai
         except Exception as exc:
             failures += 1
             retry = guardrail.retry
-            if _final(retry, exc, failures):
+            if is_final(retry, exc, failures):
                 return GuardrailRefusal(guardrail=guardrail.name, error=cause_message(exc))
-            await asyncio.sleep(_delay(retry, failures).total_seconds())
+            await asyncio.sleep(retry_delay(retry, exc, failures).total_seconds())
             continue
         if not verdict.tripped:
             return None
         return GuardrailRefusal(guardrail=guardrail.name, reason=verdict.reason or "refused")
-
-
-def _final(retry: RetryPolicy, exc: Exception, failures: int) -> bool:
-    """As Temporal would decide for a guardrail activity scheduled with `retry`."""
-    error_type = exc.type if isinstance(exc, ApplicationError) and exc.type else None
-    return (
-        (isinstance(exc, ApplicationError) and exc.non_retryable)
-        or (error_type or type(exc).__name__) in (retry.non_retryable_error_types or ())
-        or 0 < retry.maximum_attempts <= failures
-    )
-
-
-def _delay(retry: RetryPolicy, failures: int) -> timedelta:
-    delay = retry.initial_interval * retry.backoff_coefficient ** (failures - 1)
-    return min(delay, retry.maximum_interval or retry.initial_interval * 100)

@@ -107,15 +107,8 @@ def tool_failed(
     its attempts are spent or the error is not retryable; otherwise raises for a retry, after
     recording the count for the next attempt."""
     retry = tool.retry
-    # The type Temporal would have recorded, which `non_retryable_error_types` names.
-    error_type = type(exc).__name__
-    if isinstance(exc, ApplicationError) and exc.type:
-        error_type = exc.type
-    final = (
-        (isinstance(exc, ApplicationError) and exc.non_retryable)
-        or error_type in (retry.non_retryable_error_types or ())
-        or 0 < retry.maximum_attempts <= failures
-    )
+    error_type = recorded_type(exc)
+    final = is_final(retry, exc, failures)
     attempts = f"attempt {failures} of {retry.maximum_attempts or 'unlimited'}"
     line = f"{error_type} from tool {tool.name} (tool_call_id {tool_call_id}), {attempts}"
     if final:
@@ -127,17 +120,34 @@ def tool_failed(
     raise ApplicationError(
         line,
         type=error_type,
-        next_retry_delay=_backoff(tool, exc, failures),
+        next_retry_delay=retry_delay(tool.retry, exc, failures),
         category=ApplicationErrorCategory.BENIGN,
     ) from exc
 
 
-def _backoff(tool: Retried, exc: Exception, failures: int) -> timedelta:
-    """The tool's own policy's interval after its `failures`-th failure: the server's attempt
-    number also counts lost attempts, so its backoff would grow with every kill."""
+def recorded_type(exc: Exception) -> str:
+    """The error type Temporal would record for `exc`, which `non_retryable_error_types`
+    names."""
+    if isinstance(exc, ApplicationError) and exc.type:
+        return exc.type
+    return type(exc).__name__
+
+
+def is_final(retry: RetryPolicy, exc: Exception, failures: int) -> bool:
+    """Whether `retry` gives up after the `failures`-th failure, `exc`, as Temporal would."""
+    return (
+        (isinstance(exc, ApplicationError) and exc.non_retryable)
+        or recorded_type(exc) in (retry.non_retryable_error_types or ())
+        or 0 < retry.maximum_attempts <= failures
+    )
+
+
+def retry_delay(retry: RetryPolicy, exc: Exception, failures: int) -> timedelta:
+    """`retry`'s interval after the `failures`-th failure (the error's own delay first): the
+    server's attempt number also counts lost attempts, so its backoff would grow with every
+    kill."""
     if isinstance(exc, ApplicationError) and exc.next_retry_delay is not None:
         return exc.next_retry_delay
-    retry = tool.retry
     delay = retry.initial_interval * retry.backoff_coefficient ** (failures - 1)
     return min(delay, retry.maximum_interval or retry.initial_interval * 100)
 
