@@ -312,6 +312,15 @@ class Report:
                     f"{mine_rate:.1f} vs {base_rate:.1f} turns/s ({mine_rate / base_rate:.2f}x)",
                 )
             )
+        for n in sorted(n for n in self.cpu_ms[DEFAULT] if n in self.cpu_ms[BARE]):
+            mine_ms, base_ms = self.cpu_ms[DEFAULT][n][0], self.cpu_ms[BARE][n][0]
+            checks.append(
+                (
+                    f"dev server CPU a turn ≤ bare's at {n} concurrent",
+                    mine_ms <= base_ms,
+                    f"{mine_ms:.1f} vs {base_ms:.1f} ms ({mine_ms / base_ms:.2f}x)",
+                )
+            )
         for label, limit in (
             ("SIGKILL, sticky 1 s (durable-agent default)", 1.5),
             ("graceful stop (SIGTERM), sticky 1 s", 0.25),
