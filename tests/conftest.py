@@ -10,7 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,16 +193,38 @@ def names(items: Iterable[object]) -> list[str]:
     return [type(i).__name__ for i in items]
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    """The local model server, with the environment every provider reads pointing at it, as
-    a user's worker finds OPENAI_BASE_URL / ANTHROPIC_BASE_URL. A test file whose tests need
-    another server (no environment, other options) defines its own `server`."""
-    with FakeLLMServer() as s:
+@contextmanager
+def llm_server(
+    monkeypatch: pytest.MonkeyPatch, context_window: int | None = None, token_scale: float = 1.0
+) -> Iterator[FakeLLMServer]:
+    """A local model server with the environment every provider reads pointing at it, as a
+    user's worker finds OPENAI_BASE_URL / ANTHROPIC_BASE_URL (options: `FakeLLMServer`'s)."""
+    with FakeLLMServer(context_window=context_window, token_scale=token_scale) as s:
         monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        yield s
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """The local model server (`llm_server`). A test file whose tests need another server (no
+    environment, other options) defines its own `server`."""
+    with llm_server(monkeypatch) as s:
+        yield s
+
+
+WINDOW = 8_000
+"""The context window `window_server` refuses prompts over: small, so a test's run of a few
+dozen tool results passes it many times."""
+
+
+@pytest.fixture
+def window_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """The local model server with a small context window (`WINDOW`): a prompt over it is
+    refused with the provider's own 400, and usage counts the prompt's tokens."""
+    with llm_server(monkeypatch, context_window=WINDOW) as s:
         yield s
 
 

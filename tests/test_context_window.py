@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,10 +25,9 @@ from durable_agent import (
 )
 from durable_agent.wire import SUMMARY_ACTIVITY, SUMMARY_INSTRUCTIONS
 
-from .conftest import agent_client, run_error
+from .conftest import WINDOW, agent_client, run_error
 from .fake_llm_server import FakeLLMServer, Reply, Request, text, tool_calls
 
-WINDOW = 8_000
 REPLY = 1_000
 TURNS = 60
 OUTPUT = 5 * 1024
@@ -68,16 +66,6 @@ class Reader:
         if page >= self._turns:
             return text("I read every page.")
         return tool_calls((f"call_{page}", "fetch_page", json.dumps({"page": page})))
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(context_window=WINDOW) as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 def paired(path: str, body: dict[str, Any]) -> bool:
@@ -133,9 +121,9 @@ def reader(prefix: str, context: ContextPolicy | None) -> Agent:
 
 @pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
 async def test_a_long_run_stays_inside_the_window_with_its_calls_paired(
-    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer, prefix: str
 ) -> None:
-    server.responder = Reader(TURNS)
+    window_server.responder = Reader(TURNS)
     agent = reader(prefix, ContextPolicy(window_tokens=WINDOW))
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("reader", "Read the whole report.")
@@ -146,9 +134,9 @@ async def test_a_long_run_stays_inside_the_window_with_its_calls_paired(
     tool_results = [m for m in result.messages if isinstance(m, ToolMessage)]
     assert len(tool_results) == TURNS  # the record keeps everything, whole
     assert all(len(m.content) > OUTPUT - 20 for m in tool_results)
-    assert server.refused == 0
-    assert max(server.prompt_tokens) <= WINDOW - REPLY
-    assert all(paired(r.path, r.body) for r in server.requests if not is_summary(r))
+    assert window_server.refused == 0
+    assert max(window_server.prompt_tokens) <= WINDOW - REPLY
+    assert all(paired(r.path, r.body) for r in window_server.requests if not is_summary(r))
     summaries = [
         e
         for e in history.events
@@ -158,10 +146,10 @@ async def test_a_long_run_stays_inside_the_window_with_its_calls_paired(
     compactions = [e for e in events.items if getattr(e, "kind", None) == "context_compacted"]
     assert len(summaries) >= 3
     assert len(compactions) >= len(summaries)
-    assert sum(is_summary(r) for r in server.requests) >= len(summaries)
+    assert sum(is_summary(r) for r in window_server.requests) >= len(summaries)
     # Compacted in steps: between compactions each call repeats the previous call's window
     # and adds to its end, so the provider's prompt cache keeps paying.
-    calls = [conversation_of(r) for r in server.requests if not is_summary(r)]
+    calls = [conversation_of(r) for r in window_server.requests if not is_summary(r)]
     grown = sum(b[: len(a)] == a for a, b in itertools.pairwise(calls))
     assert grown >= len(calls) - 1 - len(compactions)
     assert len(compactions) < TURNS / 2
@@ -169,9 +157,9 @@ async def test_a_long_run_stays_inside_the_window_with_its_calls_paired(
 
 @pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
 async def test_without_a_policy_the_run_fails_with_the_providers_refusal(
-    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer, prefix: str
 ) -> None:
-    server.responder = Reader(TURNS)
+    window_server.responder = Reader(TURNS)
     agent = reader(prefix, None)
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("reader", "Read the whole report.")
@@ -182,26 +170,26 @@ async def test_without_a_policy_the_run_fails_with_the_providers_refusal(
         sign in message
         for sign in ("maximum context length", "exceeds the context window", "prompt is too long")
     ), message
-    assert server.refused == 1
+    assert window_server.refused == 1
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "unstreamed"])
 @pytest.mark.parametrize("prefix", ["openai", "openai-chat", "anthropic"])
 async def test_a_refusal_compacts_the_window_and_the_call_is_made_once_more(
-    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str, stream: bool
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer, prefix: str, stream: bool
 ) -> None:
     """The policy believes the model's window is twice what the server allows: the server's
     refusal (for a streamed Responses call, an error event inside the stream) is the first it
     hears of it, and the run goes on."""
-    server.responder = Reader(12)
+    window_server.responder = Reader(12)
     agent = reader(prefix, ContextPolicy(window_tokens=2 * WINDOW))
     agent.stream = stream
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("reader", "Read the whole report.")
         result = await handle.result()
     assert result.final_text == "I read every page."
-    assert server.refused >= 1
-    calls = [r for r in server.requests if not is_summary(r)]  # summaries never stream
+    assert window_server.refused >= 1
+    calls = [r for r in window_server.requests if not is_summary(r)]  # summaries never stream
     assert all(r.body.get("stream", False) is stream for r in calls)
 
 
@@ -246,11 +234,11 @@ async def test_a_scripted_model_keeps_its_place_when_its_window_leaves_turns_out
 
 
 async def test_the_window_and_its_summary_outlive_continue_as_new(
-    dev_env: WorkflowEnvironment, server: FakeLLMServer
+    dev_env: WorkflowEnvironment, window_server: FakeLLMServer
 ) -> None:
     """Each new run of the chain restores the window from the last context_compacted event it
     carries: its first call is as short as the last one before it, with the same summary."""
-    server.responder = Reader(40)
+    window_server.responder = Reader(40)
     agent = reader("openai-chat", ContextPolicy(window_tokens=WINDOW))
     async with agent_client(dev_env.client, agent) as (client, _):
         handle = await client.start(
@@ -269,6 +257,6 @@ async def test_the_window_and_its_summary_outlive_continue_as_new(
     ids = [s["summary_id"] for s in steps]
     assert ids[-1] >= 2 and all(b - a in (0, 1) for a, b in itertools.pairwise(ids)), ids
     assert all(b["folded"][0] == a["start"] for a, b in itertools.pairwise(steps) if b["folded"])
-    assert server.refused == 0
-    assert max(server.prompt_tokens) <= WINDOW - REPLY
-    assert all(paired(r.path, r.body) for r in server.requests if not is_summary(r))
+    assert window_server.refused == 0
+    assert max(window_server.prompt_tokens) <= WINDOW - REPLY
+    assert all(paired(r.path, r.body) for r in window_server.requests if not is_summary(r))

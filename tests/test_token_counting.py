@@ -9,7 +9,6 @@ trimming (context editing, `truncation="auto"`) and no summary is made."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import anthropic
 import openai
@@ -36,21 +35,11 @@ from durable_agent.wire import COUNT_ACTIVITY, MODEL_ACTIVITY, SUMMARY_ACTIVITY,
 from durable_agent.workflows.context import overhead
 from durable_agent.workflows.window import Window, limits
 
-from .conftest import agent_client
+from .conftest import WINDOW, agent_client, llm_server
 from .fake_llm_server import FakeLLMServer, Request
-from .test_context_window import REPLY, WINDOW, Reader, is_summary, paired, reader
+from .test_context_window import REPLY, Reader, is_summary, paired, reader
 
 PATHS = {"openai": "/v1/responses", "anthropic": "/v1/messages"}
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(context_window=WINDOW) as s:
-        monkeypatch.setenv("OPENAI_BASE_URL", s.openai_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
-        yield s
 
 
 def pages(first: int, count: int, chars: int = 400) -> list[Message]:
@@ -111,7 +100,7 @@ async def finished(handle: WorkflowHandle[object, object]) -> object:
 
 @pytest.mark.parametrize("prefix", ["openai", "anthropic"])
 async def test_each_counting_endpoint_counts_what_the_call_would_send(
-    server: FakeLLMServer, prefix: str
+    window_server: FakeLLMServer, prefix: str
 ) -> None:
     request = ModelRequest(
         model=f"{prefix}:fake-model",
@@ -119,26 +108,28 @@ async def test_each_counting_endpoint_counts_what_the_call_would_send(
         messages=[UserMessage(content="hello"), *pages(0, 3)],
     )
     provider: TokenCounter = (
-        OpenAIResponsesProvider(openai.AsyncOpenAI(base_url=server.openai_url, max_retries=0))
+        OpenAIResponsesProvider(
+            openai.AsyncOpenAI(base_url=window_server.openai_url, max_retries=0)
+        )
         if prefix == "openai"
         else AnthropicProvider(
-            anthropic.AsyncAnthropic(base_url=server.anthropic_url, max_retries=0)
+            anthropic.AsyncAnthropic(base_url=window_server.anthropic_url, max_retries=0)
         )
     )
     counted = await provider.count_tokens(request, "fake-model")
-    assert server.counts and server.counts[-1][1] == counted
-    assert server.requests == []  # a count is not a model call
+    assert window_server.counts and window_server.counts[-1][1] == counted
+    assert window_server.requests == []  # a count is not a model call
     # The server counts the same prompt sent as a call the same way.
-    server.responder = Reader(99)
+    window_server.responder = Reader(99)
     await provider.complete(request, "fake-model")  # type: ignore[attr-defined]
-    assert server.prompt_tokens == [counted]
+    assert window_server.prompt_tokens == [counted]
 
 
 async def test_a_server_without_a_counting_endpoint_leaves_the_estimate(
-    server: FakeLLMServer,
+    window_server: FakeLLMServer,
 ) -> None:
     """A compatible server answers 404: no count, no failure. Chat Completions has none."""
-    client = openai.AsyncOpenAI(base_url=f"{server.url}/elsewhere/v1", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=f"{window_server.url}/elsewhere/v1", max_retries=0)
     request = ModelRequest(model="openai:m", messages=[UserMessage(content="hello")])
     assert await OpenAIResponsesProvider(client).count_tokens(request, "m") is None
     assert not isinstance(OpenAIChatProvider(), TokenCounter)
@@ -156,11 +147,7 @@ async def test_the_window_compacts_on_the_providers_count_not_the_estimate(
     whole; on the estimate alone (count_tokens=False) it is summarised first."""
     summaries = {}
     for count in (True, False):
-        with FakeLLMServer(context_window=WINDOW, token_scale=0.6) as server:
-            monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
-            monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
-            monkeypatch.setenv("OPENAI_API_KEY", "test")
-            monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        with llm_server(monkeypatch, context_window=WINDOW, token_scale=0.6) as server:
             agent = reader(prefix, ContextPolicy(window_tokens=WINDOW, count_tokens=count))
             messages = near_the_limit(agent, 1.05, 1.4)
             server.responder = Reader(len(messages) // 2 + 1)
@@ -188,11 +175,7 @@ async def test_a_count_over_the_window_compacts_before_the_provider_would_refuse
     """The model's tokenizer is denser (1.6 tokens where the estimate sees one) and no call
     has measured it yet: a conversation estimated just under `compact_at` is over the window.
     The count finds it out and the window compacts first: the provider refuses nothing."""
-    with FakeLLMServer(context_window=WINDOW, token_scale=1.6) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test")
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    with llm_server(monkeypatch, context_window=WINDOW, token_scale=1.6) as server:
         agent = reader(prefix, ContextPolicy(window_tokens=WINDOW))
         messages = near_the_limit(agent, 0.95, 1.0)
         server.responder = Reader(len(messages) // 2 + 3)
@@ -213,9 +196,7 @@ async def test_a_local_model_call_is_counted_by_a_local_activity(
     time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fast mode: the count is a local activity too (its request carries the messages)."""
-    with FakeLLMServer(context_window=WINDOW, token_scale=0.6) as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_url)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+    with llm_server(monkeypatch, context_window=WINDOW, token_scale=0.6) as server:
         agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW))
         agent.local_model = True
         messages = near_the_limit(agent, 1.05, 1.4)
@@ -238,31 +219,31 @@ async def test_a_local_model_call_is_counted_by_a_local_activity(
 
 
 async def test_a_count_that_fails_leaves_the_estimate_to_decide(
-    time_env: WorkflowEnvironment, server: FakeLLMServer
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer
 ) -> None:
     """The counting endpoint is down: the count activity gives up after its attempts, the
     window is planned on the estimate and the run goes on; the next compaction asks again."""
-    server.counts_fail = True
-    server.responder = Reader(30)
+    window_server.counts_fail = True
+    window_server.responder = Reader(30)
     agent = reader("openai", ContextPolicy(window_tokens=WINDOW))
     async with agent_client(time_env.client, agent) as (client, _):
         handle = await client.start("reader", "Read the whole report.")
         result = await handle.result()
         history = await handle.fetch_history()
     assert result.final_text == "I read every page."
-    assert server.refused == 0 and activities(history, SUMMARY_ACTIVITY) >= 1
+    assert window_server.refused == 0 and activities(history, SUMMARY_ACTIVITY) >= 1
     assert activities(history, COUNT_ACTIVITY) >= 2  # asked again after a failure
-    assert len(server.counts) >= 2 * 3  # each count tried three times
+    assert len(window_server.counts) >= 2 * 3  # each count tried three times
 
 
 async def test_far_from_the_limit_nothing_is_counted(
-    time_env: WorkflowEnvironment, server: FakeLLMServer
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer
 ) -> None:
-    server.responder = Reader(3)
+    window_server.responder = Reader(3)
     agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW))
     async with agent_client(time_env.client, agent) as (client, _):
         history = await finished(await client.start("reader", "Read the whole report."))
-    assert activities(history, COUNT_ACTIVITY) == 0 and server.counts == []
+    assert activities(history, COUNT_ACTIVITY) == 0 and window_server.counts == []
 
 
 # ---------------------------------------------------------------------- the provider trims
@@ -275,13 +256,13 @@ def untrimmed(server: FakeLLMServer, request: Request) -> int:
 @pytest.mark.parametrize("stream", [False, True], ids=["unstreamed", "streamed"])
 @pytest.mark.parametrize("prefix", ["openai", "anthropic"])
 async def test_server_side_trimming_carries_the_run_past_the_window_without_summaries(
-    time_env: WorkflowEnvironment, server: FakeLLMServer, prefix: str, stream: bool
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer, prefix: str, stream: bool
 ) -> None:
     """Each call carries the whole conversation and asks the provider to trim it: the run
     completes though its later prompts are longer than the window (the provider trimmed them,
     and would have refused them otherwise)."""
     turns = 30
-    server.responder = Reader(turns)
+    window_server.responder = Reader(turns)
     agent = reader(prefix, ContextPolicy(window_tokens=WINDOW, server_side=True))
     agent.stream = stream
     async with agent_client(time_env.client, agent) as (client, _):
@@ -291,39 +272,39 @@ async def test_server_side_trimming_carries_the_run_past_the_window_without_summ
     assert result.final_text == "I read every page."
     assert len([m for m in result.messages if isinstance(m, ToolMessage)]) == turns
     assert activities(history, SUMMARY_ACTIVITY) == 0
-    assert server.refused == 0 and server.trimmed > 0
-    assert max(untrimmed(server, r) for r in server.requests) > WINDOW
-    assert all(paired(r.path, r.body) for r in server.requests)
-    last = server.requests[-1]
+    assert window_server.refused == 0 and window_server.trimmed > 0
+    assert max(untrimmed(window_server, r) for r in window_server.requests) > WINDOW
+    assert all(paired(r.path, r.body) for r in window_server.requests)
+    last = window_server.requests[-1]
     assert f"call_{turns - 1}" in json.dumps(last.body) and "call_0" in json.dumps(last.body)
     if prefix == "openai":
-        assert all(r.body["truncation"] == "auto" for r in server.requests)
+        assert all(r.body["truncation"] == "auto" for r in window_server.requests)
     else:
         assert all(
             r.headers["anthropic-beta"] == "context-management-2025-06-27"
             and r.body["context_management"]["edits"][0]["type"] == "clear_tool_uses_20250919"
-            for r in server.requests
+            for r in window_server.requests
         )
 
 
 async def test_chat_completions_has_no_server_side_trimming_and_keeps_the_window(
-    time_env: WorkflowEnvironment, server: FakeLLMServer
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer
 ) -> None:
-    server.responder = Reader(30)
+    window_server.responder = Reader(30)
     agent = reader("openai-chat", ContextPolicy(window_tokens=WINDOW, server_side=True))
     async with agent_client(time_env.client, agent) as (client, _):
         history = await finished(await client.start("reader", "Read the whole report."))
     assert activities(history, SUMMARY_ACTIVITY) >= 1
-    assert server.refused == 0 and server.trimmed == 0
-    assert max(server.prompt_tokens) <= WINDOW - REPLY
+    assert window_server.refused == 0 and window_server.trimmed == 0
+    assert max(window_server.prompt_tokens) <= WINDOW - REPLY
 
 
 async def test_when_the_providers_trimming_is_not_enough_the_window_takes_over(
-    time_env: WorkflowEnvironment, server: FakeLLMServer
+    time_env: WorkflowEnvironment, window_server: FakeLLMServer
 ) -> None:
     """Anthropic clears old tool results but keeps the calls: over enough turns the calls
     alone pass the window. Its refusal compacts the window, which then trims for the run."""
-    server.responder = Reader(80)
+    window_server.responder = Reader(80)
     agent = reader("anthropic", ContextPolicy(window_tokens=WINDOW, server_side=True))
     agent.max_turns = 85
     async with agent_client(time_env.client, agent) as (client, _):
@@ -331,9 +312,9 @@ async def test_when_the_providers_trimming_is_not_enough_the_window_takes_over(
         result = await handle.result()
         history = await handle.fetch_history()
     assert result.final_text == "I read every page."
-    assert server.refused == 1 and server.trimmed > 0
+    assert window_server.refused == 1 and window_server.trimmed > 0
     assert activities(history, SUMMARY_ACTIVITY) >= 1
-    calls = [r for r in server.requests if not is_summary(r)]
+    calls = [r for r in window_server.requests if not is_summary(r)]
     assert "context_management" not in calls[-1].body  # the window trims from the refusal on
 
 
