@@ -1,13 +1,15 @@
-"""What the fake LLM server does about a model's context window besides refusing: the
-providers' token-counting endpoints and their own trimming of a prompt.
+"""What the fake LLM server does about a model's context window: each API's own refusal of a
+prompt over it, the providers' token-counting endpoints and their own trimming of a prompt.
 
-`count(path, body)` answers Anthropic's `POST /v1/messages/count_tokens` and OpenAI's
-`POST /v1/responses/input_tokens` with the count the server refuses by. `trim(...)` applies
-what a request asks the provider to trim, as the provider would, before the server counts it:
-Anthropic's context editing (`context_management` with `clear_tool_uses_20250919`, refused
-without its beta header) clears the oldest tool results but the last `keep` once the prompt
-passes `trigger`, if that frees `clear_at_least`; OpenAI Responses' `truncation: "auto"` drops
-items from the start of the input until the prompt and its reply fit the window.
+`too_long(...)` is the refusal, as each API words and shapes it (a 400, or for a streamed
+Responses call an error event inside the stream). `count(path, body)` answers Anthropic's
+`POST /v1/messages/count_tokens` and OpenAI's `POST /v1/responses/input_tokens` with the count
+the server refuses by. `trim(...)` applies what a request asks the provider to trim, as the
+provider would, before the server counts it: Anthropic's context editing (`context_management`
+with `clear_tool_uses_20250919`, refused without its beta header) clears the oldest tool
+results but the last `keep` once the prompt passes `trigger`, if that frees `clear_at_least`;
+OpenAI Responses' `truncation: "auto"` drops items from the start of the input until the prompt
+and its reply fit the window.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .fake_llm_content import BadRequest
+from .fake_llm_script import Reply
 
 COUNT_PATHS = {
     "/v1/messages/count_tokens": "/v1/messages",
@@ -102,3 +105,50 @@ def _truncate(
             items.pop(0)
             dropped += 1
     return {**body, "input": items} if dropped else None
+
+
+def too_long(
+    path: str, tokens: int, max_tokens: int, window: int, streamed: bool = False
+) -> Reply | None:
+    """Each API's own refusal of a prompt over the model's context window (None: it fits). A
+    streamed Responses call is refused inside its stream: an `error` event after the first two."""
+    if path == "/v1/messages":
+        if tokens > window:
+            return Reply(
+                status=400, error_message=f"prompt is too long: {tokens} tokens > {window} maximum"
+            )
+        if tokens + max_tokens > window:
+            message = (
+                f"input length and `max_tokens` exceed context limit: {tokens} + {max_tokens} > "
+                f"{window}, decrease input length or `max_tokens` and try again"
+            )
+            return Reply(status=400, error_message=message)
+        return None
+    if path == "/v1/responses":
+        if tokens + max_tokens <= window:
+            return None
+        message = (
+            "Your input exceeds the context window of this model. Please adjust your input "
+            "and try again."
+        )
+        if streamed:
+            return Reply(fail_after=2, error_message=message, error_code="context_length_exceeded")
+        return Reply(
+            status=400,
+            error_message=message,
+            error_code="context_length_exceeded",
+            error_param="input",
+        )
+    if tokens + max_tokens <= window:
+        return None
+    message = (
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{tokens + max_tokens} tokens ({tokens} in the messages, {max_tokens} in the "
+        "completion). Please reduce the length of the messages or completion."
+    )
+    return Reply(
+        status=400,
+        error_message=message,
+        error_code="context_length_exceeded",
+        error_param="messages",
+    )
