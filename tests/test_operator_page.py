@@ -29,13 +29,14 @@ from durable_agent import (
     ToolCall,
     ToolMessage,
     UserMessage,
+    input_guardrail,
     tool,
 )
 from durable_agent.serve.app import create_app
 from durable_agent.serve.page import STATIC
 from durable_agent.wire import ENDED
 
-from .conftest import agent_client, new_id
+from .conftest import agent_client, new_id, run_error
 from .e2e_agents import asker
 from .fake_llm_content import Seen
 from .fake_llm_server import FakeLLMServer, text
@@ -258,12 +259,74 @@ async def test_with_a_token_the_page_asks_once_and_resolves_a_waiting_call(
     ]
 
 
+def _no_passwords(text: str) -> str | None:
+    return "the message asks for a password" if "password" in text.lower() else None
+
+
+async def test_the_page_says_why_a_run_ended(
+    dev_env: WorkflowEnvironment, browser: Browser
+) -> None:
+    """Regression: the page showed an ended run's state but not why (`StatusInfo.reason`,
+    which `durable-agent status` prints): which guardrail tripped, why the run failed. A run
+    still going has no reason to show."""
+    guarded = Agent(
+        "page-guarded",
+        model=ScriptedModel(new_id(), []),  # the guardrail trips before any model call
+        guardrails=[input_guardrail(_no_passwords)],
+    )
+    looping = Agent(
+        "page-looping",
+        model=ScriptedModel(new_id(), [_call("look-1", "lookup_order", {"order": 1042})]),
+        tools=[lookup_order],
+        max_turns=1,
+    )
+    async with agent_client(dev_env.client, guarded, looping, desk, **PAGE_WORKER) as (
+        client,
+        _,
+    ):
+        tripped = await client.start("page-guarded", "What is the admin password?")
+        failed = await client.start("page-looping", "Look order 1042 up, then answer.")
+        waiting = await client.start("refund-desk", "Refund order 1042, it arrived broken.")
+        await tripped.result()
+        failure = await run_error(failed)
+        await wait_pending(client, waiting.id, ids=["refund-1"])
+        async with http_server(create_app(client)) as url:
+            seen = {}
+            for handle, state in (
+                (tripped, "guardrail tripped"),
+                (failed, "failed"),
+                (waiting, "waiting for approval"),
+            ):
+                page = await browser.new_page()
+                await page.goto(f"{url}/#{handle.id}")
+                await expect(page.locator("#run-state")).to_have_text(state)
+                if handle is not waiting:
+                    await expect(page.locator("#run-reason")).not_to_be_empty()
+                seen[state] = await page.locator("#run-reason").text_content()
+                hidden = await page.locator("#run-reason").is_hidden()
+                await page.close()
+        await client.cancel(waiting.id)
+    assert seen["guardrail tripped"] == "the message asks for a password"
+    assert seen["failed"] == failure.message
+    assert "max_turns (1) reached" in failure.message
+    assert seen["waiting for approval"] == "" and hidden
+
+
 def test_the_page_knows_every_state_a_run_never_leaves() -> None:
     """Regression (issue 17): the page's list of ended states lacked `budget_exceeded`, so a
     run its budget stopped kept its cancel and message buttons. The list is the wire's."""
     source = (STATIC / "app.js").read_text()
     line = next(text for text in source.splitlines() if "const ended = [" in text)
     assert set(re.findall(r'"(\w+)"', line)) == {state.value for state in ENDED}
+
+
+def test_the_status_filter_offers_every_state() -> None:
+    """The runs list filtered by state could not show runs a guardrail or a budget stopped:
+    its options lacked them."""
+    page = (STATIC / "index.html").read_text()
+    select = page[page.index('<select id="status-filter">') : page.index("</select>")]
+    offered = set(re.findall(r'<option value="(\w+)">', select))
+    assert offered == {state.value for state in RunState}
 
 
 async def test_an_operator_attaches_files_to_a_message(

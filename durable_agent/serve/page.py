@@ -1,5 +1,5 @@
-"""The operator page: `GET /` and its files under `/static/`, plain HTML, CSS and one ES
-module (no build step). It reads and drives runs through the JSON routes of `app.py`, so it
+"""The operator page: `GET /` and its files under `/static/`, plain HTML, CSS and ES modules
+(no build step). It reads and drives runs through the JSON routes of `app.py`, so it
 needs nothing the API does not offer; the files ship inside the wheel."""
 
 from __future__ import annotations

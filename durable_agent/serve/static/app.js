@@ -1,10 +1,10 @@
 // The operator page: runs by status, one run's live conversation, its waiting calls.
-// Plain ES module, no build step. Every URL is relative to the page, so the page works
+// Plain ES modules, no build step. Every URL is relative to the page, so the page works
 // behind a proxy under a path prefix. Text from runs is only ever set as textContent.
 
-const TOKEN_KEY = "durable-agent-token";
+import { $, api, notify, runPath, token } from "./http.js";
+
 const RUNS_REFRESH_MS = 5000; // one list query per open page every 5 s
-const $ = (id) => document.getElementById(id);
 
 const view = {
   runId: null, // the selected run
@@ -12,87 +12,6 @@ const view = {
   streaming: new Map(), // turn -> {el, attempt, text}: replies still streaming
   generation: 0, // bumps on every selection, so a stale stream writes nothing
 };
-
-// ------------------------------------------------------------------ HTTP
-
-class HttpError extends Error {
-  constructor(status, detail) {
-    super(detail || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-function token() {
-  return sessionStorage.getItem(TOKEN_KEY);
-}
-
-let asking = null; // one question for every request that met a 401 meanwhile
-
-function askForToken() {
-  if (asking) return asking;
-  const form = $("token-form");
-  form.hidden = false;
-  $("token-input").focus();
-  asking = new Promise((resolve) => {
-    form.onsubmit = (event) => {
-      event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
-      $("token-input").value = "";
-      form.hidden = true;
-      asking = null;
-      notify("");
-      resolve();
-    };
-  });
-  return asking;
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  for (;;) {
-    const headers = { Accept: "application/json" };
-    if (token()) headers.Authorization = `Bearer ${token()}`;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      notify("This server needs a token.", true);
-      await askForToken();
-      continue;
-    }
-    const text = await response.text();
-    const data = text ? parseJson(text) : null;
-    if (!response.ok) throw new HttpError(response.status, detailOf(data) || text);
-    return data;
-  }
-}
-
-function parseJson(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-function detailOf(data) {
-  // The API answers errors as {"error": "<one line>"}.
-  if (data && typeof data === "object" && typeof data.error === "string") return data.error;
-  return typeof data === "string" ? data : "";
-}
-
-function notify(text, isError = false) {
-  const notice = $("notice");
-  notice.textContent = text;
-  notice.classList.toggle("error", isError);
-}
-
-function runPath(id, rest = "") {
-  return `runs/${encodeURIComponent(id)}${rest}`;
-}
 
 // ------------------------------------------------------------------ runs list
 
@@ -173,11 +92,13 @@ function selectRun(id) {
   refreshPending();
 }
 
-function setState(state) {
+function setState(state, reason = "") {
   const badge = $("run-state");
   badge.textContent = state.replaceAll("_", " ");
   badge.className = `badge ${state}`;
   badge.hidden = !state;
+  $("run-reason").textContent = reason;
+  $("run-reason").hidden = !reason;
   const ended = ["completed", "failed", "cancelled", "budget_exceeded", "guardrail_tripped"].includes(state);
   $("cancel-run").disabled = ended;
   for (const control of $("composer").querySelectorAll("button, input")) control.disabled = ended;
@@ -201,6 +122,7 @@ function follow(id, generation) {
   }));
   source.addEventListener("end", live((event) => {
     setState(event.state);
+    showReason(id, generation, event.state);
     source.close();
     dropStreaming();
     refreshPending();
@@ -216,6 +138,20 @@ function follow(id, generation) {
       notify("The live stream closed; select the run again to reconnect.", true);
     }
   });
+}
+
+// Why the run ended as it did, as `durable-agent status` says it: the `status` query's reason
+// (a failure's message, the guardrail that tripped, the budget reached, a hook's stop). The
+// live stream carries states only; the reason is read once, when the run has ended.
+async function showReason(id, generation, state) {
+  let run;
+  try {
+    run = await api(runPath(id));
+  } catch (error) {
+    notify(`Could not read why the run ended: ${error.message}`, true);
+    return;
+  }
+  if (generation === view.generation && run?.state?.reason) setState(state, run.state.reason);
 }
 
 function append(el) {
