@@ -122,7 +122,7 @@ async def test_the_model_calls_metric_labels_the_model_that_answered(
         async def counted() -> bool:
             return sample(scrape(port), "durable_agent_model_calls", agent=agent.name) == 1
 
-        await eventually(counted, "the model call on the endpoint", 10)
+        await eventually(counted, "the model call on the endpoint")
         text = "\n".join(line for line in scrape(port).splitlines() if queue in line)
     assert result.final_text == "backed up"
     calls = "durable_agent_model_calls"

@@ -157,7 +157,7 @@ async def test_a_runs_usage_and_metrics_count_cached_tokens(
                 found = sample(scrape(port), "durable_agent_model_calls", **labels)
                 return found == turns
 
-            await eventually(counted, "the run's model calls on the endpoint", 10)
+            await eventually(counted, "the run's model calls on the endpoint")
             metrics = scrape(port)
             listed = (await handle.describe()).typed_search_attributes.get(AGENT_TOKENS)
     usage = result.usage

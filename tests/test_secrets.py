@@ -232,7 +232,7 @@ async def test_no_secret_in_history_events_logs_spans_or_metrics(
             async def refund_counted() -> bool:
                 return sample(scrape(port), "durable_agent_tool_calls", tool="refund_order") == 1
 
-            await eventually(refund_counted, "the refund on the metrics endpoint", 10)
+            await eventually(refund_counted, "the refund on the metrics endpoint")
             metrics = scrape(port)
             events = await agents.history(handle.id, ["agent", "llm", "tool"])
             status = await agents.status(handle.id)

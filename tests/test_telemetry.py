@@ -153,7 +153,7 @@ async def test_agent_metrics_on_the_prometheus_endpoint_once_despite_replays(
         async def refund_counted() -> bool:
             return sample(scrape(port), "durable_agent_tool_calls", tool="refund") == 1
 
-        await eventually(refund_counted, "the refund's tool call on the endpoint", 10)
+        await eventually(refund_counted, "the refund's tool call on the endpoint")
         text = "\n".join(line for line in scrape(port).splitlines() if queue in line)
 
     usage = result.usage
