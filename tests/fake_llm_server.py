@@ -142,8 +142,8 @@ class FakeLLMServer:
                     if reply is not None and problem is not None:
                         reply = Reply(status=400, error_message=problem)
                     if reply is not None and server.cache is not None and reply.status == 200:
-                        tokens = server.cache.usage(self.path, body, USAGE[1])
-                        reply = dataclasses.replace(reply, tokens=tokens)
+                        usage = server.cache.usage(self.path, body, USAGE[1])
+                        reply = dataclasses.replace(reply, tokens=usage)
                 if reply is not None and reply.delay and self._left_during(reply.delay):
                     request.disconnected.set()  # a retry takes the next reply
                     self.close_connection = True
@@ -210,7 +210,7 @@ class FakeLLMServer:
                 if not readable:
                     return False
                 try:
-                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                    return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
                 except ConnectionResetError:
                     return True
 
