@@ -4,8 +4,13 @@ the call book's rules, and applied. Typed end to end: a payload becomes a `ToolR
 
 Signals cannot answer, so a bad one is recorded as a `signal_ignored` event and otherwise
 ignored; an update's validator runs the same check and refuses, so a bad update never reaches
-history. Handlers never await, so they need no lock. Signals between runs of a tree
-(`child_report`, `budget_exceeded`) are taken when well formed and dropped otherwise.
+history. The handler checks again, because the SDK does not always run the validator: it skips
+it for updates it takes for replayed ones, and SDK core 1.35 took live, never-validated updates
+for replayed ones in fault storm (d) (delivered with a workflow task whose history had moved
+on). What the validator would refuse then fails the update (`UPDATE_REFUSED`), never the
+workflow task and never the run's state. Handlers never await, so they need no lock. Signals
+between runs of a tree (`child_report`, `budget_exceeded`) are taken when well formed and
+dropped otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from typing import Any, TypeVar, assert_never
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     # Pure data models.
@@ -37,6 +43,9 @@ from .tree import Tree
 Submission = ToolResultSignal | ApprovalSignal | UserMessageSignal
 _Shape = TypeVar("_Shape", ToolResultSignal, ApprovalSignal, InterruptRequest, UserMessageSignal)
 _Data = TypeVar("_Data", ChildReport, BudgetExceededSignal)
+
+UPDATE_REFUSED = "UpdateRefused"
+"""The error type of an update its handler refused (its validator had not run)."""
 
 
 class Intake:
@@ -66,8 +75,8 @@ class Intake:
         self.apply(parsed)
 
     def update(self, payload: object, shape: type[_Shape]) -> SubmitResult:
-        """Its validator (`validate`) has accepted it."""
-        return self.apply(parse(payload, shape))
+        """Checked again (see the module docstring): on replay the check passes as it did."""
+        return self.apply(self._taken(payload, shape))
 
     def validate(self, payload: object, shape: type[_Shape]) -> None:
         reason = self.check(parse(payload, shape))
@@ -78,7 +87,7 @@ class Intake:
         """Steer: the message is answered next, and a model call in flight is cut off (it is
         cancelled at once; what it had streamed, as the interrupter read it from the live bus,
         is kept as an `interrupted` event)."""
-        request = parse(payload, InterruptRequest)
+        request = self._taken(payload, InterruptRequest)
         cut = self._model.calling
         self._conversation.event("agent", "interrupt_received", cut=cut)
         result = self.apply(request)
@@ -143,6 +152,17 @@ class Intake:
                 return SubmitResult(detail="answers the handoff")
             case _:
                 assert_never(sig)
+
+    def _taken(self, payload: object, shape: type[_Shape]) -> _Shape:
+        """The update's payload once it passes its validator's check; else the update fails."""
+        try:
+            parsed = parse(payload, shape)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type=UPDATE_REFUSED, non_retryable=True) from None
+        reason = self.check(parsed)
+        if reason is not None:
+            raise ApplicationError(reason, type=UPDATE_REFUSED, non_retryable=True)
+        return parsed
 
     def _ignored(self, shape: type[Submission], reason: str) -> None:
         self._conversation.event("agent", "signal_ignored", signal=shape.__name__, reason=reason)
