@@ -22,14 +22,15 @@ import pytest
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, create_model
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent import Agent, ScriptedModel
 from durable_agent.client import AgentClient
 from durable_agent.mcp_serve import mcp_server
+from durable_agent.mcp_serve.outputs import merge_defs
 
-from .conftest import agent_client, eventually, new_id
+from .conftest import agent_client, calls, eventually, new_id
 from .e2e_agents import mcp_agents
 from .processes import BIN, ROOT, free_port, log_lines
 
@@ -377,3 +378,97 @@ def test_an_agent_the_module_lacks_is_one_line_on_stderr() -> None:
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == f"error: {AGENTS} has no agent 'x' (it has: echo, looper, payer)\n"
+
+
+RainyStop = create_model("Stop", name=(str, ...), rain_mm=(float, ...))
+"""Another `Stop`: its schema's `$defs` name collides with `Route`'s."""
+Forecast = create_model("Forecast", stops=(list[RainyStop], ...))  # type: ignore[valid-type]
+FORECAST = {"stops": [{"name": "Louvre", "rain_mm": 0.5}]}
+
+
+async def test_a_typed_agent_that_hands_off_answers_in_the_type_of_the_agent_that_ended(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """A Route agent hands off to a Forecast agent, whose answer ends the run: the tool's
+    outputSchema is the anyOf of both types (each `Stop` keeps its own definition), so the
+    SDK's client accepts the Forecast. Before, the schema named Route only and the client
+    refused the answer ("Invalid structured content")."""
+    handoff = calls(("h1", "transfer_to_weather", {}))
+    weather = Agent(
+        "weather",
+        model=ScriptedModel(new_id(), ["unused", json.dumps(FORECAST)]),
+        output_type=Forecast,
+    )
+    planner = Agent(
+        "planner", model=ScriptedModel(new_id(), [handoff]), output_type=Route, handoffs=[weather]
+    )
+    thread = new_id()
+    async with agent_client(dev_env.client, planner) as (client, _):
+        async with mcp.Client(mcp_server([planner], client), mode="legacy") as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            answer = await session.call_tool("planner", {"prompt": "plan a dry day"})
+            replied = await session.call_tool(
+                "planner", {"prompt": "plan a dry day", "thread_id": thread}
+            )
+            assert answer.structured_content is not None
+            as_route = {**answer.structured_content, "output": ROUTE}
+            await session.session.validate_tool_result(
+                "planner", CallToolResult(content=[], structured_content=as_route)
+            )
+            neither = {**answer.structured_content, "output": {"stops": [{"name": "x"}]}}
+            with pytest.raises(RuntimeError, match="Invalid structured content"):
+                await session.session.validate_tool_result(
+                    "planner", CallToolResult(content=[], structured_content=neither)
+                )
+        await client.cancel(thread)
+
+    schema = tools["planner"].output_schema
+    assert schema is not None and "output" in schema["required"]
+    routes, forecasts = schema["properties"]["output"]["anyOf"]
+    assert routes["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop"}
+    assert forecasts["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop_2"}
+    assert schema["$defs"]["Stop"] == Stop.model_json_schema()
+    assert schema["$defs"]["Stop_2"] == RainyStop.model_json_schema()
+    for result in (answer, replied):
+        assert not result.is_error, text(result)
+        assert result.structured_content is not None
+        assert result.structured_content["agent"] == "weather"
+        assert result.structured_content["output"] == FORECAST
+
+
+async def test_a_typed_agent_that_may_hand_off_to_a_plain_agent_declares_output_optional(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """An answer in plain text carries no `output`; a typed one does (`agent` says which)."""
+    handoff = calls(("h1", "transfer_to_chat", {}))
+    chat = Agent("chat", model=ScriptedModel(new_id(), ["unused", "It will rain."]))
+    planner = Agent(
+        "planner", model=ScriptedModel(new_id(), [handoff]), output_type=Route, handoffs=[chat]
+    )
+    async with (
+        agent_client(dev_env.client, planner) as (client, _),
+        mcp.Client(mcp_server([planner], client), mode="legacy") as session,
+    ):
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        answer = await session.call_tool("planner", {"prompt": "plan a day"})
+
+    schema = tools["planner"].output_schema
+    assert schema is not None and "output" not in schema["required"]
+    assert schema["properties"]["output"]["required"] == ["stops", "total_minutes"]
+    assert not answer.is_error and text(answer) == "It will rain."
+    assert answer.structured_content is not None
+    assert answer.structured_content["agent"] == "chat"
+    assert "output" not in answer.structured_content
+
+
+def test_merged_defs_rename_a_definition_that_refers_to_a_renamed_one() -> None:
+    """Two `Route`s that differ only in the `Stop` they refer to: both names are renamed."""
+    defs: dict[str, Any] = {}
+    merge_defs(TypeAdapter(list[Route]).json_schema(), defs)
+    RainyRoute = create_model("Route", stops=(list[RainyStop], ...), total_minutes=(int, ...))
+    merged = merge_defs(TypeAdapter(list[RainyRoute]).json_schema(), defs)  # type: ignore[valid-type]
+
+    assert merged["items"] == {"$ref": "#/$defs/Route_2"}
+    assert defs["Route_2"]["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop_2"}
+    assert defs["Route"]["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop"}
+    assert defs["Stop_2"] == RainyStop.model_json_schema()

@@ -32,12 +32,12 @@ from .._output import Valid
 from ..authoring._agent import Agent
 from ..client import AgentClient
 from ..wire import WAITING, AssistantMessage, RunState, UserMessage
+from .outputs import ToolOutput
 from .progress import KEEPALIVE_SECONDS, Progress
 from .tools import (
     AgentToolArguments,
     AgentToolResult,
     answered,
-    output_schema,
     refused,
     replied,
     tool_description,
@@ -67,7 +67,8 @@ class AgentTools:
         self.client = client
         self.keepalive = keepalive
         self.input_schema = AgentToolArguments.model_json_schema()
-        self.output_schemas = {name: output_schema(a) for name, a in self.agents.items()}
+        result_schema = AgentToolResult.model_json_schema()
+        self.outputs = {n: ToolOutput.of(a, result_schema) for n, a in self.agents.items()}
 
     def tools(self) -> list[Tool]:
         return [
@@ -76,7 +77,7 @@ class AgentTools:
                 title=agent.name,
                 description=tool_description(agent),
                 input_schema=self.input_schema,
-                output_schema=self.output_schemas[name],
+                output_schema=self.outputs[name].schema,
                 annotations=ToolAnnotations(read_only_hint=False, open_world_hint=True),
             )
             for name, agent in self.agents.items()
@@ -134,7 +135,7 @@ class AgentTools:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
-        return answered(workflow_id, result, agent)
+        return answered(workflow_id, result, self.outputs[tool_name(agent)].finals)
 
     async def _attach_or_start(
         self, agent: Agent, prompt: str, workflow_id: str | None
@@ -189,13 +190,15 @@ class AgentTools:
         except WorkflowUpdateFailedError as exc:
             return refused(f"thread {thread} refused the message: {exc.cause}")
         await progress.say(f"{thread}: message accepted")
+        out = self.outputs[tool_name(agent)]
         reply: str | None = None
         typed: Valid | None = None
         mine = False
         async for event in self.client.events(thread, after=since, deltas=False):
             if event.type == "end":
                 try:
-                    return answered(thread, await self.client.result(thread), agent)
+                    result = await self.client.result(thread)
+                    return answered(thread, result, out.finals)
                 except WorkflowFailureError as exc:
                     return refused(f"thread {thread} failed: {cause_message(exc)}")
             if event.type == "state":
@@ -206,8 +209,9 @@ class AgentTools:
             if isinstance(item, UserMessage) and item.content == prompt:
                 mine = True
             elif mine and isinstance(item, AssistantMessage) and not item.tool_calls:
-                if agent.output is not None:
-                    checked = agent.output.validate(item.content)
+                spec = out.finals.get(item.agent or agent.name, agent).output
+                if spec is not None:
+                    checked = spec.validate(item.content)
                     if not isinstance(checked, Valid):
                         continue  # the run sends it back with the error: its retry answers
                     typed = checked
@@ -221,7 +225,7 @@ class AgentTools:
             turns=status.turn,
             usage=status.usage.model_dump(),
         )
-        if agent.output is not None and typed is None:  # e.g. handed to a person
+        if reply is None and out.required:  # e.g. handed to a person
             text = f"thread {thread} is {status.state.value} without an answer of its output type"
             return replied(text, structured, is_error=True)
         return replied(reply or "", structured, output=typed)

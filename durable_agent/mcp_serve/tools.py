@@ -3,7 +3,6 @@ shapes, and the `CallToolResult`s a call ends with."""
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Annotated, Any
 
@@ -19,7 +18,6 @@ __all__ = [
     "AgentToolArguments",
     "AgentToolResult",
     "answered",
-    "output_schema",
     "refused",
     "replied",
     "tool_description",
@@ -84,26 +82,6 @@ class AgentToolResult(BaseModel):
     usage: dict[str, int] = Field(description="requests, input_tokens, output_tokens")
 
 
-OUTPUT_DESCRIPTION = "The answer as the agent's output type (validated by the run)."
-
-
-def output_schema(agent: Agent) -> dict[str, Any]:
-    """The tool's outputSchema: `AgentToolResult`'s, and for an agent with an `output_type` a
-    required `output` holding the typed answer, whose schema is the agent's (its `$defs` moved
-    to the root, where the `$ref`s inside resolve: clients validate within the document)."""
-    schema = AgentToolResult.model_json_schema()
-    spec = agent.output
-    if spec is None:
-        return schema
-    typed = copy.deepcopy(spec.adapter.json_schema())
-    defs = typed.pop("$defs", {})
-    if defs:
-        schema["$defs"] = {**schema.get("$defs", {}), **defs}
-    schema["properties"]["output"] = {**typed, "description": OUTPUT_DESCRIPTION}
-    schema["required"] = [*schema["required"], "output"]
-    return schema
-
-
 def tool_name(agent: Agent) -> str:
     return _NOT_IN_TOOL_NAME.sub("_", agent.name)[:128]
 
@@ -120,10 +98,10 @@ def tool_description(agent: Agent) -> str:
     )
 
 
-def answered(workflow_id: str, result: AgentRunResult, agent: Agent) -> CallToolResult:
-    """The call's answer once its run has ended: the final text (and for an agent with an
-    `output_type` the typed value, in `output`), or a tool error that says how the run ended
-    when that is not an answer."""
+def answered(workflow_id: str, result: AgentRunResult, finals: dict[str, Agent]) -> CallToolResult:
+    """The call's answer once its run has ended: the final text (and when the agent that gave
+    it, one of `finals`, has an `output_type`, the typed value in `output`), or a tool error that
+    says how the run ended when that is not an answer."""
     structured = AgentToolResult(
         workflow_id=workflow_id,
         agent=result.agent,
@@ -136,7 +114,13 @@ def answered(workflow_id: str, result: AgentRunResult, agent: Agent) -> CallTool
         return replied(
             f"run {workflow_id} ended {result.outcome}{waiting}", structured, is_error=True
         )
-    if agent.output is None:
+    final = finals.get(result.agent)
+    if final is None:  # this server's agent module is not the worker's
+        text = (
+            f"run {workflow_id} ended with agent {result.agent!r}, which this server does not know"
+        )
+        return replied(text, structured, is_error=True)
+    if final.output is None:
         return replied(result.final_text or "", structured)
     if result.outcome != "completed":  # a hook's stop: no answer of the agent's type
         text = f"run {workflow_id} ended {result.outcome} without an answer of its output type"
