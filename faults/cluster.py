@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowQueryFailedError
@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from durable_agent import AgentRunResult, HistoryPage, HistoryQuery, Message, StatusEvent
 from durable_agent.devserver import start_dev_args
+from durable_agent.wire import MODEL_ACTIVITY
 from durable_agent.worker import connect
 
 from . import journal
@@ -199,7 +200,8 @@ async def outcome(
     client: Client, workflow_id: str, seconds: float
 ) -> tuple[AgentRunResult | None, str]:
     """The run's result once it ends (waiting through server restarts), or None and why not:
-    its failure, or "stuck" when `seconds` passed first."""
+    its failure, or "stuck" when `seconds` passed first ("stranded" when nothing pending can
+    ever wake it, see `skipped_model_result`)."""
     handle = client.get_workflow_handle(workflow_id, result_type=AgentRunResult)
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
@@ -211,7 +213,42 @@ async def outcome(
             break
         except WorkflowFailureError as exc:
             return None, f"failed: {exc.cause}"
+    with contextlib.suppress(RPCError):
+        if await skipped_model_result(client, workflow_id):
+            return None, STRANDED
     return None, "stuck"
+
+
+STRANDED = (
+    "stranded: the workflow task after its model call's result issued no command and none is"
+    " pending (a worker skipped that result: SDK core 1.35, README 'Fault storms')"
+)
+
+
+async def skipped_model_result(client: Client, workflow_id: str) -> bool:
+    """Whether the run's history ends with a workflow task that answered a model call's result
+    with no command. The loop always acts on a model reply (a tool call, a wait, its end), so
+    such a run waits for a result its worker never saw, with nothing on the server to wake it.
+    Storm (d) left one (2026-12-06): a worker had cached the run from a query whose history
+    ended in a speculative task's events, then skipped the real events reusing their ids."""
+    handle = client.get_workflow_handle(workflow_id)
+    if (await handle.describe()).raw_description.HasField("pending_workflow_task"):
+        return False
+    activity_types: dict[int, str] = {}
+    since_task: list[int] = []  # results since the last completed workflow task
+    answered: list[int] = []  # the results that task answered
+    last = EventType.EVENT_TYPE_UNSPECIFIED
+    async for event in handle.fetch_history_events():
+        last = event.event_type
+        if last == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            activity_types[event.event_id] = name
+        elif last == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            since_task.append(event.activity_task_completed_event_attributes.scheduled_event_id)
+        elif last == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            answered, since_task = since_task, []
+    ended_on_task = last == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return ended_on_task and any(activity_types.get(i) == MODEL_ACTIVITY for i in answered)
 
 
 async def conversation(client: Client, workflow_id: str) -> list[Message]:

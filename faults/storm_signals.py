@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent import (
     ApprovalSignal,
@@ -47,7 +47,7 @@ class Storm:
         self.agents = [AgentClient(c, queue) for c in clients]
         self.noisy = noisy
         self.rng = random.Random(seed)
-        self.sent = {"signals": 0, "updates": 0, "refused": 0, "aborted": 0}
+        self.sent = {"signals": 0, "updates": 0, "refused": 0, "aborted": 0, "over_limit": 0}
 
     def pick(self) -> AgentClient:
         return self.rng.choice(self.agents) if self.noisy else self.agents[0]
@@ -70,6 +70,8 @@ class Storm:
             return str(exc.cause)
         except RPCError as exc:
             self.sent["aborted"] += 1  # e.g. "workflow update was aborted", after the retries
+            if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                self.sent["over_limit"] += 1  # over the server's 10 updates in flight per run
             return f"rpc: {exc}"
         return "accepted"
 
@@ -217,6 +219,7 @@ async def storm(
         "updates sent": noisy.sent["updates"],
         "updates refused": noisy.sent["refused"],
         "updates that failed at the RPC level (the client gave up retrying)": noisy.sent["aborted"],
+        "of which refused for the limit of 10 updates in flight per run": noisy.sent["over_limit"],
     }
     for label, base, stormed in (
         ("desk run vs. one clean sender", base_desks, desk_runs),
