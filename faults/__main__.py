@@ -1,4 +1,4 @@
-"""`python -m faults [--quick] [--only a,b,c,d] [--output docs/reliability.md]`
+"""`python -m faults [--quick] [--only a,b,c,d] [--output docs/reliability.md] [--trace DIR]`
 
 Starts a dev server on a state file, a misbehaving OpenAI-compatible server and three
 `durable-agent worker` processes, runs the storms one after another (a: worker SIGKILLs,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from durable_agent.client import AgentClient
 
-from . import storm_kills, storm_provider, storm_server, storm_signals
+from . import storm_kills, storm_provider, storm_server, storm_signals, trace
 from .agents import PROVIDER_MODEL_TIMEOUT
 from .cluster import DevServer, Workers, client_for
 from .provider import FaultyProvider
@@ -96,7 +96,12 @@ NOTES = [
 
 
 async def main(
-    plan: Plan, only: set[str], output: Path | None, quick: bool, figures_json: Path | None
+    plan: Plan,
+    only: set[str],
+    output: Path | None,
+    quick: bool,
+    figures_json: Path | None,
+    trace_dir: Path | None = None,
 ) -> int:
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="faults-"))
@@ -107,6 +112,8 @@ async def main(
         client = await client_for(server.address)
         queue = f"faults-{uuid.uuid4().hex[:8]}"
         env = {"OPENAI_BASE_URL": provider.url, "OPENAI_API_KEY": "faults-not-a-real-key"}
+        if trace_dir is not None:
+            env[trace.TRACE_ENV] = str(trace_dir)
         workers = Workers(server.address, queue, workdir, env)
         agents = AgentClient(client, queue)
         try:
@@ -159,10 +166,20 @@ def cli() -> int:
     parser.add_argument("--output", type=Path, default=None, help="default: docs/reliability.md")
     parser.add_argument("--no-output", action="store_true", help="print only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write each worker's SDK core log here (debug, about 40 MB a storm d)",
+    )
     args = parser.parse_args()
     output = None if args.no_output else (args.output or Path("docs/reliability.md"))
     plan = QUICK if args.quick else LONG
-    return asyncio.run(main(plan, set(args.only.split(",")), output, args.quick, args.json))
+    only = set(args.only.split(","))
+    trace_dir = args.trace.resolve() if args.trace else None
+    if trace_dir is not None:
+        trace_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(main(plan, only, output, args.quick, args.json, trace_dir))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from durable_agent import (
     tool,
 )
 
-from . import journal
+from . import journal, trace
+
+trace.install_if_asked()  # worker processes load this module before they connect
 
 PROVIDER_MODEL_TIMEOUT = timedelta(seconds=6)
 """The provider storm's model timeout. The default (2 minutes) is what a hung provider costs a
