@@ -10,7 +10,7 @@ for such an update (`DoUpdate.run_validator` false)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
@@ -54,7 +54,7 @@ class SkipValidators(Interceptor):
         return _NoValidators
 
 
-async def refused(send: Any) -> ApplicationError:
+async def refused(send: Awaitable[object]) -> ApplicationError:
     """The error of an update the run must refuse (bounded: a failing task would hang it)."""
     with pytest.raises(WorkflowUpdateFailedError) as failed:
         await asyncio.wait_for(send, 30)
@@ -85,6 +85,7 @@ async def test_an_update_whose_validator_did_not_run_is_refused_by_its_handler(
         unknown = await refused(client.resolve(handle.id, "m404", "lost?"))
         wrong_kind = await refused(client.resolve(handle.id, "a1", "not a result"))
         bad_interrupt = await refused(handle.execute_update("interrupt", {"content": 5}))
+        bad_message = await refused(handle.execute_update("submit_user_message", {}))
         await client.resolve(handle.id, "m1", "first")
         second_result = await refused(client.resolve(handle.id, "m1", "second"))
         await client.decide(handle.id, "a1", False, "too much")
@@ -95,10 +96,11 @@ async def test_an_update_whose_validator_did_not_run_is_refused_by_its_handler(
     assert "unknown tool_call_id m404" in unknown.message
     assert "does not take a result signal" in wrong_kind.message
     assert "malformed InterruptRequest" in bad_interrupt.message
+    assert "malformed UserMessageSignal" in bad_message.message
     assert "already has a result" in second_result.message
     assert "already decided" in second_decision.message
-    refusals = (malformed, unknown, wrong_kind, bad_interrupt, second_result, second_decision)
-    assert {e.type for e in refusals} == {"UpdateRefused"}
+    refusals = (malformed, unknown, wrong_kind, bad_interrupt, bad_message, second_result)
+    assert {e.type for e in (*refusals, second_decision)} == {"UpdateRefused"}
     answers = {m.tool_call_id: str(m.content) for m in tool_messages(result.messages)}
     assert answers["m1"] == "first"
     assert "rejected" in answers["a1"] and "too much" in answers["a1"]
