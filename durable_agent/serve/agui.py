@@ -21,16 +21,18 @@ the message) is translated into AG-UI events until the turn ends:
   in `resume` (or, for clients from before AG-UI 1.0, `forwardedProps.resume`) and sends no
   message. Payloads: an approval takes `{"approved": bool, "reason"?: str, "digest"?: str}`
   (the digest from the interrupt's `metadata` binds the decision to the arguments shown); the
-  others take `{"content": <any JSON>, "is_error"?: bool}`. A `cancelled` entry rejects an
-  approval and leaves any other call waiting for its result from elsewhere.
+  others take `{"content": <any JSON>, "is_error"?: bool, "attachments"?: [part]}`. A
+  `cancelled` entry rejects an approval and leaves any other call waiting for its result from
+  elsewhere.
 
-The durable run holds the conversation, so only the last message of `messages` is read; the
-agent's own tools run on the worker, and `tools` (frontend tools), `state` and `context` are
-not used. Input that is wrong is an HTTP error before any event, as the rest of the API
-answers them: 422 (no user message last, a payload of the wrong shape), 404 (resume on an
-unknown thread), 409 (a refused decision, e.g. a stale digest). The translation never holds
-the run: it reads the `live` query, so a dropped client leaves the conversation as it is, and
-the next request picks it up.
+A message's (and a result payload's `attachments`) image and document parts become the run's
+attachments (`agui_parts`). The durable run holds the conversation, so only the last message
+of `messages` is read; the agent's own tools run on the worker, and `tools` (frontend tools),
+`state` and `context` are not used. Input that is wrong is an HTTP error before any event, as
+the rest of the API answers them: 422 (no user message last, a payload of the wrong shape, a
+part we cannot carry), 404 (resume on an unknown thread), 409 (a refused decision, e.g. a
+stale digest). The translation never holds the run: it reads the `live` query, so a dropped
+client leaves the conversation as it is, and the next request picks it up.
 """
 
 from __future__ import annotations
@@ -65,11 +67,14 @@ from .._follow import CLOSED_POLL_SECONDS, closed_state, stream_end
 from ..client import AgentClient
 from ..wire import (
     ENDED,
+    Attachment,
     LiveEvent,
     LiveQuery,
+    PendingCall,
     RunState,
     parse_cursor,
 )
+from .agui_parts import attachments_of, text_of
 from .agui_translation import ApprovalAnswer, ResultAnswer, Translation, interrupt_of
 from .hub import Hub
 from .sse import KEEPALIVE_SECONDS
@@ -124,13 +129,14 @@ async def _start_turn(
             await _apply_answers(client, thread, entries, body.run_id)
             awaited = None
         else:
-            awaited, name = _last_user_message(body)
+            awaited, name, attachments = _last_user_message(body)
             await client.send(
                 agent,
                 awaited,
                 thread_id=thread,
                 name=name,
                 update_id=f"agui:{thread}:{body.run_id}",
+                attachments=attachments,
             )
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(409, f"refused: {exc.cause or exc}") from None
@@ -153,37 +159,47 @@ def _resume_entries(body: RunAgentInput) -> list[ResumeEntry]:
     return []
 
 
-def _last_user_message(body: RunAgentInput) -> tuple[str, str | None]:
-    """The text and name of the message this turn answers."""
+def _last_user_message(body: RunAgentInput) -> tuple[str, str | None, list[Attachment]]:
+    """The text, name and attachments (its image and document parts) of the message this
+    turn answers."""
     last = body.messages[-1] if body.messages else None
     if not isinstance(last, AguiUserMessage):
         raise HTTPException(422, "the last message must be the user's (or give 'resume')")
     if isinstance(last.content, str):
-        text = last.content
+        text, attachments = last.content, []
     else:
-        text = "\n".join(p.text for p in last.content if p.type == "text")
+        where = f"messages[{len(body.messages) - 1}].content"
+        text, attachments = text_of(last.content), attachments_of(last.content, where)
     if not text.strip():
         raise HTTPException(422, "the user's message has no text")
-    return text, last.name
+    return text, last.name, attachments
 
 
 async def _apply_answers(
     client: AgentClient, thread: str, entries: list[ResumeEntry], run_id: str
 ) -> None:
     """Each resume entry answers the waiting call its `interruptId` names. An entry for a call
-    that no longer waits is skipped with a warning, as the spec asks of unrecognised entries."""
+    that no longer waits is skipped with a warning, as the spec asks of unrecognised entries.
+    Every payload is checked before any is applied, so a wrong one changes nothing."""
     waiting = {p.tool_call_id: p for p in await client.pending(thread)}
+    answers: list[tuple[PendingCall, ApprovalAnswer | ResultAnswer, list[Attachment]]] = []
     for entry in entries:
         call = waiting.get(entry.interrupt_id)
         if call is None:
             log.warning("AG-UI resume: no waiting call %r in %s", entry.interrupt_id, thread)
-            continue
-        update_id = f"agui:{thread}:{run_id}:{call.tool_call_id}"
-        if call.kind == "approval":
+        elif call.kind == "approval":
             if entry.status == "cancelled":
-                answer = ApprovalAnswer(approved=False, reason="cancelled by the user")
+                decided = ApprovalAnswer(approved=False, reason="cancelled by the user")
             else:
-                answer = _payload(ApprovalAnswer, entry)
+                decided = _payload(ApprovalAnswer, entry)
+            answers.append((call, decided, []))
+        elif entry.status == "resolved":
+            result = _payload(ResultAnswer, entry)
+            where = f"resume entry {entry.interrupt_id!r}: payload.attachments"
+            answers.append((call, result, attachments_of(result.attachments, where)))
+    for call, answer, attachments in answers:
+        update_id = f"agui:{thread}:{run_id}:{call.tool_call_id}"
+        if isinstance(answer, ApprovalAnswer):
             await client.decide(
                 thread,
                 call.tool_call_id,
@@ -192,14 +208,14 @@ async def _apply_answers(
                 digest=answer.digest,
                 update_id=update_id,
             )
-        elif entry.status == "resolved":
-            result = _payload(ResultAnswer, entry)
+        else:
             await client.resolve(
                 thread,
                 call.tool_call_id,
-                result.content,
-                is_error=result.is_error,
+                answer.content,
+                is_error=answer.is_error,
                 update_id=update_id,
+                attachments=attachments,
             )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ag_ui.core import (
     BaseEvent,
+    ContentPart,
     Interrupt,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
@@ -21,7 +22,7 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .._follow import kind_of
 from ..wire import (
@@ -47,11 +48,13 @@ class ApprovalAnswer(BaseModel):
 
 
 class ResultAnswer(BaseModel):
-    """The resume payload of any other interrupt: the waiting call's result."""
+    """The resume payload of any other interrupt: the waiting call's result, with images and
+    documents as AG-UI content parts (text parts are not read: `content` is the result)."""
 
     model_config = ConfigDict(extra="forbid")
     content: Any
     is_error: bool = False
+    attachments: list[ContentPart] = Field(default_factory=list)
 
 
 def interrupt_of(call: PendingCall) -> Interrupt:
