@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.devserver import DYNAMIC_CONFIG, start_embedded
 
-from . import context_window, delegation, guards, live, parked, prompt_cache, rolling
+from . import context_window, delegation, guards, live, parked, prompt_cache, rolling, server_work
 from .measure import (
     Timing,
     WorkerProcess,
@@ -70,8 +70,12 @@ class Plan:
     rolling_rounds: int = 5
     guard_turns: int = 20
     guard_repeats: int = 16
+    server_work_rounds: int = 2
     live: live.LivePlan = field(default_factory=live.LivePlan)
 
+
+SERVER_WORK_RUNS = 8
+"""Runs at once while the server's requests are counted (`server_work`)."""
 
 LONG_RUN_VARIANTS = ("bare", "anchor", "durable")
 """Served names of the variants the long run compares: the obvious loop, the integration
@@ -97,6 +101,7 @@ QUICK = Plan(
     rolling_rounds=0,
     guard_turns=3,
     guard_repeats=1,
+    server_work_rounds=1,
     live=live.QUICK_LIVE,
 )
 
@@ -160,13 +165,15 @@ async def measure_long_run(variants: list[Variant], plan: Plan, report: Report) 
 
 
 async def measure_throughput(
-    variants: list[Variant], target: str, plan: Plan, report: Report
+    variants: list[Variant], target: str, metrics_port: int, plan: Plan, report: Report
 ) -> None:
     """Each variant's worker in its own process, as deployed: the load generator's own work
     does not compete with it, and its peak memory can be read. Repeats go round-robin, each
-    round starting with a different variant."""
+    round starting with a different variant. The server's requests are counted around each
+    round (`server_work`)."""
     served = [v for v in variants if v.served_as is not None]
     workers: dict[str, tuple[WorkerProcess, str]] = {}
+    requests = server_work.ServerWork()
     try:
         for v in served:
             queue = f"tp-{uuid.uuid4().hex[:8]}"
@@ -198,6 +205,14 @@ async def measure_throughput(
                     report.throughput(name, n, statistics.median(samples))
                     server_s, worker_s, turns = cpu[name]
                     report.cpu(name, n, 1000 * server_s / turns, 1000 * worker_s / turns)
+        for v in served:  # after the timed rounds: waiting for the counters costs time
+            worker, queue = workers[v.name]
+            asked = await server_work.settled(metrics_port)
+            for _ in range(plan.server_work_rounds):
+                await throughput(v, queue, SERVER_WORK_RUNS, plan.throughput_turns)
+            turns = plan.server_work_rounds * SERVER_WORK_RUNS * plan.throughput_turns
+            requests.add(v.name, asked, await server_work.settled(metrics_port), turns)
+        report.sections.append(requests.table([v.name for v in served]))
         if plan.rss:
             for name, (worker, _) in workers.items():
                 report.rss(name, worker.peak_rss_mb())
@@ -316,10 +331,12 @@ async def _measure(plan: Plan, only: set[str] | None, report: Report) -> None:
             )
     finally:
         await env.shutdown()
-    env = await start_embedded(ui=False)
+    metrics_port = server_work.free_port()
+    env = await start_embedded(ui=False, metrics_port=metrics_port)
     try:
         target = env.client.service_client.config.target_host
-        await measure_throughput(await variants_on(env, only), target, plan, report)
+        chosen = await variants_on(env, only)
+        await measure_throughput(chosen, target, metrics_port, plan, report)
     finally:
         await env.shutdown()
 

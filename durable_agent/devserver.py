@@ -61,9 +61,14 @@ def start_dev_args(
 
 
 async def start_embedded(
-    db_file: Path | None = None, *, ui: bool = True, port: int | None = None
+    db_file: Path | None = None,
+    *,
+    ui: bool = True,
+    port: int | None = None,
+    metrics_port: int | None = None,
 ) -> WorkflowEnvironment:
-    """Start the dev server in the background and connect a client with our data converter."""
+    """Start the dev server in the background and connect a client with our data converter
+    (`metrics_port`: where it serves its own Prometheus metrics; a free port otherwise)."""
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
     return await WorkflowEnvironment.start_local(
@@ -71,7 +76,8 @@ async def start_embedded(
         dev_server_database_filename=str(db_file) if db_file is not None else None,
         data_converter=data_converter(),
         search_attributes=list(SEARCH_ATTRIBUTES),
-        dev_server_extra_args=dynamic_config_args(),
+        dev_server_extra_args=dynamic_config_args()
+        + ([] if metrics_port is None else ["--metrics-port", str(metrics_port)]),
         ui=ui,
         port=port,
     )
