@@ -57,14 +57,14 @@ def scrape(port: int) -> dict[str, float]:
 async def settled(port: int) -> dict[str, float]:
     """Counts once the server has published its last completions: its metrics are reported
     on an interval, so a scrape right after a round misses that round's tail. Bounded."""
-    last = await asyncio.to_thread(scrape, port)
+    reads = [await asyncio.to_thread(scrape, port)]
     for _ in range(20):
         await asyncio.sleep(1.0)
-        now = await asyncio.to_thread(scrape, port)
-        if _completions(now) == _completions(last):
-            return now
-        last = now
-    return last
+        reads.append(await asyncio.to_thread(scrape, port))
+        # Unchanged over two intervals in a row: one equal pair can fall within one publish.
+        if len(reads) >= 3 and len({_completions(r) for r in reads[-3:]}) == 1:
+            break
+    return reads[-1]
 
 
 def _completions(counts: dict[str, float]) -> float:
