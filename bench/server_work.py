@@ -101,9 +101,9 @@ class ServerWork:
         out = [
             "## Server requests a turn",
             "",
-            "The dev server's request counters (its Prometheus endpoint) around the throughput "
-            "rounds above, divided by the turns run: what each loop asks of the server "
-            f"(operations under {SHOWN} a turn in every variant left out).",
+            "The dev server's request counters (its Prometheus endpoint) around rounds of 8 runs "
+            "at once after the timed ones, divided by the turns run: what each loop asks of the "
+            f"server (operations under {SHOWN} a turn in every variant left out).",
             "",
             "| request | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),
