@@ -95,6 +95,21 @@ async def test_an_image_in_a_user_message_reaches_the_model_and_its_bytes_go_to_
     assert asked.attachments[0].stored is not None, "the run holds a reference, not the bytes"
 
 
+
+async def test_a_message_of_an_image_alone_is_taken(
+    dev_env: WorkflowEnvironment, server: FakeLLMServer
+) -> None:
+    """A picture with no words is a message (it was a 422: "no text")."""
+    server.reply(text("A noisy picture."))
+    async with viewer_server(dev_env) as (url, client):
+        thread = new_id()
+        events = await post_run(url, "agui-viewer", with_parts(thread, [image()]))
+        await client.cancel(thread)
+
+    assert assistant_text(events) == ["A noisy picture."]
+    [request] = server.requests
+    assert request.attachments == [Seen("user", "image", "bytes", PICTURE_B64, "image/png")]
+
 async def test_an_image_in_a_resume_payload_reaches_the_model_with_the_calls_result(
     dev_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:

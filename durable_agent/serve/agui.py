@@ -170,8 +170,8 @@ def _last_user_message(body: RunAgentInput) -> tuple[str, str | None, list[Attac
     else:
         where = f"messages[{len(body.messages) - 1}].content"
         text, attachments = text_of(last.content), attachments_of(last.content, where)
-    if not text.strip():
-        raise HTTPException(422, "the user's message has no text")
+    if not text.strip() and not attachments:
+        raise HTTPException(422, "the user's message has no text and no attachments")
     return text, last.name, attachments
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
+from typing import assert_never
 
 from ag_ui.core import (
     AudioPart,
@@ -73,6 +74,8 @@ def _attachment(part: ImagePart | DocumentPart, at: str) -> Attachment:
             fields["url"] = url
         case FileSource(value=file_id):
             fields["file_id"] = file_id
+        case _:
+            assert_never(source)
     try:
         if isinstance(part, ImagePart):
             return Image.model_validate(fields)

@@ -4,6 +4,7 @@ as AG-UI events, and a waiting call as an interrupt with the answer it takes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from ag_ui.core import (
@@ -57,6 +58,12 @@ class ResultAnswer(BaseModel):
     attachments: list[ContentPart] = Field(default_factory=list)
 
 
+@cache
+def _schema(answer: type[BaseModel]) -> dict[str, Any]:
+    """Built once: every interrupt event carries it."""
+    return answer.model_json_schema()
+
+
 def interrupt_of(call: PendingCall) -> Interrupt:
     """One waiting call as an AG-UI interrupt, answered by a resume entry with its id."""
     shown = f"{call.name}({call.arguments})"
@@ -67,7 +74,7 @@ def interrupt_of(call: PendingCall) -> Interrupt:
         reason=call.kind,
         message=message,
         tool_call_id=call.tool_call_id,
-        response_schema=answer.model_json_schema(),
+        response_schema=_schema(answer),
         expires_at=call.deadline.isoformat() if call.deadline else None,
         metadata=call.model_dump(mode="json", exclude_none=True),
     )
