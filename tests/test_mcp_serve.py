@@ -472,3 +472,7 @@ def test_merged_defs_rename_a_definition_that_refers_to_a_renamed_one() -> None:
     assert defs["Route_2"]["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop_2"}
     assert defs["Route"]["properties"]["stops"]["items"] == {"$ref": "#/$defs/Stop"}
     assert defs["Stop_2"] == RainyStop.model_json_schema()
+
+    again = merge_defs(TypeAdapter(list[RainyRoute]).json_schema(), defs)  # type: ignore[valid-type]
+    assert again == merged, "a type merged under a new name before takes that name again"
+    assert set(defs) == {"Route", "Stop", "Route_2", "Stop_2"}

@@ -209,7 +209,11 @@ class AgentTools:
             if isinstance(item, UserMessage) and item.content == prompt:
                 mine = True
             elif mine and isinstance(item, AssistantMessage) and not item.tool_calls:
-                spec = out.finals.get(item.agent or agent.name, agent).output
+                final = out.finals.get(item.agent or agent.name)
+                if final is None:  # as `answered`: this server's agent module is not the worker's
+                    name = item.agent
+                    return refused(f"thread {thread}: agent {name!r}, unknown here, answered")
+                spec = final.output
                 if spec is not None:
                     checked = spec.validate(item.content)
                     if not isinstance(checked, Valid):

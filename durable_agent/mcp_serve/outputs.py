@@ -93,6 +93,11 @@ def merge_defs(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             break
         taken = set(defs) | set(own) | set(renames.values())
         for name in clashes:
+            # A third agent of a type already merged under a new name takes that name again.
+            same = [k for k, d in defs.items() if k.startswith(f"{name}_") and d == rewritten[name]]
+            if same:
+                renames[name] = same[0]
+                continue
             number = 2
             while f"{name}_{number}" in taken:
                 number += 1
