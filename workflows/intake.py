@@ -172,7 +172,9 @@ def parse(payload: Any, shape: type[_Shape]) -> _Shape:
     try:
         return shape.model_validate(payload)
     except pydantic.ValidationError as exc:
-        raise ValueError(f"malformed {shape.__name__}: {exc.errors(include_url=False)}") from None
+        # Without the input: a refusal recorded in history must not copy the payload again.
+        errors = exc.errors(include_url=False, include_input=False)
+        raise ValueError(f"malformed {shape.__name__}: {errors}") from None
 
 
 def _parse_one(payloads: tuple[object, ...], shape: type[_Data]) -> _Data | None:
