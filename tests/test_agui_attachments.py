@@ -95,7 +95,6 @@ async def test_an_image_in_a_user_message_reaches_the_model_and_its_bytes_go_to_
     assert asked.attachments[0].stored is not None, "the run holds a reference, not the bytes"
 
 
-
 async def test_a_message_of_an_image_alone_is_taken(
     dev_env: WorkflowEnvironment, server: FakeLLMServer
 ) -> None:
@@ -109,6 +108,7 @@ async def test_a_message_of_an_image_alone_is_taken(
     assert assistant_text(events) == ["A noisy picture."]
     [request] = server.requests
     assert request.attachments == [Seen("user", "image", "bytes", PICTURE_B64, "image/png")]
+
 
 async def test_an_image_in_a_resume_payload_reaches_the_model_with_the_calls_result(
     dev_env: WorkflowEnvironment, server: FakeLLMServer
