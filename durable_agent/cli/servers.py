@@ -154,10 +154,14 @@ async def cmd_mcp_serve(args: argparse.Namespace) -> None:
 
 async def cmd_serve(args: argparse.Namespace) -> None:
     from ..serve import TOKEN_VARIABLE, create_app, listen, serve
+    from ..serve.body_limit import max_body_bytes
 
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     try:
+        max_body = max_body_bytes()
         sock = listen(args.host, args.port)
+    except ValueError as exc:  # a malformed DURABLE_AGENT_MAX_BODY_BYTES
+        raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(exc.strerror or str(exc)) from exc
     client = await connect(args)
@@ -168,7 +172,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
         file=sys.stderr,
         flush=True,
     )
-    await serve(create_app(client, token=token), sock)
+    await serve(create_app(client, token=token, max_body=max_body), sock)
 
 
 def register(commands: Commands) -> None:

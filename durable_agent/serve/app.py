@@ -27,6 +27,7 @@ from .._http import listen as _listen
 from ..client import AgentClient
 from .agui import agui_router
 from .auth import TOKEN_VARIABLE, BearerAuth
+from .body_limit import BodyLimit, max_body_bytes
 from .errors import install_error_handlers
 from .hub import Hub
 from .page import page_router
@@ -38,8 +39,13 @@ __all__ = ["TOKEN_VARIABLE", "create_app", "listen", "serve", "server"]
 # ------------------------------------------------------------------------------------ app
 
 
-def create_app(client: AgentClient, *, token: str | None = None) -> FastAPI:
-    """The ASGI app. `app.state.client` is the `AgentClient`, `app.state.hub` the `Hub`."""
+def create_app(
+    client: AgentClient, *, token: str | None = None, max_body: int | None = None
+) -> FastAPI:
+    """The ASGI app. `app.state.client` is the `AgentClient`, `app.state.hub` the `Hub`.
+    `max_body`: the largest request body in bytes (default: `DURABLE_AGENT_MAX_BODY_BYTES`, or
+    64 MiB; a malformed setting raises ValueError)."""
+    limit = max_body if max_body is not None else max_body_bytes()
     hub = Hub(client)
 
     @contextlib.asynccontextmanager
@@ -57,7 +63,8 @@ def create_app(client: AgentClient, *, token: str | None = None) -> FastAPI:
     app.state.client = client
     app.state.hub = hub
     install_error_handlers(app)
-    if token:
+    app.add_middleware(BodyLimit, limit=limit)
+    if token:  # added last, so it answers first
         app.add_middleware(BearerAuth, token=token)
 
     async def healthz(request: Request) -> Response:
