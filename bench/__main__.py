@@ -205,16 +205,20 @@ async def measure_throughput(
                     report.throughput(name, n, statistics.median(samples))
                     server_s, worker_s, turns = cpu[name]
                     report.cpu(name, n, 1000 * server_s / turns, 1000 * worker_s / turns)
+        asked: dict[str, float] | None = None  # one variant's counts after are the next's before
         for v in served:  # after the timed rounds: waiting for the counters costs time
             queue = workers[v.name][1]
             try:
-                asked = await server_work.settled(metrics_port)
+                asked = asked or await server_work.settled(metrics_port)
                 for _ in range(plan.server_work_rounds):
                     await throughput(v, queue, SERVER_WORK_RUNS, plan.throughput_turns)
                 turns = plan.server_work_rounds * SERVER_WORK_RUNS * plan.throughput_turns
-                requests.add(v.name, asked, await server_work.settled(metrics_port), turns)
+                counted = await server_work.settled(metrics_port)
+                requests.add(v.name, asked, counted, turns)
+                asked = counted
             except (TimeoutError, OSError) as exc:  # reported, not fatal, as above
                 report.note(f"{v.name}: the server's requests were not counted: {exc!r}")
+                asked = None
         report.sections.append(requests.table([v.name for v in served]))
         if plan.rss:
             for name, (worker, _) in workers.items():

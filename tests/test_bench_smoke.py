@@ -41,6 +41,7 @@ def test_quick_bench_writes_its_tables(tmp_path: Path) -> None:
         "## Per-turn wall time",
         "## History per turn",
         "## Throughput and memory",
+        "## Server requests a turn",
         "## Live runs: streaming to observers, ",  # then the bus it measured
         "## Goals",
     ):
@@ -63,6 +64,21 @@ def test_quick_bench_writes_its_tables(tmp_path: Path) -> None:
     ):
         assert row in text, row
     assert re.search(r" observer latency p50 ≤ \d+ ms, 1 observer \|", text)
+    # The server's requests were counted: a turn of the default loop completes two workflow
+    # tasks (one a model call's, one a tool call's), of fast mode far fewer.
+    header = re.search(r"\| request \|([^\n]*)\|\n", text)
+    completions = re.search(r"\| RespondWorkflowTaskCompleted \|([^\n]*)\|\n", text)
+    assert header and completions, text
+    per_turn = dict(
+        zip(
+            (c.strip() for c in header[1].split("|")),
+            (float(c) for c in completions[1].split("|")),
+            strict=True,
+        )
+    )
+    assert per_turn["bare"] >= 2 and per_turn["durable-agent"] >= 2, per_turn
+    assert per_turn["durable-agent fast"] < 1, per_turn
+    assert "not counted" not in text
     assert "`durable-agent serve` not measured" not in text
 
 
