@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import urllib.request
 from collections import defaultdict
+
+from faults.cluster import free_port
+
+__all__ = ["ServerWork", "free_port", "scrape", "settled"]
 
 _METRIC = re.compile(
     r"^(service_requests|persistence_requests|visibility_persistence_requests)\{([^}]*)\} (\S+)$"
@@ -24,13 +27,6 @@ PERSISTENCE = "persistence: "
 VISIBILITY = "visibility persistence: "
 SHOWN = 0.05
 """Requests a turn below this in every variant are left out of the table."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> dict[str, float]:

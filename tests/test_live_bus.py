@@ -49,14 +49,9 @@ from durable_agent.wire import ModelDelta, RunState
 
 from .conftest import agent_client, new_id
 from .fake_llm_server import FakeLLMServer, Reply
+from .processes import free_port
 
 REPLY = "The quick brown fox jumps over the lazy dog and then naps in the sun."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
